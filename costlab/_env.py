@@ -1,0 +1,61 @@
+"""The environment a measurement ran in: threads, versions, allocator variables, CPU."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+_ENV_VARS = ("TF_ENABLE_ONEDNN_OPTS", "TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "MALLOC_MMAP_THRESHOLD_",
+             "OMP_NUM_THREADS", "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES")
+_pinned: dict | None = None
+
+
+def pin_threads(intra: int | None = None, inter: int = 1) -> dict:
+    """Pin TensorFlow's thread pools once per process; return what is in force.
+
+    Must run before TF executes its first op; later calls return the values in force.
+    """
+    global _pinned
+    if _pinned is not None:
+        return _pinned
+    intra = intra or os.cpu_count() or 1
+    try:
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(intra)
+            tf.config.threading.set_inter_op_parallelism_threads(inter)
+        except RuntimeError:  # TF already initialised: keep what is there
+            pass
+        _pinned = {"intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+                   "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
+    except ImportError:
+        _pinned = {"intra_op_threads": None, "inter_op_threads": None}
+    return _pinned
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """What the policy's `measured_on` records."""
+    import psutil
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count() or 1,
+            "memory_bytes": int(psutil.virtual_memory().total),
+            "os": platform.platform(), "python": platform.python_version()}
+
+
+def environment() -> dict:
+    """Per-row environment: threads and the variables that change TF's allocator."""
+    env = dict(pin_threads())
+    env.update({k: os.environ[k] for k in _ENV_VARS if k in os.environ})
+    return env

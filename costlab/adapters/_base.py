@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class InputSignature:
+    """One model input as the framework declares it: `None` marks a free axis.
+
+    `values` is a hint for the value domain, e.g. `(0, 999)` for token ids feeding an
+    `Embedding(1000, ...)`, or `None` when the framework says nothing.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int | None, ...]
+    values: tuple[float, float] | None = None
+
+
+class Adapter(Protocol):
+    """What costlab needs from a model, whatever its framework."""
+
+    name: str
+    call_path: str
+
+    def signature(self) -> list[InputSignature]: ...
+
+    def __call__(self, inputs: dict[str, Any]) -> Any: ...
+
+    def memory_source(self): ...
+
+    def describe(self) -> dict: ...

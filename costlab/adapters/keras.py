@@ -1,0 +1,125 @@
+"""Keras 3 models (TensorFlow backend)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+
+from .._env import pin_threads
+from ..errors import CostlabError
+from ..memory import ProcessPeak, TFAllocatorPeak
+from ._base import InputSignature
+
+CALL_PATHS = ("predict_on_batch", "call", "predict")
+
+
+class KerasAdapter:
+    """Calls a Keras model the way production does and measures it.
+
+    Args:
+        model: A built `keras.Model`.
+        call: How to call it: `"predict_on_batch"` (the compiled graph path, default),
+            `"call"` (eager `model(x, training=False)`), `"predict"` (adds Keras's
+            per-call loop overhead), or a callable `fn(model, inputs)` for a user's own
+            serving function. Defaults to `"predict_on_batch"`.
+        name: Name recorded in results. Defaults to `model.name`.
+    """
+
+    framework = "keras"
+
+    def __init__(self, model, *, call="predict_on_batch", name=None):
+        if callable(call) and not isinstance(call, str):
+            self._fn = lambda x: call(model, x)
+            self.call_path = getattr(call, "__name__", "serving_fn")
+        elif call in CALL_PATHS:
+            self._fn = getattr(self, "_" + call)
+            self.call_path = call
+        else:
+            raise CostlabError(
+                f"Expected `call` to be one of {', '.join(CALL_PATHS)} or a callable. Received: call={call!r}")
+        pin_threads()
+        self.model = model
+        self.name = name or model.name
+        self._memory = None
+
+    # --- call paths -------------------------------------------------------------------
+    def _feed(self, inputs):
+        if len(self.model.inputs) == 1:
+            return next(iter(inputs.values()))
+        return inputs
+
+    def _predict_on_batch(self, inputs):
+        return self.model.predict_on_batch(self._feed(inputs))
+
+    def _call(self, inputs):
+        out = self.model(self._feed(inputs), training=False)
+        return np.asarray(out)
+
+    def _predict(self, inputs):
+        return self.model.predict(self._feed(inputs), verbose=0)
+
+    def __call__(self, inputs):
+        return self._fn(inputs)
+
+    # --- signature ----------------------------------------------------------------------
+    def signature(self) -> list[InputSignature]:
+        domains = self._embedding_domains()
+        sigs = []
+        for t in self.model.inputs:
+            name = t.name
+            sigs.append(InputSignature(name=name, dtype=str(t.dtype), shape=tuple(t.shape),
+                                       values=domains.get(name)))
+        return sigs
+
+    def _embedding_domains(self) -> dict[str, tuple[int, int]]:
+        """Token-id ranges of inputs that feed an `Embedding` layer directly."""
+        import keras
+
+        by_id = {id(t): t.name for t in self.model.inputs}
+        out = {}
+        for layer in self.model.layers:
+            if not isinstance(layer, keras.layers.Embedding):
+                continue
+            for node in getattr(layer, "_inbound_nodes", []):
+                for t in node.input_tensors:
+                    if id(t) in by_id:
+                        name = by_id[id(t)]
+                        hi = int(layer.input_dim) - 1
+                        lo, prev = 0, out.get(name, (0, hi))
+                        out[name] = (lo, min(hi, prev[1]))
+        return out
+
+    # --- memory ---------------------------------------------------------------------------
+    def memory_source(self):
+        """TF allocator statistics when they work here, else the process peak."""
+        if self._memory is None:
+            tf_peak = TFAllocatorPeak()
+            self._memory = tf_peak if tf_peak.probe() else ProcessPeak()
+        return self._memory
+
+    # --- description --------------------------------------------------------------------
+    def sha256(self) -> str:
+        """sha256 over the model's config (JSON) and every weight's bytes, in order."""
+        h = hashlib.sha256(self.model.to_json().encode())
+        for w in self.model.weights:
+            h.update(np.ascontiguousarray(np.asarray(w.numpy())).tobytes())
+        return h.hexdigest()
+
+    def describe(self) -> dict:
+        import keras
+
+        versions = {"keras": keras.__version__, "backend": keras.backend.backend()}
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            versions["tensorflow"] = tf.__version__
+        return {"name": self.name, "sha256": self.sha256(), "framework": self.framework,
+                "versions": versions, "call": self.call_path,
+                "parameters": int(self.model.count_params()),
+                "weights_bytes": int(sum(np.asarray(w.numpy()).nbytes for w in self.model.weights))}
+
+
+def _quiet_tf_logs():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

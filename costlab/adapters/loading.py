@@ -1,0 +1,98 @@
+"""Turn what a user names (`zoo:NAME`, `path.keras`, `module:attribute`) into an adapter."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from ..errors import ModelLoadError
+from .keras import KerasAdapter
+
+
+def _is_keras_model(obj) -> bool:
+    try:
+        import keras
+    except ImportError:  # pragma: no cover - keras is a dependency
+        return False
+    return isinstance(obj, keras.Model)
+
+
+def adapt(obj, *, call="predict_on_batch", name=None):
+    """Wrap a model object in the adapter for its framework.
+
+    Args:
+        obj: A `keras.Model`, or an adapter (returned unchanged).
+        call: Call path, see `KerasAdapter`. Defaults to `"predict_on_batch"`.
+        name: Name recorded in results. Defaults to the model's own name.
+
+    Returns:
+        An adapter.
+
+    Raises:
+        ModelLoadError: `obj` is not a model costlab knows how to call.
+    """
+    if hasattr(obj, "signature") and hasattr(obj, "memory_source"):
+        return obj
+    if _is_keras_model(obj):
+        return KerasAdapter(obj, call=call, name=name)
+    raise ModelLoadError(
+        f"Expected a keras.Model or a costlab adapter. Received: {type(obj).__module__}.{type(obj).__qualname__}")
+
+
+def load(spec: str, *, call="predict_on_batch"):
+    """Load a model from a command-line specification and adapt it.
+
+    Args:
+        spec: `zoo:NAME`, a path to a `.keras` file, or `module:attribute` naming a Keras
+            model or a zero-argument factory returning one.
+        call: Call path, see `KerasAdapter`. Defaults to `"predict_on_batch"`.
+
+    Returns:
+        An adapter.
+
+    Raises:
+        ModelLoadError: The specification names nothing loadable; the message says
+            which part was wrong and echoes `spec`.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not isinstance(spec, str) or not spec:
+        raise ModelLoadError(f"Expected a model specification string. Received: {spec!r}")
+    if spec.startswith("zoo:"):
+        from .. import zoo
+
+        return adapt(zoo.build(spec[4:]), call=call, name=spec[4:])
+    if spec.endswith(".keras") or spec.endswith(".h5"):
+        path = Path(spec)
+        if not path.is_file():
+            raise ModelLoadError(f"Model file not found: {spec}")
+        import keras
+
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except Exception as exc:  # keras raises many kinds for a bad file
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"Could not load Keras model from {spec}: {first}") from None
+        return adapt(model, call=call, name=path.stem)
+    if ":" in spec:
+        mod_name, _, attr = spec.partition(":")
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(mod_name)
+        except Exception as exc:
+            raise ModelLoadError(f"Could not import module {mod_name!r} from {spec!r}: {exc}") from None
+        obj = module
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                raise ModelLoadError(f"Module {mod_name!r} has no attribute {attr!r} (from {spec!r})")
+            obj = getattr(obj, part)
+        if not _is_keras_model(obj) and callable(obj):
+            try:
+                obj = obj()
+            except Exception as exc:
+                raise ModelLoadError(f"Model factory {spec!r} raised {type(exc).__name__}: {exc}") from None
+        return adapt(obj, call=call, name=attr)
+    raise ModelLoadError(
+        f"Expected zoo:NAME, a path to a .keras file, or module:attribute. Received: {spec!r}")

@@ -1,0 +1,107 @@
+"""Where peak memory comes from: framework allocator statistics or the process.
+
+Two kinds of source, each with `reset()` before a call and `peak()` after it:
+
+- `TFAllocatorPeak`: TensorFlow's per-device allocator peak
+  (`tf.config.experimental.reset_memory_stats` / `get_memory_info(...)['peak']`). It counts
+  tensor bytes of one call, repeatably and in any call order, on the CPU build with the
+  oneDNN/BFC allocator and on GPUs. TF documents it for GPU/TPU only, so `probe()`
+  allocates a tensor of known size at start-up and the source is used only when it
+  reads that size back.
+- `ProcessPeak`: the process high-water mark. On Linux it resets VmHWM by writing `5` to
+  `/proc/self/clear_refs` and reports VmHWM minus the RSS before the call. Allocators that
+  keep freed memory (TF's BFC pool) make this read ~0 once a larger input has been seen,
+  so it is exact only in a fresh process per probe (the isolated mode does that).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+_STATUS = "/proc/self/status"
+_CLEAR_REFS = "/proc/self/clear_refs"
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        with open(_STATUS) as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(re.findall(r"\d+", line)[0])
+    except OSError:
+        return None
+    return None
+
+
+def rss_bytes() -> int | None:
+    """Current resident set size of this process, in bytes (Linux), else `None`."""
+    kib = _status_kib("VmRSS")
+    return None if kib is None else kib * 1024
+
+
+class ProcessPeak:
+    """Process-level peak over a call: VmHWM after minus VmRSS before (Linux ≥ 4.0)."""
+
+    name = "process_vmhwm"
+
+    def __init__(self):
+        self._before = 0
+
+    @staticmethod
+    def available() -> bool:
+        return os.path.exists(_CLEAR_REFS) and _status_kib("VmHWM") is not None
+
+    def reset(self) -> None:
+        try:
+            with open(_CLEAR_REFS, "w") as fh:
+                fh.write("5")
+        except OSError:
+            pass
+        self._before = rss_bytes() or 0
+
+    def peak(self) -> int:
+        hwm = _status_kib("VmHWM")
+        if hwm is None:
+            return 0
+        return max(0, hwm * 1024 - self._before)
+
+
+class TFAllocatorPeak:
+    """Per-call tensor peak from TensorFlow's allocator statistics on one device.
+
+    GPU use (`device="GPU:0"`) follows the same calls; it is not exercised on these
+    CPU-only machines.
+    """
+
+    name = "tf_allocator"
+
+    def __init__(self, device: str = "CPU:0"):
+        self.device = device
+        self._before = 0
+
+    def reset(self) -> None:
+        import tensorflow as tf
+
+        tf.config.experimental.reset_memory_stats(self.device)
+        # Tensors still alive (outputs of an earlier call, a probe's inputs) stay in the
+        # peak after a reset: report the growth over them.
+        self._before = int(tf.config.experimental.get_memory_info(self.device)["current"])
+
+    def peak(self) -> int:
+        import tensorflow as tf
+
+        return max(0, int(tf.config.experimental.get_memory_info(self.device)["peak"]) - self._before)
+
+    def probe(self, nbytes: int = 16 * 2**20) -> bool:
+        """Whether the statistics read back a tensor of `nbytes` within 10%."""
+        import tensorflow as tf
+
+        try:
+            self.reset()
+            t = tf.fill([nbytes // 4], 1.0)  # one materialised float32 tensor of nbytes
+            got = self.peak()
+            del t
+        except Exception:  # raises with oneDNN off: "Allocator stats not available"
+            return False
+        return nbytes <= got <= nbytes * 1.1 + 2 * 2**20

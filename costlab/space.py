@@ -1,0 +1,269 @@
+"""The input space: every free axis of every model input as a named, bounded dimension.
+
+Axes that share a dimension name are tied: they always take the same size (the batch
+axis of every input, or token ids and their mask). Bounds are the range costlab
+explores; value domains say which values an input may hold.
+
+Example:
+    >>> from costlab import InputSpace, zoo
+    >>> space = InputSpace.from_model(zoo.build("attention"))
+    >>> [d.name for d in space.dims]
+    ['batch', 'seq_len']
+    >>> space = space.with_bounds(seq_len=(8, 256))
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InvalidSpace
+
+#: Default exploration range per dimension name; any other name gets `_FALLBACK`.
+DEFAULT_BOUNDS = {"batch": (1, 64), "seq_len": (8, 1024), "height": (16, 256),
+                  "width": (16, 256), "depth": (4, 64)}
+_FALLBACK = (1, 256)
+#: Default value domain of an integer input that feeds no Embedding.
+DEFAULT_INT_DOMAIN = (0, 1023)
+DEFAULT_FLOAT_DOMAIN = (-1.0, 1.0)
+
+_AXIS_NAMES = {2: ["seq_len"], 3: ["seq_len", None], 4: ["height", "width", None],
+               5: ["depth", "height", "width", None]}
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+@dataclass(frozen=True, slots=True)
+class Dimension:
+    """A named free axis and the range of sizes to explore, inclusive."""
+
+    name: str
+    min: int
+    max: int
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "min": int(self.min), "max": int(self.max)}
+
+
+@dataclass(frozen=True, slots=True)
+class ValueDomain:
+    """Which values an input may hold: `kind` is `"int"` or `"float"`, bounds inclusive."""
+
+    kind: str
+    min: float
+    max: float
+
+    def to_dict(self) -> dict:
+        cast = int if self.kind == "int" else float
+        return {"kind": self.kind, "min": cast(self.min), "max": cast(self.max)}
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    """One model input: its dtype, its shape (dimension names or fixed sizes), its values."""
+
+    name: str
+    dtype: str
+    shape: tuple
+    values: ValueDomain
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape),
+                "values": self.values.to_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpace:
+    """All inputs of a model and the dimensions their free axes are named by.
+
+    Build one with `InputSpace.from_model(model)` and adjust it with `with_bounds`;
+    construct directly for a plain callable. Validation happens on construction and
+    raises `InvalidSpace` naming the axis and the values.
+    """
+
+    inputs: tuple[InputSpec, ...]
+    dims: tuple[Dimension, ...] = field(default=())
+
+    def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "dims", tuple(self.dims))
+        self._validate()
+
+    # --- construction -------------------------------------------------------------------
+    @classmethod
+    def from_model(cls, model, *, bounds: dict | None = None) -> InputSpace:
+        """Name every free axis of every input of `model`.
+
+        The first axis of every input is `batch` (shared by all inputs). Other free axes
+        are named by the input's rank: `seq_len` for (batch, seq_len[, features]);
+        `height`, `width` for images; `depth`, `height`, `width` for volumes; anything
+        else `<input>_axis<i>`. Inputs of equal rank share names, so their axes are tied.
+
+        Args:
+            model: A Keras model or an adapter.
+            bounds: `{dimension: (min, max)}` overriding `DEFAULT_BOUNDS`. Defaults to `None`.
+
+        Returns:
+            The input space.
+        """
+        from .adapters import adapt
+
+        sigs = adapt(model).signature()
+        inputs, seen = [], {}
+        for sig in sigs:
+            rank = len(sig.shape)
+            names = _AXIS_NAMES.get(rank, [None] * (rank - 1))
+            shape = []
+            for i, size in enumerate(sig.shape):
+                if i == 0:
+                    shape.append("batch")
+                elif size is None:
+                    name = names[i - 1] if i - 1 < len(names) and names[i - 1] else f"{sig.name}_axis{i}"
+                    shape.append(name)
+                else:
+                    shape.append(int(size))
+            for s in shape:
+                if isinstance(s, str):
+                    seen.setdefault(s, DEFAULT_BOUNDS.get(s, _FALLBACK))
+            is_int = np.issubdtype(np.dtype(sig.dtype), np.integer)
+            lo, hi = sig.values or (DEFAULT_INT_DOMAIN if is_int else DEFAULT_FLOAT_DOMAIN)
+            inputs.append(InputSpec(sig.name, sig.dtype, tuple(shape),
+                                    ValueDomain("int" if is_int else "float", lo, hi)))
+        dims = tuple(Dimension(n, *b) for n, b in seen.items())
+        space = cls(tuple(inputs), dims)
+        return space.with_bounds(**(bounds or {}))
+
+    def with_bounds(self, **bounds) -> InputSpace:
+        """A copy with some dimensions' `(min, max)` replaced.
+
+        Raises:
+            InvalidSpace: A name is not a dimension, or the bounds are invalid.
+        """
+        known = {d.name for d in self.dims}
+        for name in bounds:
+            if name not in known:
+                raise InvalidSpace(f"Unknown dimension {name!r}. Expected one of: "
+                                   f"{', '.join(sorted(known))}. Received: {name}={bounds[name]!r}")
+        dims = []
+        for d in self.dims:
+            if d.name in bounds:
+                b = bounds[d.name]
+                if not isinstance(b, (tuple, list)) or len(b) != 2:
+                    raise InvalidSpace(f"Expected (min, max) for dimension `{d.name}`. Received: {b!r}")
+                d = replace(d, min=b[0], max=b[1])
+            dims.append(d)
+        return InputSpace(self.inputs, tuple(dims))
+
+    # --- validation ---------------------------------------------------------------------
+    def _validate(self):
+        if not self.inputs:
+            raise InvalidSpace("An input space needs at least one input. Received: inputs=()")
+        names = [i.name for i in self.inputs]
+        if len(set(names)) != len(names):
+            raise InvalidSpace(f"Input names must be unique. Received: {names}")
+        dim_names = [d.name for d in self.dims]
+        if len(set(dim_names)) != len(dim_names):
+            raise InvalidSpace(f"Dimension names must be unique. Received: {dim_names}")
+        for d in self.dims:
+            if not (_is_int(d.min) and _is_int(d.max)):
+                raise InvalidSpace(f"Dimension `{d.name}` needs integer bounds. Received: min={d.min!r}, max={d.max!r}")
+            if d.min < 1:
+                raise InvalidSpace(f"Dimension `{d.name}` needs min >= 1. Received: min={d.min}")
+            if d.min > d.max:
+                raise InvalidSpace(f"Dimension `{d.name}`: min={d.min} is larger than max={d.max}")
+        used = set()
+        for inp in self.inputs:
+            if not inp.shape:
+                raise InvalidSpace(f"Input `{inp.name}` has an empty shape; costlab needs at least a batch axis")
+            for i, s in enumerate(inp.shape):
+                if isinstance(s, str):
+                    if s not in dim_names:
+                        raise InvalidSpace(f"Input `{inp.name}` axis {i} names dimension {s!r}, "
+                                           f"which is not in the space's dimensions {dim_names}")
+                    used.add(s)
+                elif not _is_int(s) or s < 0:
+                    raise InvalidSpace(f"Input `{inp.name}` axis {i} must be a dimension name or a "
+                                       f"size >= 0. Received: {s!r}")
+            try:
+                dt = np.dtype(inp.dtype)
+            except TypeError:
+                raise InvalidSpace(f"Input `{inp.name}` has an unknown dtype. Received: {inp.dtype!r}") from None
+            v = inp.values
+            if v.kind not in ("int", "float"):
+                raise InvalidSpace(f"Input `{inp.name}` value kind must be 'int' or 'float'. Received: {v.kind!r}")
+            if not (v.min <= v.max):
+                raise InvalidSpace(f"Input `{inp.name}` values: min={v.min} is larger than max={v.max}")
+            if np.issubdtype(dt, np.integer):
+                info = np.iinfo(dt)
+                if v.min < info.min or v.max > info.max:
+                    raise InvalidSpace(f"Input `{inp.name}` values [{v.min}, {v.max}] do not fit dtype {inp.dtype}")
+        unused = set(dim_names) - used
+        if unused:
+            raise InvalidSpace(f"Dimensions not used by any input: {sorted(unused)}")
+
+    # --- use ----------------------------------------------------------------------------
+    @property
+    def dim_names(self) -> list[str]:
+        return [d.name for d in self.dims]
+
+    def dim(self, name: str) -> Dimension:
+        for d in self.dims:
+            if d.name == name:
+                return d
+        raise InvalidSpace(f"Unknown dimension {name!r}. Expected one of: {', '.join(self.dim_names)}")
+
+    def shapes(self, sizes: dict) -> dict[str, tuple[int, ...]]:
+        """The concrete shape of every input for `{dimension: size}`."""
+        missing = [n for n in self.dim_names if n not in sizes]
+        if missing:
+            raise InvalidSpace(f"Sizes for dimensions {missing} are missing. Received: {sizes!r}")
+        return {i.name: tuple(int(sizes[s]) if isinstance(s, str) else int(s) for s in i.shape)
+                for i in self.inputs}
+
+    def random_inputs(self, sizes: dict, *, seed: int = 0) -> dict[str, np.ndarray]:
+        """Inputs of the given sizes with values drawn uniformly from each domain."""
+        rng = np.random.default_rng(seed)
+        out = {}
+        for inp in self.inputs:
+            shape = self.shapes(sizes)[inp.name]
+            v = inp.values
+            if v.kind == "int":
+                arr = rng.integers(int(v.min), int(v.max) + 1, size=shape)
+            else:
+                arr = rng.uniform(v.min, v.max, size=shape)
+            out[inp.name] = arr.astype(inp.dtype)
+        return out
+
+    # --- serialisation --------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"inputs": [i.to_dict() for i in self.inputs], "dims": [d.to_dict() for d in self.dims]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> InputSpace:
+        try:
+            inputs = tuple(InputSpec(i["name"], i["dtype"], tuple(i["shape"]), ValueDomain(**i["values"]))
+                           for i in data["inputs"])
+            dims = tuple(Dimension(d["name"], d["min"], d["max"]) for d in data["dims"])
+        except (KeyError, TypeError) as exc:
+            raise InvalidSpace(f"Malformed input space: missing or wrong field {exc}. Received: {data!r}"[:500]) from None
+        return cls(inputs, dims)
+
+    def to_json(self, path=None, **kw) -> str:
+        text = json.dumps(self.to_dict(), indent=2, **kw)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    @classmethod
+    def from_json(cls, path_or_text) -> InputSpace:
+        p = Path(str(path_or_text))
+        text = p.read_text() if not str(path_or_text).lstrip().startswith("{") and p.is_file() else str(path_or_text)
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise InvalidSpace(f"Input space is not valid JSON ({exc.msg} at line {exc.lineno}): {path_or_text}") from None
