@@ -1,0 +1,102 @@
+"""Measure one probe: cold call, warm repeats until the median is stable, peak memory.
+
+`measure(fn, memory=...)` is the single place where costlab times a call; everything
+else (profile, verify) goes through it.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import numpy as np
+
+#: Columns `measure` fills, in table order.
+COLUMNS = ("status", "error", "cold_s", "wall_s_median", "wall_s_p95", "wall_s_min",
+           "wall_s_iqr", "repeats", "peak_bytes", "memory_source")
+
+
+def _status_of(exc: BaseException) -> str:
+    name = type(exc).__name__
+    if isinstance(exc, MemoryError) or name == "ResourceExhaustedError":
+        return "oom"
+    return "error"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {line}"[:300]
+
+
+def median_ci_halfwidth(samples) -> float:
+    """Relative half-width of the ~95% confidence interval of the median.
+
+    Uses the notch formula of box plots (1.57 · IQR / √n), divided by the median.
+    """
+    a = np.asarray(samples, dtype=float)
+    q1, med, q3 = np.percentile(a, [25, 50, 75])
+    if med <= 0:
+        return float("inf")
+    return float(1.57 * (q3 - q1) / np.sqrt(len(a)) / med)
+
+
+def measure(fn, *, memory=None, min_repeats: int = 5, max_repeats: int = 50,
+            time_budget_s: float = 1.0, rel_ci: float = 0.05) -> dict:
+    """Time `fn()` and read its peak memory.
+
+    The first call is timed alone as `cold_s` (tracing, compilation, allocator growth).
+    Then one warm-up call, then warm calls until `min_repeats` are done and either the
+    median's relative confidence half-width is under `rel_ci`, `time_budget_s` is
+    spent, or `max_repeats` is reached. Garbage collection is off while timing.
+
+    Args:
+        fn: Zero-argument callable running the model once.
+        memory: A memory source (`reset()`, `peak()`, `name`), or `None` for no memory.
+            Defaults to `None`.
+        min_repeats: Fewest warm calls. Defaults to `5`.
+        max_repeats: Most warm calls. Defaults to `50`.
+        time_budget_s: Time after which repeats stop once `min_repeats` are done.
+            Defaults to `1.0`.
+        rel_ci: Target relative half-width of the median's confidence interval.
+            Defaults to `0.05`.
+
+    Returns:
+        A dict with the keys of `COLUMNS`; `status` is `"ok"`, `"oom"` or `"error"`.
+    """
+    row = dict.fromkeys(COLUMNS)
+    row["memory_source"] = getattr(memory, "name", None)
+    perf = time.perf_counter
+    gc_was = gc.isenabled()
+    try:
+        if memory is not None:
+            memory.reset()
+        t0 = perf()
+        fn()
+        row["cold_s"] = perf() - t0
+        fn()  # warm-up at this shape
+        if memory is not None:
+            memory.reset()
+        gc.disable()
+        samples = []
+        start = perf()
+        while len(samples) < max_repeats:
+            t0 = perf()
+            fn()
+            samples.append(perf() - t0)
+            if len(samples) >= min_repeats and (
+                    perf() - start > time_budget_s or median_ci_halfwidth(samples) <= rel_ci):
+                break
+        if memory is not None:
+            row["peak_bytes"] = int(memory.peak())
+    except Exception as exc:  # a probe's failure is data, not a crash of the profiler
+        row.update(status=_status_of(exc), error=_first_line(exc))
+        return row
+    finally:
+        if gc_was:
+            gc.enable()
+    a = np.asarray(samples)
+    q1, med, q3, p95 = np.percentile(a, [25, 50, 75, 95])
+    row.update(status="ok", error="", wall_s_median=float(med), wall_s_p95=float(p95),
+               wall_s_min=float(a.min()), wall_s_iqr=float(q3 - q1), repeats=len(a))
+    return row
