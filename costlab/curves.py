@@ -1,0 +1,421 @@
+"""Cost curves: fit cost = Σ c·Π x_d^i·log2(x_d)^j per dimension, choose the growth class
+that extrapolates best, and bound it from above.
+
+Every hypothesis gives each dimension a leading exponent (i, j) from `EXPONENTS`; its
+basis is every product over dimensions of that dimension's lower-order factors (1, x, …,
+the leading one), so `batch: (1, 0), seq_len: (2, 0)` fits
+`c0 + c1·s + c2·s² + c3·b + c4·b·s + c5·b·s²`. Coefficients are non-negative
+(`scipy.optimize.nnls`) and weighted for relative error, so units do not matter. A
+hypothesis whose leading factor of some dimension carries under `negligible` of the cost at
+the largest point is dropped as a duplicate of a lower one.
+
+Selection favours extrapolation: each hypothesis is scored by the median |log(pred/true)|
+of each of the largest points when fitted on all the others (leave-one-out restricted to
+the largest `holdout` share). The best scores
+within `margin` of the best are all consistent with the data: the simplest is reported
+(`complexity_`), the others are listed in `ambiguous_`, and `upper()` bounds with the
+steepest of them.
+
+Example:
+    >>> import pandas as pd
+    >>> X = pd.DataFrame({"n": [8, 16, 32, 64, 128, 256]})
+    >>> y = 1e-3 + 1e-6 * X["n"] ** 2
+    >>> CostModel().fit(X, y).complexity_
+    'O(n²)'
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+
+from .errors import FitError, NotFittedError
+
+#: Candidate leading terms per dimension, (power, log power), simplest first.
+EXPONENTS = ((0, 0), (0, 1), (0.5, 0), (1, 0), (1, 1), (1.5, 0), (2, 0), (2, 1), (3, 0))
+OUT_OF_RANGE = ("extrapolate", "clip", "raise")
+_SUPERSCRIPT = {0.5: "^½", 1: "", 1.5: "^1.5", 2: "²", 3: "³"}
+
+
+def _lower(e):
+    """Factors a dimension with leading term e contributes to the basis, incl. e itself."""
+    i, j = e
+    out = [(0, 0)]
+    out += [(k, 0) for k in range(1, math.floor(i) + 1) if k < i or (k == i and j > 0)]
+    if e != (0, 0):
+        out.append(e)
+    return out
+
+
+def _factor(x, e):
+    i, j = e
+    v = np.power(x, i, dtype=float)
+    if j:
+        v = v * np.log2(np.maximum(x, 2.0)) ** j  # log2 clamped at 1 so the factor stays >= x^i
+    return v
+
+
+def _degree(exps) -> tuple:
+    return (sum(i for i, _ in exps), sum(j for _, j in exps))
+
+
+def term_name(factors: dict) -> str:
+    parts = []
+    for d, (i, j) in factors.items():
+        if (i, j) == (0, 0):
+            continue
+        p = f"{d}{_SUPERSCRIPT.get(i, f'^{i:g}')}" if i else ""
+        lg = f"log {d}" if j == 1 else (f"log^{j} {d}" if j else "")
+        parts.append(" ".join(x for x in (p, lg) if x))
+    return " · ".join(parts) if parts else "1"
+
+
+class _Hypothesis:
+    """One choice of leading exponent per dimension and its basis."""
+
+    def __init__(self, dims, exps):
+        self.dims = dims
+        self.exps = exps
+        self.terms = [dict(zip(dims, combo, strict=True))
+                      for combo in itertools.product(*(_lower(e) for e in exps))]
+
+    def design(self, X: np.ndarray) -> np.ndarray:
+        cols = []
+        for t in self.terms:
+            col = np.ones(len(X))
+            for k, d in enumerate(self.dims):
+                if t[d] != (0, 0):
+                    col = col * _factor(X[:, k], t[d])
+            cols.append(col)
+        return np.column_stack(cols)
+
+    def fit(self, X, y) -> np.ndarray:
+        A = self.design(X) / y[:, None]
+        scale = A.max(axis=0)
+        scale[scale == 0] = 1.0
+        coef, _ = nnls(A / scale, np.ones(len(y)), maxiter=50 * A.shape[1])
+        return coef / scale
+
+
+class CostModel:
+    """A fitted cost curve over one or more input dimensions.
+
+    Args:
+        target: Name of the cost fitted (e.g. `"wall_s_median"`, `"peak_bytes"`),
+            recorded only. Defaults to `None`.
+        exponents: Candidate leading (power, log power) per dimension. Defaults to
+            `EXPONENTS`.
+        holdout: Share of the largest points scored by leave-one-out. Defaults to `0.3`.
+        margin: Relative score margin within which hypotheses count as consistent with
+            the data. Defaults to `0.15`.
+        negligible: Share of the cost at the largest point under which a leading factor
+            counts as absent. Defaults to `0.03`.
+        q: Quantile of the upper bound's calibration. Defaults to `0.95`.
+        out_of_range: Beyond the measured sizes, `"extrapolate"` the curve, `"clip"` sizes
+            to the measured range, or `"raise"`. Defaults to `"extrapolate"`.
+        floor: Costs under it are raised to it (resolution of the measurement). Defaults
+            to `None`, i.e. 1e-9 of the largest cost.
+
+    Attributes (after `fit`):
+        dims_: Dimension names, in column order.
+        terms_: List of `{"coef": c, "factors": {dim: [i, j]}}` with non-zero `c`.
+        exponents_: `{dim: {"power": i, "log": j}}`, the leading term per dimension.
+        complexity_: Human-readable class, e.g. `"O(batch · seq_len²)"`.
+        ambiguous_: Other classes the data cannot tell apart from the chosen one.
+        score_: Held-out median |log(pred/true)| of the chosen hypothesis.
+        upper_factor_: Multiplier from `predict` to the calibrated `q` upper bound.
+        range_: `{dim: [min, max]}` measured.
+    """
+
+    def __init__(self, *, target=None, exponents=EXPONENTS, holdout=0.3, margin=0.15,
+                 negligible=0.03, q=0.95, out_of_range="extrapolate", floor=None):
+        self.target = target
+        self.holdout = holdout
+        self.exponents = exponents
+        self.margin = margin
+        self.negligible = negligible
+        self.q = q
+        self.out_of_range = out_of_range
+        self.floor = floor
+
+    # --- fitting ------------------------------------------------------------------------
+    def _validate(self, X, y):
+        if not isinstance(X, pd.DataFrame):
+            raise FitError(f"Expected a pandas DataFrame with one column per dimension for `X`. "
+                           f"Received: {type(X).__name__}")
+        if X.shape[1] == 0:
+            raise FitError("Expected at least one dimension column in `X`. Received: no columns")
+        if self.out_of_range not in OUT_OF_RANGE:
+            raise FitError(f"Expected `out_of_range` in {OUT_OF_RANGE}. Received: out_of_range={self.out_of_range!r}")
+        y = np.asarray(y, dtype=float).ravel()
+        if len(y) != len(X):
+            raise FitError(f"`X` has {len(X)} rows but `y` has {len(y)}")
+        try:
+            Xv = X.to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            raise FitError(f"Dimension columns must be numeric. Received dtypes: {dict(X.dtypes.astype(str))}") from None
+        if not np.isfinite(Xv).all():
+            raise FitError("Sizes in `X` must be finite numbers; found NaN or inf")
+        if (Xv <= 0).any():
+            bad = X.columns[(Xv <= 0).any(axis=0)].tolist()
+            raise FitError(f"Sizes must be positive. Received non-positive sizes in {bad}: min {Xv.min():g}")
+        if not np.isfinite(y).all():
+            raise FitError(f"Costs must be finite; {int((~np.isfinite(y)).sum())} of {len(y)} are NaN or inf")
+        if (y < 0).any():
+            raise FitError(f"Costs must be non-negative. Received min cost {y.min():g}")
+        if len(y) < 5:
+            raise FitError(f"Need at least 5 measured points to fit a cost curve. Received: {len(y)}")
+        single = [c for c in X.columns if X[c].nunique() < 3]
+        if single:
+            raise FitError(f"Each dimension needs at least 3 distinct sizes to fit its growth. "
+                           f"Received fewer for {single}: {[sorted(X[c].unique().tolist()) for c in single]}")
+        return Xv, y
+
+    def fit(self, X, y):
+        """Fit the curve.
+
+        Args:
+            X: DataFrame with one column per dimension (sizes).
+            y: The cost per row.
+
+        Returns:
+            self.
+
+        Raises:
+            FitError: Too few points, a dimension with fewer than 3 sizes, NaN costs,
+                non-positive sizes.
+        """
+        Xv, y = self._validate(X, y)
+        floor = self.floor if self.floor is not None else 1e-9 * y.max()
+        if floor <= 0:
+            raise FitError("All costs are zero: nothing to fit")
+        y = np.maximum(y, floor)
+        dims = list(X.columns)
+        lo, hi = Xv.min(axis=0), Xv.max(axis=0)
+        size = (np.log(Xv) - np.log(lo)) / np.where(hi > lo, np.log(hi) - np.log(lo), 1.0)
+        size = size.sum(axis=1)
+        folds = self._folds(size)
+        results = []
+        for exps in itertools.product(self.exponents, repeat=len(dims)):
+            h = _Hypothesis(dims, exps)
+            coef = h.fit(Xv, y)
+            if not self._leading_present(h, coef, hi):
+                continue
+            errs = []
+            for train, test in folds:
+                c = h.fit(Xv[train], y[train])
+                pred = h.design(Xv[test]) @ c
+                errs.append(np.abs(np.log(np.maximum(pred, 1e-300) / y[test])))
+            results.append({"h": h, "coef": coef, "score": float(np.median(np.concatenate(errs)))})
+        if not results:
+            raise FitError("No hypothesis fits these costs (all leading terms negligible)")
+        best = min(r["score"] for r in results)
+        tol = best * (1 + self.margin) + 0.01
+        ok = [r for r in results if r["score"] <= tol]
+        ok.sort(key=lambda r: (_degree(r["h"].exps), r["score"]))
+        chosen = ok[0]
+        steep = max(ok, key=lambda r: (_degree(r["h"].exps), -r["score"]))
+        self.dims_ = dims
+        self._h, self._coef = chosen["h"], chosen["coef"]
+        self._steep_h, self._steep_coef = steep["h"], steep["coef"]
+        self.terms_ = [{"coef": float(c), "factors": {d: list(e) for d, e in t.items()}}
+                       for t, c in zip(self._h.terms, self._coef, strict=True) if c > 0]
+        self.exponents_ = {d: {"power": e[0], "log": e[1]} for d, e in zip(dims, self._h.exps, strict=True)}
+        self.complexity_ = self._complexity(self._h.exps)
+        self.ambiguous_ = sorted({self._complexity(r["h"].exps) for r in ok} - {self.complexity_})
+        self.score_ = chosen["score"]
+        self.range_ = {d: [float(lo[k]), float(hi[k])] for k, d in enumerate(dims)}
+        # Calibrate the upper bound on held-out errors and in-sample residuals, whichever
+        # is larger at q: the bound must hold where the curve is used, beyond the data.
+        insample = np.log(y / np.maximum(self._h.design(Xv) @ self._coef, 1e-300))
+        heldout = []
+        for train, test in folds:
+            c = self._h.fit(Xv[train], y[train])
+            heldout.append(np.log(y[test] / np.maximum(self._h.design(Xv[test]) @ c, 1e-300)))
+        heldout = np.concatenate(heldout)
+        self.upper_factor_ = float(np.exp(max(0.0, np.quantile(insample, self.q), np.quantile(heldout, self.q))))
+        self.n_points_ = len(y)
+        return self
+
+    def _folds(self, size):
+        """Leave out, one at a time, each of the largest `holdout` share of the points.
+
+        Training keeps every other point, so the large-size regime where growth shows is
+        always in the fit, and the score still measures prediction at the largest sizes.
+        """
+        n = len(size)
+        order = np.argsort(size, kind="stable")
+        k = max(3, int(np.ceil(self.holdout * n)))
+        idx = np.arange(n)
+        return [(idx[idx != i], np.array([i])) for i in order[-k:]]
+
+    def _leading_present(self, h, coef, hi) -> bool:
+        """Every dimension's leading factor carries a non-negligible share at the top."""
+        contrib = h.design(hi[None, :])[0] * coef
+        total = contrib.sum()
+        if total <= 0:
+            return False
+        for d, e in zip(h.dims, h.exps, strict=True):
+            if e == (0, 0):
+                continue
+            share = sum(c for t, c in zip(h.terms, contrib, strict=True) if t[d] == e)
+            if share < self.negligible * total:
+                return False
+        return True
+
+    def _complexity(self, exps) -> str:
+        return f"O({term_name(dict(zip(self.dims_, exps, strict=True))) if any(e != (0, 0) for e in exps) else '1'})"
+
+    # --- use ----------------------------------------------------------------------------
+    def _check(self):
+        if not hasattr(self, "terms_"):
+            raise NotFittedError("This CostModel is not fitted yet. Call `fit(X, y)` first.")
+
+    def _matrix(self, X) -> np.ndarray:
+        if isinstance(X, dict):
+            X = pd.DataFrame({k: np.atleast_1d(v) for k, v in X.items()})
+        missing = [d for d in self.dims_ if d not in X]
+        if missing:
+            raise FitError(f"`X` lacks dimension columns {missing}. Received columns: {list(X.columns)}")
+        Xv = X[self.dims_].to_numpy(dtype=float)
+        lo = np.array([self.range_[d][0] for d in self.dims_])
+        hi = np.array([self.range_[d][1] for d in self.dims_])
+        if self.out_of_range == "clip":
+            Xv = np.clip(Xv, lo, hi)
+        elif self.out_of_range == "raise" and ((Xv < lo) | (Xv > hi)).any():
+            raise FitError(f"Sizes outside the measured range {self.range_} with out_of_range='raise'")
+        return Xv
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted cost per row of `X` (DataFrame or `{dim: values}`)."""
+        self._check()
+        return self._h.design(self._matrix(X)) @ self._coef
+
+    def upper(self, X, q=None) -> np.ndarray:
+        """A conservative bound: the steepest consistent curve times the calibrated factor.
+
+        Args:
+            X: Sizes, as for `predict`.
+            q: Must equal the `q` the model was calibrated with. Defaults to `None`.
+        """
+        self._check()
+        if q is not None and q != self.q:
+            raise FitError(f"This model's upper bound is calibrated at q={self.q}. Received: q={q}")
+        Xv = self._matrix(X)
+        base = np.maximum(self._h.design(Xv) @ self._coef, self._steep_h.design(Xv) @ self._steep_coef)
+        return base * self.upper_factor_
+
+    # --- serialisation --------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Plain data: parameters, fitted terms, class; `from_dict` restores a usable model."""
+        self._check()
+        return {"target": self.target, "complexity": self.complexity_, "exponents": self.exponents_,
+                "dims": self.dims_, "terms": self.terms_,
+                "steep_terms": [{"coef": float(c), "factors": {d: list(e) for d, e in t.items()}}
+                                for t, c in zip(self._steep_h.terms, self._steep_coef, strict=True) if c > 0],
+                "ambiguous": self.ambiguous_, "score": self.score_, "q": self.q,
+                "upper_factor": self.upper_factor_, "range": self.range_,
+                "out_of_range": self.out_of_range, "n_points": self.n_points_}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CostModel:
+        try:
+            m = cls(target=data.get("target"), q=data["q"], out_of_range=data["out_of_range"])
+            m.dims_ = list(data["dims"])
+            m.terms_ = data["terms"]
+            m.exponents_ = data["exponents"]
+            m.complexity_ = data["complexity"]
+            m.ambiguous_ = list(data["ambiguous"])
+            m.score_ = data["score"]
+            m.upper_factor_ = data["upper_factor"]
+            m.range_ = data["range"]
+            m.n_points_ = data["n_points"]
+            m._h, m._coef = _from_terms(m.dims_, data["terms"])
+            m._steep_h, m._steep_coef = _from_terms(m.dims_, data["steep_terms"])
+        except (KeyError, TypeError) as exc:
+            raise FitError(f"Malformed cost model: missing or wrong field {exc}") from None
+        return m
+
+    def __repr__(self):
+        if hasattr(self, "complexity_"):
+            return f"CostModel(target={self.target!r}, complexity={self.complexity_!r})"
+        return f"CostModel(target={self.target!r})"
+
+
+def _from_terms(dims, terms):
+    h = _Hypothesis.__new__(_Hypothesis)
+    h.dims = dims
+    h.terms = [{d: tuple(t["factors"][d]) for d in dims} for t in terms]
+    h.exps = tuple(max((t[d] for t in h.terms), default=(0, 0)) for d in dims)
+    return h, np.array([t["coef"] for t in terms], dtype=float)
+
+
+#: Costs `fit_profile` fits by default: `(floor, resolution)`. Costs under `floor` are
+#: raised to it; rows under `resolution` are left out of the fit, because the source
+#: cannot see them: TF's oneDNN CPU allocator serves allocations under 256 KiB from a
+#: small-size pool its statistics do not count, so peaks under 1 MiB read too low or 0.
+TARGETS = {"wall_s_median": (1e-6, 0.0), "wall_s_p95": (1e-6, 0.0), "peak_bytes": (4096.0, 2.0**20)}
+
+
+def fit(table: pd.DataFrame, target: str = "wall_s_median", *, dims=None, resolution=None,
+        **params) -> CostModel:
+    """Fit a `CostModel` of `target` on the successful rows of a profile table.
+
+    Args:
+        table: A `Profile.table` (or any DataFrame with dimension and cost columns).
+        target: The cost column. Defaults to `"wall_s_median"`.
+        dims: Dimension columns. Defaults to the columns before `kind` in a profile table.
+        resolution: Rows whose cost is under it are left out. Defaults to the target's
+            entry in `TARGETS` (1 MiB for `peak_bytes`), else `0`.
+        **params: Passed to `CostModel`.
+
+    Returns:
+        The fitted `CostModel`.
+
+    Raises:
+        FitError: Unknown columns, or data the curve cannot be fitted on.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise FitError(f"Expected a pandas DataFrame (Profile.table). Received: {type(table).__name__}")
+    if dims is None:
+        if "kind" not in table.columns:
+            raise FitError("Pass `dims=`: the table has no `kind` column to find the dimension columns by")
+        dims = list(table.columns[: list(table.columns).index("kind")])
+    missing = [c for c in [*dims, target] if c not in table.columns]
+    if missing:
+        raise FitError(f"Columns {missing} are not in the table. Received columns: {list(table.columns)}")
+    rows = table[table["status"] == "ok"] if "status" in table.columns else table
+    floor, default_res = TARGETS.get(target, (None, 0.0))
+    resolution = default_res if resolution is None else resolution
+    y = rows[target].astype(float)
+    kept = rows[y >= resolution] if resolution else rows
+    if resolution and len(kept) < 5:
+        raise FitError(f"Only {len(kept)} of {len(rows)} successful probes have {target} at or above "
+                       f"the measurement resolution {resolution:g}: measure larger inputs")
+    params.setdefault("floor", floor)
+    return CostModel(target=target, **params).fit(kept[dims], kept[target].astype(float))
+
+
+def fit_profile(profile, targets=tuple(TARGETS)) -> dict[str, CostModel]:
+    """Fit every target of a `Profile` that has enough data: `{target: CostModel}`.
+
+    A target that cannot be fitted (e.g. all peaks under the memory resolution) is left
+    out; `fit_profile_notes` also returns why.
+    """
+    models, _ = fit_profile_notes(profile, targets)
+    return models
+
+
+def fit_profile_notes(profile, targets=tuple(TARGETS)) -> tuple[dict, dict]:
+    """Like `fit_profile`, also returning `{target: reason}` for targets left out."""
+    models, skipped = {}, {}
+    for t in targets:
+        try:
+            models[t] = fit(profile.table, t, dims=profile.dims)
+        except FitError as exc:
+            skipped[t] = str(exc)
+    return models, skipped
