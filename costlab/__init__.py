@@ -1,0 +1,37 @@
+"""costlab: what each input costs your model, and the limits that keep it alive.
+
+The pipeline, one stage per module, data flowing one way:
+
+    zoo / adapters  →  space  →  strategies, sweep  →  measure, profile
+    →  curves  →  policy  →  verify, guard  (plots, run, cli on top)
+"""
+
+from __future__ import annotations
+
+import os as _os
+
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from . import zoo  # noqa: E402
+from .curves import CostModel, fit, fit_profile  # noqa: E402
+from .errors import (  # noqa: E402
+    CostlabError,
+    FitError,
+    InputRejected,
+    InvalidSpace,
+    ModelLoadError,
+    NotFittedError,
+    PolicyError,
+)
+from .guard import Guard  # noqa: E402
+from .policy import Budgets, Policy, synthesize  # noqa: E402
+from .profile import Profile, profile  # noqa: E402
+from .run import Run, run  # noqa: E402
+from .space import Dimension, InputSpace, InputSpec, ValueDomain  # noqa: E402
+from .verify import VerifyReport, verify  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["Budgets", "CostModel", "CostlabError", "Dimension", "FitError", "Guard", "InputRejected",
+           "InputSpace", "InputSpec", "InvalidSpace", "ModelLoadError", "NotFittedError", "Policy",
+           "PolicyError", "Profile", "Run", "ValueDomain", "VerifyReport", "fit", "fit_profile",
+           "profile", "run", "synthesize", "verify", "zoo"]

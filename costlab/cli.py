@@ -1,0 +1,119 @@
+"""The `costlab` command line: `run`, `verify`.
+
+Every error a user can cause prints one line, `costlab: error: ...`, and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import CostlabError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, as for every other user error
+        self.exit(2, f"costlab: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, received {text!r}") from None
+        if not v > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, received {text!r}")
+        return v
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _dim(text):
+    try:
+        name, rng = text.split("=", 1)
+        lo, hi = rng.split(":", 1)
+        return name.strip(), (int(lo), int(hi))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=MIN:MAX (e.g. seq_len=8:512), received {text!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="costlab", description="Measure what each input costs a model and write input limits.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    model_help = "zoo:NAME, a path to a .keras file, or module:attribute (a Keras model or a factory)"
+
+    r = sub.add_parser("run", help="profile a model, fit cost curves, write a policy")
+    r.add_argument("model", help=model_help)
+    r.add_argument("--latency-ms", type=_positive(float), required=True, help="median latency budget per request")
+    r.add_argument("--memory-mib", type=_positive(float), required=True, help="peak memory budget per request")
+    r.add_argument("--out", required=True, help="run directory to write")
+    r.add_argument("--margin", type=_positive(float), default=0.9, help="keep upper bounds under margin × budget (default 0.9)")
+    r.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=MIN:MAX",
+                   help="range to explore for a dimension (repeatable)")
+    r.add_argument("--space", help="input space JSON file (InputSpace.to_json) overriding the model's")
+    r.add_argument("--points", type=_positive(int), default=7, help="sizes per dimension slice (default 7)")
+    r.add_argument("--examples", type=int, default=8, help="Hypothesis-drawn probes (default 8)")
+    r.add_argument("--probe-time", type=_positive(float), default=0.5, help="seconds of repeats per probe (default 0.5)")
+    r.add_argument("--extrapolate", type=_positive(float), default=1.0,
+                   help="limits may reach this multiple of the largest measured size (default 1)")
+    r.add_argument("--call", default="predict_on_batch", choices=["predict_on_batch", "call", "predict"])
+    r.add_argument("--seed", type=int, default=0)
+
+    v = sub.add_parser("verify", help="re-measure inputs at and inside a policy's limits")
+    v.add_argument("model", help=model_help)
+    v.add_argument("policy", help="policy.json written by `costlab run`")
+    v.add_argument("--examples", type=int, default=12, help="Hypothesis-drawn probes inside the limits (default 12)")
+    v.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _cmd_run(args) -> int:
+    from . import adapters
+    from .policy import Budgets
+    from .run import run
+    from .space import InputSpace
+
+    budgets = Budgets(args.latency_ms, args.memory_mib, args.margin)
+    if args.space and not os.path.isfile(args.space):
+        raise CostlabError(f"Input space file not found: {args.space}")
+    adapter = adapters.load(args.model, call=args.call)
+    space = InputSpace.from_json(args.space) if args.space else InputSpace.from_model(adapter)
+    if args.dim:
+        space = space.with_bounds(**dict(args.dim))
+    result = run(adapter, budgets, args.out, space=space, points=args.points, examples=args.examples,
+                 probe_time_s=args.probe_time, extrapolate=args.extrapolate, seed=args.seed)
+    print(result.summary())
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    from . import adapters
+    from .policy import Policy
+    from .verify import verify
+
+    policy = Policy.from_json(args.policy)
+    adapter = adapters.load(args.model, call=policy.data["model"].get("call", "predict_on_batch"))
+    if adapter.describe()["sha256"] != policy.data["model"]["sha256"]:
+        print(f"costlab: warning: {args.model} is not the model {args.policy} was made for "
+              f"(sha256 differs)", file=sys.stderr)
+    report = verify(adapter, policy, examples=args.examples, seed=args.seed)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"run": _cmd_run, "verify": _cmd_verify}[args.command](args)
+    except CostlabError as exc:
+        print(f"costlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("costlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""The main job: profile → fit → synthesize → write a run directory and a summary."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import plots
+from .curves import fit_profile_notes
+from .policy import Budgets, Policy, synthesize
+from .profile import Profile, profile
+
+
+@dataclass
+class Run:
+    """What `run` produced, and where."""
+
+    profile: Profile
+    cost_models: dict
+    policy: Policy
+    out_dir: Path
+    notes: dict
+
+    def summary(self) -> str:
+        b = self.policy.budgets
+        lines = [f"costlab run: {self.profile.model.get('name')} "
+                 f"({len(self.profile.table)} probes, {int((self.profile.table['status'] != 'ok').sum())} failed)",
+                 f"budgets: latency {b.latency_ms:g} ms (median), memory {b.memory_mib:g} MiB (peak), "
+                 f"margin {b.margin:g}",
+                 "complexity:"]
+        for t, m in self.cost_models.items():
+            more = f" and {len(m.ambiguous_) - 2} more" if len(m.ambiguous_) > 2 else ""
+            amb = f"  (also consistent: {', '.join(m.ambiguous_[:2])}{more})" if m.ambiguous_ else ""
+            lines.append(f"  {t:14s} {m.complexity_}{amb}")
+        for t, why in self.notes.items():
+            lines.append(f"  {t:14s} not fitted: {why}")
+        lines.append("limits:")
+        for d, lim in self.policy.limits.items():
+            lines.append(f"  {d:10s} {lim['min']}..{lim['max']}  (limited by {lim['limited_by']})")
+        any_lim = next(iter(self.policy.limits.values()))
+        pred = any_lim["predicted"]
+        units = {"wall_s_median": (1e3, "ms"), "peak_bytes": (1 / 2**20, "MiB")}
+        shown = [(t, *units[t]) for t in units if t in pred]
+        lines.append("at the limits: predicted " + ", ".join(f"{pred[t] * k:.2f} {u}" for t, k, u in shown)
+                     + "; upper bound " + ", ".join(f"{any_lim['upper'][t] * k:.2f} {u}" for t, k, u in shown))
+        lines.append(f"files: {self.out_dir}/policy.json, profile.csv, cost_models.json, plots/")
+        return "\n".join(lines)
+
+
+def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, **profile_kw) -> Run:
+    """Profile `model`, fit its cost curves, synthesise a policy and write them to `out_dir`.
+
+    Writes `profile.csv` (one row per probe), `profile.json` (space, model, machine),
+    `probes.jsonl` (each probe as it finished), `cost_models.json`
+    (`{target: CostModel.to_dict()}`), `policy.json` and `plots/*.png`.
+
+    Args:
+        model: A Keras model or adapter.
+        budgets: `Budgets` or a dict of its fields.
+        out_dir: Run directory, created if missing.
+        space: The input space. Defaults to the model's own.
+        extrapolate: See `synthesize`. Defaults to `1.0`.
+        **profile_kw: Passed to `profile`.
+
+    Returns:
+        A `Run`.
+    """
+    from .adapters import adapt
+
+    budgets = Budgets(**budgets) if isinstance(budgets, dict) else budgets
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "probes.jsonl"
+    log.unlink(missing_ok=True)
+    adapter = adapt(model)
+    prof = profile(adapter, space, log_path=log, **profile_kw)
+    prof.save(out)
+    models, skipped = fit_profile_notes(prof)
+    if not any(t in models for t in ("wall_s_median", "peak_bytes")):
+        from .errors import FitError
+
+        raise FitError("No cost curve could be fitted: " + "; ".join(f"{t}: {r}" for t, r in skipped.items()))
+    (out / "cost_models.json").write_text(json.dumps({t: m.to_dict() for t, m in models.items()}, indent=2) + "\n")
+    pol = synthesize(models, budgets, space=prof.space, model=prof.model, measured_on=prof.machine,
+                     extrapolate=extrapolate)
+    pol.to_json(out / "policy.json")
+    plots.save_all(prof, {t: m for t, m in models.items() if t != "wall_s_p95"}, out / "plots")
+    return Run(prof, models, pol, out, skipped)
