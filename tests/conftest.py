@@ -1,0 +1,20 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# Model calls are slow and their time varies on shared machines: no per-example deadline,
+# and a fixed derandomised profile so CI failures reproduce.
+settings.register_profile("costlab-tests", deadline=None, derandomize=True, database=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile("costlab-tests")
+
+
+@pytest.fixture(scope="session")
+def zoo_models():
+    """Every zoo model, built once per session (fixed seeds)."""
+    from costlab import zoo
+
+    return {name: zoo.build(name) for name in zoo.names()}

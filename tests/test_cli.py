@@ -1,0 +1,89 @@
+"""The real `costlab` command in a subprocess: error paths and the run → verify path."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def costlab(*args, cwd=None, timeout=300):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "costlab.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=cwd, env=env)
+
+
+def _one_line_error(proc, *needles):
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    err = [line for line in proc.stderr.splitlines() if line.startswith("costlab: error:")]
+    assert len(err) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for n in needles:
+        assert n in err[0], (n, err[0])
+
+
+@pytest.mark.parametrize("args, needles", [
+    pytest.param(["run", "zoo:resnet", "--latency-ms", "5", "--memory-mib", "5", "--out", "x"],
+                 ["Unknown zoo model 'resnet'", "Received: 'resnet'"], id="unknown-zoo"),
+    pytest.param(["run", "missing.keras", "--latency-ms", "5", "--memory-mib", "5", "--out", "x"],
+                 ["Model file not found: missing.keras"], id="missing-keras-file"),
+    pytest.param(["run", "no_such_module:model", "--latency-ms", "5", "--memory-mib", "5", "--out", "x"],
+                 ["Could not import module 'no_such_module'"], id="missing-module"),
+    pytest.param(["run", "json:nothing", "--latency-ms", "5", "--memory-mib", "5", "--out", "x"],
+                 ["has no attribute 'nothing'"], id="missing-attribute"),
+    pytest.param(["run", "json:dumps", "--latency-ms", "5", "--memory-mib", "5", "--out", "x"],
+                 ["Model factory 'json:dumps' raised TypeError"], id="factory-fails"),
+    pytest.param(["run", "zoo:mlp", "--latency-ms", "-3", "--memory-mib", "5", "--out", "x"],
+                 ["--latency-ms", "received '-3'"], id="negative-budget"),
+    pytest.param(["run", "zoo:mlp", "--latency-ms", "abc", "--memory-mib", "5", "--out", "x"],
+                 ["--latency-ms", "received 'abc'"], id="non-number-budget"),
+    pytest.param(["run", "zoo:mlp", "--memory-mib", "5", "--out", "x"], ["--latency-ms"], id="missing-flag"),
+    pytest.param(["run", "zoo:mlp", "--latency-ms", "5", "--memory-mib", "5", "--out", "x", "--dim", "seq"],
+                 ["NAME=MIN:MAX", "received 'seq'"], id="bad-dim-syntax"),
+    pytest.param(["run", "zoo:mlp", "--latency-ms", "5", "--memory-mib", "5", "--out", "x", "--dim", "seq_len=1:9"],
+                 ["Unknown dimension 'seq_len'", "batch"], id="unknown-dim"),
+    pytest.param(["run", "zoo:mlp", "--latency-ms", "5", "--memory-mib", "5", "--out", "x", "--dim", "batch=9:1"],
+                 ["min=9 is larger than max=1"], id="inverted-dim"),
+    pytest.param(["verify", "zoo:mlp", "absent.json"], ["Policy file not found: absent.json"], id="missing-policy"),
+    pytest.param(["frobnicate"], ["invalid choice: 'frobnicate'"], id="unknown-command"),
+])
+def test_user_errors_are_one_line_and_exit_2(args, needles, tmp_path):
+    _one_line_error(costlab(*args, cwd=tmp_path), *needles)
+
+
+def test_malformed_policy_names_the_field(tmp_path):
+    sample = json.loads((DATA / "sample_run" / "policy.json").read_text())
+    sample["budgets"]["latency_ms"] = "fast"
+    bad = tmp_path / "policy.json"
+    bad.write_text(json.dumps(sample))
+    _one_line_error(costlab("verify", "zoo:attention", bad), "budgets.latency_ms", str(bad))
+    bad.write_text("{")
+    _one_line_error(costlab("verify", "zoo:attention", bad), "not valid JSON")
+
+
+def test_a_broken_keras_file_is_a_clear_error(tmp_path):
+    broken = tmp_path / "model.keras"
+    broken.write_bytes(b"not a zip archive")
+    _one_line_error(costlab("run", broken, "--latency-ms", "5", "--memory-mib", "5", "--out", "x", cwd=tmp_path),
+                    "Could not load Keras model from")
+
+
+def test_run_then_verify_a_saved_keras_file(tmp_path):
+    out = tmp_path / "run"
+    proc = costlab("run", DATA / "attention.keras", "--latency-ms", "15", "--memory-mib", "24", "--out", out,
+                   "--dim", "batch=2:16", "--dim", "seq_len=64:1024", "--points", "4", "--examples", "2",
+                   "--probe-time", "0.1")
+    assert proc.returncode == 0, proc.stderr
+    assert "seq_len" in proc.stdout and "limited by" in proc.stdout and "policy.json" in proc.stdout
+    for name in ("profile.csv", "cost_models.json", "policy.json"):
+        assert (out / name).is_file()
+    assert list((out / "plots").glob("*.png"))
+    models = json.loads((out / "cost_models.json").read_text())
+    assert set(models) >= {"wall_s_median", "peak_bytes"}
+    verify = costlab("verify", DATA / "attention.keras", out / "policy.json", "--examples", "3")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "0 violation(s)" in verify.stdout

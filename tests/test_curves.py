@@ -1,0 +1,96 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from costlab import CostModel, FitError, NotFittedError, fit
+
+N = np.array([8, 16, 32, 64, 128, 256, 512, 1024], float)
+
+
+def _noisy(y, rel, seed=0):
+    return y * np.exp(np.random.default_rng(seed).normal(0, rel, len(y)))
+
+
+@pytest.mark.parametrize("growth, expected", [
+    (lambda n: np.ones_like(n), "O(1)"),
+    (lambda n: n, "O(n)"),
+    (lambda n: n * np.log2(n), "O(n log n)"),
+    (lambda n: n**2, "O(n²)"),
+    (lambda n: n**3, "O(n³)"),
+])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_recovers_the_class_of_synthetic_costs(growth, expected, seed):
+    g = growth(N)
+    y = _noisy(0.2 + g / g.max(), 0.01, seed)  # 20% constant overhead, 1% noise
+    model = CostModel().fit(pd.DataFrame({"n": N}), y)
+    assert model.complexity_ == expected
+
+
+def test_two_dimensional_product_and_extrapolation():
+    b, s = np.meshgrid([1, 2, 4, 8, 16, 32], [8, 16, 32, 64, 128, 256, 512])
+    X = pd.DataFrame({"batch": b.ravel(), "seq_len": s.ravel()})
+
+    def truth(X):
+        return 1e-3 + 1e-8 * X["batch"] * X["seq_len"] ** 2 + 1e-6 * X["batch"] * X["seq_len"]
+
+    model = CostModel(target="t").fit(X, _noisy(truth(X).to_numpy(), 0.03))
+    assert model.complexity_ == "O(batch · seq_len²)"
+    assert model.exponents_ == {"batch": {"power": 1, "log": 0}, "seq_len": {"power": 2, "log": 0}}
+    far = pd.DataFrame({"batch": [64], "seq_len": [2048]})  # 2x and 4x beyond the data
+    ratio = model.predict(far)[0] / truth(far)[0]
+    assert 0.9 < ratio < 1.1
+    assert model.upper(far)[0] >= model.predict(far)[0]
+
+
+def test_round_trip_through_plain_data():
+    X = pd.DataFrame({"n": N})
+    model = CostModel(target="wall").fit(X, 1e-3 + 1e-6 * N**2)
+    again = CostModel.from_dict(model.to_dict())
+    np.testing.assert_allclose(again.predict(X), model.predict(X))
+    np.testing.assert_allclose(again.upper(X), model.upper(X))
+    assert again.complexity_ == model.complexity_
+    assert model.to_dict()["exponents"] == {"n": {"power": 2, "log": 0}}
+
+
+def test_not_fitted_error_before_fit():
+    with pytest.raises(NotFittedError, match="not fitted"):
+        CostModel().predict(pd.DataFrame({"n": [1]}))
+
+
+def test_out_of_range_options():
+    X = pd.DataFrame({"n": N})
+    y = 1e-3 + 1e-6 * N**2
+    far = pd.DataFrame({"n": [4096]})
+    clip = CostModel(out_of_range="clip").fit(X, y)
+    assert clip.predict(far)[0] == pytest.approx(clip.predict(pd.DataFrame({"n": [1024]}))[0])
+    with pytest.raises(FitError, match="out_of_range='raise'"):
+        CostModel(out_of_range="raise").fit(X, y).predict(far)
+
+
+BAD_FITS = [
+    pytest.param(pd.DataFrame({"n": [1, 2, 3]}), [1, 2, 3], "at least 5", id="too-few-points"),
+    pytest.param(pd.DataFrame({"n": [8] * 6}), [1.0] * 6, r"3 distinct sizes.*\['n'\]", id="single-size"),
+    pytest.param(pd.DataFrame({"n": N}), [1, 2, np.nan, 4, 5, 6, 7, 8], "NaN", id="nan-cost"),
+    pytest.param(pd.DataFrame({"n": -N}), list(N), "positive", id="negative-sizes"),
+    pytest.param(pd.DataFrame({"n": N}), [1, 2, 3], "8 rows but `y` has 3", id="length-mismatch"),
+    pytest.param(pd.DataFrame({"n": N}), -N, "non-negative", id="negative-cost"),
+    pytest.param(N, N, "DataFrame", id="not-a-dataframe"),
+]
+
+
+@pytest.mark.parametrize("X, y, message", BAD_FITS)
+def test_bad_fit_input_gets_a_clear_error(X, y, message):
+    with pytest.raises(FitError, match=message):
+        CostModel().fit(X, y)
+
+
+def test_fit_on_a_table_uses_ok_rows_and_the_resolution():
+    table = pd.DataFrame({"n": list(N) + [2048], "kind": "slice:n",
+                          "status": ["ok"] * 8 + ["oom"],
+                          "peak_bytes": list(2.0**20 * N / 8) + [np.nan]})
+    model = fit(table, "peak_bytes")
+    assert model.complexity_ == "O(n)" and model.n_points_ == 8
+    with pytest.raises(FitError, match="resolution"):
+        fit(table.assign(peak_bytes=100.0), "peak_bytes")
+    with pytest.raises(FitError, match=r"Columns \['wall'\]"):
+        fit(table, "wall")

@@ -1,0 +1,70 @@
+import time
+
+import numpy as np
+import pytest
+
+from costlab.measure import measure, median_ci_halfwidth
+from costlab.memory import ProcessPeak, TFAllocatorPeak
+
+
+def test_times_a_call_and_reports_robust_statistics():
+    row = measure(lambda: time.sleep(0.002), min_repeats=5, max_repeats=20, time_budget_s=0.2)
+    assert row["status"] == "ok" and row["error"] == ""
+    assert 5 <= row["repeats"] <= 20
+    assert 0.0015 < row["wall_s_min"] <= row["wall_s_median"] <= row["wall_s_p95"]
+    assert row["cold_s"] > 0
+
+
+def test_a_failing_call_is_a_row_not_a_crash():
+    def boom():
+        raise ValueError("shape mismatch\nlong details")
+
+    row = measure(boom)
+    assert row["status"] == "error"
+    assert row["error"] == "ValueError: shape mismatch"
+    assert row["wall_s_median"] is None
+
+
+def test_memory_error_is_recorded_as_oom():
+    def alloc():
+        raise MemoryError("cannot allocate")
+
+    assert measure(alloc)["status"] == "oom"
+
+
+def test_median_ci_shrinks_with_tight_samples():
+    assert median_ci_halfwidth([1.0] * 10) == 0
+    assert median_ci_halfwidth([1, 2, 3, 4, 5]) > median_ci_halfwidth([2.9, 3, 3, 3, 3.1])
+
+
+def test_tf_allocator_reads_back_a_known_tensor():
+    source = TFAllocatorPeak()
+    assert source.probe(), "TF CPU allocator statistics do not work on this build"
+
+
+@pytest.mark.parametrize("mib", [16, 64])
+def test_known_allocation_within_tolerance(mib):
+    import keras
+    import tensorflow as tf
+
+    # A model that materialises exactly `mib` MiB: a float32 (batch, 1024) input tiled K times.
+    k = mib * 2**20 // (4 * 1024 * 4)
+    x = keras.Input(shape=(1024,), dtype="float32")
+    y = keras.layers.Lambda(lambda t: tf.reduce_sum(tf.tile(t, [1, k]), axis=1))(x)
+    model = keras.Model(x, y)
+    source = TFAllocatorPeak()
+    data = np.ones((4, 1024), "float32")
+    row = measure(lambda: model.predict_on_batch(data), memory=source, min_repeats=3, max_repeats=3)
+    assert row["status"] == "ok"
+    assert abs(row["peak_bytes"] - mib * 2**20) <= 0.05 * mib * 2**20, row["peak_bytes"] / 2**20
+
+
+def test_process_peak_sees_a_fresh_allocation():
+    source = ProcessPeak()
+    if not source.available():
+        pytest.skip("needs Linux /proc/self/clear_refs")
+    source.reset()
+    block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+    got = source.peak()
+    del block
+    assert 60 * 2**20 <= got <= 80 * 2**20

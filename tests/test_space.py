@@ -1,0 +1,78 @@
+import json
+
+import pytest
+
+from costlab import InputSpace, InvalidSpace
+from costlab.space import Dimension, InputSpec, ValueDomain
+
+
+@pytest.mark.parametrize("name, dims, shape", [
+    ("mlp", ["batch"], ["batch", 64]),
+    ("attention", ["batch", "seq_len"], ["batch", "seq_len"]),
+    ("recurrent", ["batch", "seq_len"], ["batch", "seq_len"]),
+    ("conv", ["batch", "height", "width"], ["batch", "height", "width", 3]),
+])
+def test_every_free_axis_becomes_a_named_dimension(zoo_models, name, dims, shape):
+    space = InputSpace.from_model(zoo_models[name])
+    assert space.dim_names == dims
+    assert list(space.inputs[0].shape) == shape
+
+
+def test_token_ids_are_bounded_by_the_embedding(zoo_models):
+    spec = InputSpace.from_model(zoo_models["attention"]).inputs[0]
+    assert (spec.values.kind, spec.values.min, spec.values.max) == ("int", 0, 999)
+    assert spec.dtype == "int32"
+
+
+def test_round_trips_through_json(zoo_models, tmp_path):
+    space = InputSpace.from_model(zoo_models["conv"]).with_bounds(height=(8, 64))
+    path = tmp_path / "space.json"
+    space.to_json(path)
+    again = InputSpace.from_json(path)
+    assert again == space
+    assert again.dim("height") == Dimension("height", 8, 64)
+    assert InputSpace.from_dict(json.loads(space.to_json())) == space
+
+
+def test_shapes_and_random_inputs_follow_sizes(zoo_models):
+    space = InputSpace.from_model(zoo_models["attention"])
+    x = space.random_inputs({"batch": 3, "seq_len": 17}, seed=1)
+    assert x["tokens"].shape == (3, 17) and x["tokens"].dtype == "int32"
+    assert 0 <= x["tokens"].min() and x["tokens"].max() <= 999
+
+
+DIGITS = ValueDomain("int", 0, 9)
+
+
+def _tok(shape=("batch", "seq_len"), values=DIGITS, dtype="int32"):
+    return InputSpec("tokens", dtype, shape, values)
+
+
+BAD_SPACES = [
+    pytest.param(lambda: InputSpace((_tok(),), (Dimension("batch", 1, 4),)), "seq_len", id="axis-names-unknown-dim"),
+    pytest.param(lambda: InputSpace((_tok(),), (Dimension("batch", 1, 4), Dimension("seq_len", 9, 3))),
+                 r"min=9 is larger than max=3", id="min-over-max"),
+    pytest.param(lambda: InputSpace((_tok(),), (Dimension("batch", 0, 4), Dimension("seq_len", 1, 3))),
+                 r"`batch` needs min >= 1", id="zero-min"),
+    pytest.param(lambda: InputSpace((_tok(),), (Dimension("batch", 1.5, 4), Dimension("seq_len", 1, 3))),
+                 "integer bounds", id="float-bounds"),
+    pytest.param(lambda: InputSpace((_tok(dtype="int8", values=ValueDomain("int", 0, 999)),),
+                                    (Dimension("batch", 1, 4), Dimension("seq_len", 1, 3))),
+                 "do not fit dtype int8", id="values-overflow-dtype"),
+    pytest.param(lambda: InputSpace((_tok(),), (Dimension("batch", 1, 4), Dimension("seq_len", 1, 3),
+                                                Dimension("height", 1, 3))), "not used", id="unused-dim"),
+    pytest.param(lambda: InputSpace((), ()), "at least one input", id="no-inputs"),
+    pytest.param(lambda: InputSpace.from_dict({"inputs": [{"name": "x"}], "dims": []}), "Malformed", id="malformed-dict"),
+]
+
+
+@pytest.mark.parametrize("make, message", BAD_SPACES)
+def test_invalid_spaces_raise_naming_the_axis(make, message):
+    with pytest.raises(InvalidSpace, match=message):
+        make()
+
+
+def test_with_bounds_rejects_unknown_dimension(zoo_models):
+    space = InputSpace.from_model(zoo_models["attention"])
+    with pytest.raises(InvalidSpace, match=r"Unknown dimension 'seq'.*Received: seq=\(1, 2\)"):
+        space.with_bounds(seq=(1, 2))

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from costlab import InputSpace, strategies
+from costlab.space import Dimension, InputSpec, ValueDomain
+
+PAIR = InputSpace(
+    (InputSpec("ids", "int32", ("batch", "seq_len"), ValueDomain("int", 0, 49)),
+     InputSpec("mask", "int32", ("batch", "seq_len"), ValueDomain("int", 0, 1)),
+     InputSpec("feats", "float32", ("batch", 4), ValueDomain("float", -2.0, 2.0))),
+    (Dimension("batch", 1, 6), Dimension("seq_len", 2, 40)),
+)
+
+
+@given(strategies.from_input_space(PAIR))
+def test_every_input_matches_its_space(inputs):
+    assert set(inputs) == {"ids", "mask", "feats"}
+    b, s = inputs["ids"].shape
+    assert 1 <= b <= 6 and 2 <= s <= 40
+    assert inputs["mask"].shape == (b, s)  # tied axes
+    assert inputs["feats"].shape == (b, 4)
+    assert inputs["ids"].dtype == np.int32 and inputs["feats"].dtype == np.float32
+    assert inputs["ids"].min() >= 0 and inputs["ids"].max() <= 49
+    assert set(np.unique(inputs["mask"])) <= {0, 1}
+    assert np.isfinite(inputs["feats"]).all() and np.abs(inputs["feats"]).max() <= 2.0
+
+
+@given(strategies.from_input_space(PAIR, max_elements=120))
+def test_max_elements_caps_the_total(inputs):
+    assert sum(a.size for a in inputs.values()) <= 120
+
+
+@given(strategies.sizes(PAIR))
+def test_sizes_stay_in_bounds(sizes):
+    assert 1 <= sizes["batch"] <= 6 and 2 <= sizes["seq_len"] <= 40
+
+
+def test_draw_examples_is_reproducible():
+    a = strategies.draw_examples(strategies.from_input_space(PAIR), 5, seed=3)
+    b = strategies.draw_examples(strategies.from_input_space(PAIR), 5, seed=3)
+    assert len(a) == 5
+    for x, y in zip(a, b, strict=True):
+        for k in x:
+            np.testing.assert_array_equal(x[k], y[k])
+
+
+@pytest.mark.parametrize("call, message", [
+    pytest.param(lambda: strategies.from_input_space("space"), "Expected an InputSpace", id="not-a-space"),
+    pytest.param(lambda: strategies.from_input_space(PAIR, max_elements=0), "max_elements=0", id="zero-cap"),
+    pytest.param(lambda: strategies.sizes(PAIR, max_elements=2.5), "max_elements=2.5", id="float-cap"),
+])
+def test_bad_arguments_raise_invalid_argument(call, message):
+    with pytest.raises(InvalidArgument, match=message):
+        call()
+
+
+def test_usable_inside_a_users_given_test():
+    seen = []
+
+    @given(st.data())
+    def inner(data):
+        seen.append(data.draw(strategies.from_input_space(PAIR)))
+
+    inner()
+    assert len(seen) > 10
