@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,29 +152,15 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
                     over.append(probe.sizes)
                     bar.update(len(group) - pi - 1)
                     break
-        for i, inputs in enumerate(fuzz):
-            sizes = _sizes_of(space, inputs)
+        for inputs in fuzz:
+            sizes = space.sizes_of(inputs)
             if dominated(sizes):
                 bar.update(1)
                 continue
             run(sizes, inputs, "fuzz", seed)
-            _ = i
     if log:
         log.close()
     table = pd.DataFrame(rows, columns=[*space.dim_names, *TABLE_COLUMNS])
     table["error"] = table["error"].fillna("")
     return Profile(table, space, adapter.describe(), _env.machine())
 
-
-def _sizes_of(space: InputSpace, inputs: dict) -> dict:
-    sizes = {}
-    for spec in space.inputs:
-        for axis, name in enumerate(spec.shape):
-            if isinstance(name, str):
-                sizes[name] = int(inputs[spec.name].shape[axis])
-    return sizes
-
-
-def elements(space: InputSpace, sizes: dict) -> int:
-    """Total number of elements over all inputs at these sizes."""
-    return sum(math.prod(s) for s in space.shapes(sizes).values())

@@ -225,6 +225,15 @@ class InputSpace:
         return {i.name: tuple(int(sizes[s]) if isinstance(s, str) else int(s) for s in i.shape)
                 for i in self.inputs}
 
+    def sizes_of(self, inputs: dict) -> dict[str, int]:
+        """`{dimension: size}` read off concrete inputs (the inverse of `shapes`)."""
+        sizes = {}
+        for spec in self.inputs:
+            for axis, name in enumerate(spec.shape):
+                if isinstance(name, str):
+                    sizes[name] = int(inputs[spec.name].shape[axis])
+        return sizes
+
     def random_inputs(self, sizes: dict, *, seed: int = 0) -> dict[str, np.ndarray]:
         """Inputs of the given sizes with values drawn uniformly from each domain."""
         rng = np.random.default_rng(seed)

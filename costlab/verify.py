@@ -71,13 +71,7 @@ def verify(model, policy: Policy, *, examples: int = 12, seed: int = 0, min_repe
     points += [(f"edge:{d}", {**lo, d: hi[d]}) for d in space.dim_names if len(space.dims) > 1]
     probes = [(k, s, space.random_inputs(s, seed=seed + i)) for i, (k, s) in enumerate(points)]
     drawn = strategies.draw_examples(strategies.from_input_space(space), examples, seed=seed)
-    for inp in drawn:
-        sizes = {}
-        for spec in space.inputs:
-            for axis, name in enumerate(spec.shape):
-                if isinstance(name, str):
-                    sizes[name] = int(inp[spec.name].shape[axis])
-        probes.append(("hypothesis", sizes, inp))
+    probes += [("hypothesis", space.sizes_of(inp), inp) for inp in drawn]
     b = policy.budgets
     rows = []
     for kind, sizes, inputs in tqdm(probes, desc=f"verify {adapter.name}", unit="probe",

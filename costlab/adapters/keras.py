@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 
 import numpy as np
 
@@ -119,7 +118,3 @@ class KerasAdapter:
                 "versions": versions, "call": self.call_path,
                 "parameters": int(self.model.count_params()),
                 "weights_bytes": int(sum(np.asarray(w.numpy()).nbytes for w in self.model.weights))}
-
-
-def _quiet_tf_logs():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
