@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import PolicyError
-from .space import Dimension, InputSpace
+from .space import Dimension, InputSpace, InputSpec, ValueDomain
 
 SCHEMA_VERSION = "1.0"
 #: Which budget bounds which fitted cost, and the unit conversion from the cost.
@@ -81,8 +81,6 @@ class Policy:
     def space(self) -> InputSpace:
         """The admitted region as an input space (dimension bounds = limits)."""
         inputs = []
-        from .space import InputSpec, ValueDomain
-
         default = {"kind": "float", "min": -np.inf, "max": np.inf}
         for name, spec in self.data["inputs"].items():
             inputs.append(InputSpec(name, spec["dtype"], tuple(spec["shape"]),
@@ -193,8 +191,10 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
         raise PolicyError(f"Expected `extrapolate` >= 1. Received: extrapolate={extrapolate!r}")
     dims = space.dim_names
     lo = {d.name: d.min for d in space.dims}
-    measured_hi = {d: max([d_.max for d_ in space.dims if d_.name == d] +
-                          [m.range_[d][1] for m in cost_models.values() if d in m.range_]) for d in dims}
+    # The largest size any fitted curve saw: a slice stopped early by a hard cap measured
+    # less than the space allows, and limits must not pass what was measured.
+    measured_hi = {d: max([int(m.range_[d][1]) for m in cost_models.values() if d in m.range_],
+                          default=space.dim(d).max) for d in dims}
     cap = {d: max(lo[d], int(measured_hi[d] * extrapolate)) for d in dims}
     free = {d for d in dims if all(m.exponents_.get(d, {"power": 0, "log": 0}) == {"power": 0, "log": 0}
                                    for m in bounded.values())}
@@ -218,7 +218,7 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
             f"Budget {key}={getattr(budgets, key)} cannot be met even by the smallest input "
             f"{sizes_at(0.0)}: its upper-bound cost is {start[key]:.2f}× the budget × margin")
     if max(over(sizes_at(1.0)).values()) <= 1:
-        t, binding = 1.0, "measured range" if extrapolate == 1.0 else "extrapolation cap"
+        t, binding = 1.0, "measured range"  # (times `extrapolate`)
     else:
         a, b = 0.0, 1.0
         for _ in range(40):
@@ -232,8 +232,6 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
     limits = {}
     for d in dims:
         by = "unconstrained" if d in free else binding
-        if by == "extrapolation cap":
-            by = "measured range"
         limits[d] = {"name": d, "min": int(lo[d]), "max": int(final[d]), "limited_by": by,
                      "predicted": pred, "upper": upper}
     inputs = {}

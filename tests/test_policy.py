@@ -45,6 +45,19 @@ def test_loose_budgets_stop_at_the_measured_range(models):
     assert policy.limits["batch"]["limited_by"] == "measured range"
 
 
+def test_limits_never_exceed_what_was_measured():
+    # The sweep stopped at batch=128 (a hard cap) although the space allows 4096.
+    space = InputSpace((InputSpec("x", "float32", ("batch", 64), ValueDomain("float", -1, 1)),),
+                       (Dimension("batch", 1, 4096),))
+    n = np.array([1, 2, 4, 8, 16, 32, 64, 128])
+    m = {"wall_s_median": CostModel(target="wall_s_median").fit(pd.DataFrame({"batch": n}), 1e-3 + 1e-6 * n)}
+    policy = synthesize(m, {"latency_ms": 1e6, "memory_mib": 1e6}, space=space)
+    assert policy.limits["batch"]["max"] == 128
+    assert policy.limits["batch"]["limited_by"] == "measured range"
+    assert synthesize(m, {"latency_ms": 1e6, "memory_mib": 1e6}, space=space,
+                      extrapolate=2.0).limits["batch"]["max"] == 256
+
+
 def test_budgets_no_input_can_meet_are_an_error(models):
     with pytest.raises(PolicyError, match=r"latency_ms=0.001 cannot be met even by the smallest input"):
         synthesize(models, Budgets(latency_ms=0.001, memory_mib=64), space=SPACE)
