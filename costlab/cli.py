@@ -17,17 +17,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"costlab: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _positive(kind):
+def _number(kind, *, allow_zero=False):
+    what = f"{'non-negative' if allow_zero else 'positive'} {kind.__name__}"
+
     def parse(text):
         try:
             v = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, received {text!r}") from None
-        if not v > 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, received {text!r}")
+            raise argparse.ArgumentTypeError(f"expected a {what}, received {text!r}") from None
+        if not (v >= 0 if allow_zero else v > 0):
+            raise argparse.ArgumentTypeError(f"expected a {what}, received {text!r}")
         return v
     parse.__name__ = kind.__name__
     return parse
+
 
 
 def _dim(text):
@@ -46,17 +49,17 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="profile a model, fit cost curves, write a policy")
     r.add_argument("model", help=model_help)
-    r.add_argument("--latency-ms", type=_positive(float), required=True, help="median latency budget per request")
-    r.add_argument("--memory-mib", type=_positive(float), required=True, help="peak memory budget per request")
+    r.add_argument("--latency-ms", type=_number(float), required=True, help="median latency budget per request")
+    r.add_argument("--memory-mib", type=_number(float), required=True, help="peak memory budget per request")
     r.add_argument("--out", required=True, help="run directory to write")
-    r.add_argument("--margin", type=_positive(float), default=0.9, help="keep upper bounds under margin × budget (default 0.9)")
+    r.add_argument("--margin", type=_number(float), default=0.9, help="keep upper bounds under margin × budget (default 0.9)")
     r.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=MIN:MAX",
                    help="range to explore for a dimension (repeatable)")
     r.add_argument("--space", help="input space JSON file (InputSpace.to_json) overriding the model's")
-    r.add_argument("--points", type=_positive(int), default=7, help="sizes per dimension slice (default 7)")
-    r.add_argument("--examples", type=int, default=8, help="Hypothesis-drawn probes (default 8)")
-    r.add_argument("--probe-time", type=_positive(float), default=0.5, help="seconds of repeats per probe (default 0.5)")
-    r.add_argument("--extrapolate", type=_positive(float), default=1.0,
+    r.add_argument("--points", type=_number(int), default=7, help="sizes per dimension slice (default 7)")
+    r.add_argument("--examples", type=_number(int, allow_zero=True), default=8, help="Hypothesis-drawn probes (default 8)")
+    r.add_argument("--probe-time", type=_number(float), default=0.5, help="seconds of repeats per probe (default 0.5)")
+    r.add_argument("--extrapolate", type=_number(float), default=1.0,
                    help="limits may reach this multiple of the largest measured size (default 1)")
     r.add_argument("--call", default="predict_on_batch", choices=["predict_on_batch", "call", "predict"])
     r.add_argument("--seed", type=int, default=0)
@@ -64,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="re-measure inputs at and inside a policy's limits")
     v.add_argument("model", help=model_help)
     v.add_argument("policy", help="policy.json written by `costlab run`")
-    v.add_argument("--examples", type=int, default=12, help="Hypothesis-drawn probes inside the limits (default 12)")
+    v.add_argument("--examples", type=_number(int, allow_zero=True), default=12, help="Hypothesis-drawn probes inside the limits (default 12)")
     v.add_argument("--seed", type=int, default=0)
     return p
 

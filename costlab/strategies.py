@@ -91,7 +91,11 @@ def draw_examples(strategy: st.SearchStrategy, n: int, *, seed: int = 0) -> list
     from hypothesis import HealthCheck, given, settings
     from hypothesis import seed as hseed
 
+    if not isinstance(n, int) or n < 0:
+        raise InvalidArgument(f"Expected a non-negative integer for `n`. Received: n={n!r}")
     out: list = []
+    if n == 0:
+        return out
 
     @hseed(seed)
     @settings(max_examples=n, database=None, deadline=None, phases=["generate"],

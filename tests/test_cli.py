@@ -48,6 +48,8 @@ def _one_line_error(proc, *needles):
                  ["Unknown dimension 'seq_len'", "batch"], id="unknown-dim"),
     pytest.param(["run", "zoo:mlp", "--latency-ms", "5", "--memory-mib", "5", "--out", "x", "--dim", "batch=9:1"],
                  ["min=9 is larger than max=1"], id="inverted-dim"),
+    pytest.param(["run", "zoo:mlp", "--latency-ms", "5", "--memory-mib", "5", "--out", "x", "--examples", "-1"],
+                 ["--examples", "received '-1'"], id="negative-examples"),
     pytest.param(["verify", "zoo:mlp", "absent.json"], ["Policy file not found: absent.json"], id="missing-policy"),
     pytest.param(["frobnicate"], ["invalid choice: 'frobnicate'"], id="unknown-command"),
 ])

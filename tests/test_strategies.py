@@ -38,6 +38,10 @@ def test_sizes_stay_in_bounds(sizes):
     assert 1 <= sizes["batch"] <= 6 and 2 <= sizes["seq_len"] <= 40
 
 
+def test_draw_examples_of_zero_is_empty():
+    assert strategies.draw_examples(strategies.from_input_space(PAIR), 0) == []
+
+
 def test_draw_examples_is_reproducible():
     a = strategies.draw_examples(strategies.from_input_space(PAIR), 5, seed=3)
     b = strategies.draw_examples(strategies.from_input_space(PAIR), 5, seed=3)
