@@ -205,12 +205,11 @@ class CostModel:
             coef = h.fit(Xv, y)
             if not self._leading_present(h, coef, hi):
                 continue
-            errs = []
-            for train, test in folds:
-                c = h.fit(Xv[train], y[train])
-                pred = h.design(Xv[test]) @ c
-                errs.append(np.abs(np.log(np.maximum(pred, 1e-300) / y[test])))
-            results.append({"h": h, "coef": coef, "score": float(np.median(np.concatenate(errs)))})
+            # signed log(true / predicted) of each held-out point
+            heldout = np.concatenate([np.log(y[test] / np.maximum(h.design(Xv[test]) @ h.fit(Xv[train], y[train]), 1e-300))
+                                      for train, test in folds])
+            results.append({"h": h, "coef": coef, "heldout": heldout,
+                            "score": float(np.median(np.abs(heldout)))})
         if not results:
             raise FitError("No hypothesis fits these costs (all leading terms negligible)")
         best = min(r["score"] for r in results)
@@ -222,8 +221,7 @@ class CostModel:
         self.dims_ = dims
         self._h, self._coef = chosen["h"], chosen["coef"]
         self._steep_h, self._steep_coef = steep["h"], steep["coef"]
-        self.terms_ = [{"coef": float(c), "factors": {d: list(e) for d, e in t.items()}}
-                       for t, c in zip(self._h.terms, self._coef, strict=True) if c > 0]
+        self.terms_ = _terms_data(self._h, self._coef)
         self.exponents_ = {d: {"power": e[0], "log": e[1]} for d, e in zip(dims, self._h.exps, strict=True)}
         self.complexity_ = self._complexity(self._h.exps)
         self.ambiguous_ = sorted({self._complexity(r["h"].exps) for r in ok} - {self.complexity_})
@@ -232,11 +230,7 @@ class CostModel:
         # Calibrate the upper bound on held-out errors and in-sample residuals, whichever
         # is larger at q: the bound must hold where the curve is used, beyond the data.
         insample = np.log(y / np.maximum(self._h.design(Xv) @ self._coef, 1e-300))
-        heldout = []
-        for train, test in folds:
-            c = self._h.fit(Xv[train], y[train])
-            heldout.append(np.log(y[test] / np.maximum(self._h.design(Xv[test]) @ c, 1e-300)))
-        heldout = np.concatenate(heldout)
+        heldout = chosen["heldout"]
         self.upper_factor_ = float(np.exp(max(0.0, np.quantile(insample, self.q), np.quantile(heldout, self.q))))
         self.n_points_ = len(y)
         return self
@@ -315,8 +309,7 @@ class CostModel:
         self._check()
         return {"target": self.target, "complexity": self.complexity_, "exponents": self.exponents_,
                 "dims": self.dims_, "terms": self.terms_,
-                "steep_terms": [{"coef": float(c), "factors": {d: list(e) for d, e in t.items()}}
-                                for t, c in zip(self._steep_h.terms, self._steep_coef, strict=True) if c > 0],
+                "steep_terms": _terms_data(self._steep_h, self._steep_coef),
                 "ambiguous": self.ambiguous_, "score": self.score_, "q": self.q,
                 "upper_factor": self.upper_factor_, "range": self.range_,
                 "out_of_range": self.out_of_range, "n_points": self.n_points_}
@@ -344,6 +337,12 @@ class CostModel:
         if hasattr(self, "complexity_"):
             return f"CostModel(target={self.target!r}, complexity={self.complexity_!r})"
         return f"CostModel(target={self.target!r})"
+
+
+def _terms_data(h, coef) -> list[dict]:
+    """The non-zero terms of a fitted hypothesis as plain data."""
+    return [{"coef": float(c), "factors": {d: list(e) for d, e in t.items()}}
+            for t, c in zip(h.terms, coef, strict=True) if c > 0]
 
 
 def _from_terms(dims, terms):

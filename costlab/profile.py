@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,7 +117,6 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
     total = sum(len(g) for g in groups) + len(fuzz)
     rows: list[dict] = []
     over: list[dict] = []  # sizes that crossed a hard cap
-    log = open(log_path, "a") if log_path else None
 
     def crossed(row) -> bool:
         if row["status"] != "ok":
@@ -138,8 +138,10 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
         bar.update(1)
         return row
 
-    with tqdm(total=total, desc=f"profile {adapter.name}", unit="probe", disable=progress is False
-              if progress is not None else None, leave=False) as bar:
+    with contextlib.ExitStack() as stack:  # the log is closed however the sweep ends
+        log = stack.enter_context(open(log_path, "a")) if log_path else None
+        bar = stack.enter_context(tqdm(total=total, desc=f"profile {adapter.name}", unit="probe",
+                                       disable=None if progress is None else not progress, leave=False))
         for gi, group in enumerate(groups):
             for pi, probe in enumerate(group):
                 if dominated(probe.sizes):
@@ -158,8 +160,6 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
                 bar.update(1)
                 continue
             run(sizes, inputs, "fuzz", seed)
-    if log:
-        log.close()
     table = pd.DataFrame(rows, columns=[*space.dim_names, *TABLE_COLUMNS])
     table["error"] = table["error"].fillna("")
     return Profile(table, space, adapter.describe(), _env.machine())

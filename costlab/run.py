@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import plots
 from .curves import fit_profile_notes
+from .errors import FitError
 from .policy import Budgets, Policy, synthesize
 from .profile import Profile, profile
 
@@ -78,8 +79,6 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, **prof
     prof.save(out)
     models, skipped = fit_profile_notes(prof)
     if not any(t in models for t in ("wall_s_median", "peak_bytes")):
-        from .errors import FitError
-
         raise FitError("No cost curve could be fitted: " + "; ".join(f"{t}: {r}" for t, r in skipped.items()))
     (out / "cost_models.json").write_text(json.dumps({t: m.to_dict() for t, m in models.items()}, indent=2) + "\n")
     pol = synthesize(models, budgets, space=prof.space, model=prof.model, measured_on=prof.machine,

@@ -75,7 +75,7 @@ def verify(model, policy: Policy, *, examples: int = 12, seed: int = 0, min_repe
     b = policy.budgets
     rows = []
     for kind, sizes, inputs in tqdm(probes, desc=f"verify {adapter.name}", unit="probe",
-                                    disable=(not progress) if progress is not None else None, leave=False):
+                                    disable=None if progress is None else not progress, leave=False):
         r = measure(lambda inputs=inputs: adapter(inputs), memory=memory, min_repeats=min_repeats,
                     time_budget_s=probe_time_s)
         lat = (r["wall_s_median"] or 0) * 1e3

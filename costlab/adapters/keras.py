@@ -83,11 +83,9 @@ class KerasAdapter:
                 continue
             for node in getattr(layer, "_inbound_nodes", []):
                 for t in node.input_tensors:
-                    if id(t) in by_id:
-                        name = by_id[id(t)]
-                        hi = int(layer.input_dim) - 1
-                        lo, prev = 0, out.get(name, (0, hi))
-                        out[name] = (lo, min(hi, prev[1]))
+                    if id(t) in by_id:  # ids must fit every Embedding the input feeds
+                        name, hi = by_id[id(t)], int(layer.input_dim) - 1
+                        out[name] = (0, min(hi, out.get(name, (0, hi))[1]))
         return out
 
     # --- memory ---------------------------------------------------------------------------
