@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--space", help="input space JSON file (InputSpace.to_json) overriding the model's")
     r.add_argument("--points", type=_number(int), default=7, help="sizes per dimension slice (default 7)")
     r.add_argument("--examples", type=_number(int, allow_zero=True), default=8, help="Hypothesis-drawn probes (default 8)")
+    r.add_argument("--rounds", type=_number(int), default=2,
+                   help="times the size plan is measured; replicates are pooled by median (default 2)")
     r.add_argument("--probe-time", type=_number(float), default=0.5, help="seconds of repeats per probe (default 0.5)")
     r.add_argument("--extrapolate", type=_number(float), default=1.0,
                    help="limits may reach this multiple of the largest measured size (default 1)")
@@ -86,7 +88,7 @@ def _cmd_run(args) -> int:
     if args.dim:
         space = space.with_bounds(**dict(args.dim))
     result = run(adapter, budgets, args.out, space=space, points=args.points, examples=args.examples,
-                 probe_time_s=args.probe_time, extrapolate=args.extrapolate, seed=args.seed)
+                 rounds=args.rounds, probe_time_s=args.probe_time, extrapolate=args.extrapolate, seed=args.seed)
     print(result.summary())
     return 0
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import pandas as pd
 
 from . import _env, strategies, sweep
+from .errors import CostlabError
 from .measure import COLUMNS, measure
 from .space import InputSpace
 
 #: Columns every profile table has, besides one per dimension.
-TABLE_COLUMNS = ("kind", "input_shapes", "dtype", "seed", "call") + COLUMNS + (
+TABLE_COLUMNS = ("kind", "round", "input_shapes", "dtype", "seed", "call") + COLUMNS + (
     "intra_op_threads", "inter_op_threads")
 
 
@@ -62,10 +63,10 @@ class Profile:
         return cls(table, InputSpace.from_dict(meta["space"]), meta["model"], meta["machine"])
 
 
-def _row(space, sizes, inputs, kind, seed, adapter, result, env):
+def _row(space, sizes, inputs, kind, round_, seed, adapter, result, env):
     shapes = {k: list(v.shape) for k, v in inputs.items()}
     dtypes = sorted({str(v.dtype) for v in inputs.values()})
-    return {**{d: int(sizes[d]) for d in space.dim_names}, "kind": kind,
+    return {**{d: int(sizes[d]) for d in space.dim_names}, "kind": kind, "round": round_,
             "input_shapes": json.dumps(shapes), "dtype": ",".join(dtypes), "seed": seed,
             "call": adapter.call_path, **result,
             "intra_op_threads": env.get("intra_op_threads"),
@@ -73,7 +74,7 @@ def _row(space, sizes, inputs, kind, seed, adapter, result, env):
 
 
 def profile(model, space: InputSpace | None = None, *, points: int = 7, examples: int = 8,
-            min_repeats: int = 5, max_repeats: int = 30, probe_time_s: float = 0.5,
+            rounds: int = 2, min_repeats: int = 5, max_repeats: int = 30, probe_time_s: float = 0.5,
             max_probe_s: float = 5.0, max_probe_mib: float = 4096, seed: int = 0,
             progress: bool | None = None, log_path=None) -> Profile:
     """Measure wall time and peak memory of `model` over its input space.
@@ -87,6 +88,11 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
         space: The input space. Defaults to `InputSpace.from_model(model)`.
         points: Log-spaced sizes per dimension slice. Defaults to `7`.
         examples: Hypothesis-drawn inputs measured after the plan. Defaults to `8`.
+        rounds: How many times the size plan is measured. Noise on a shared machine is
+            correlated in time (a busy minute slows every probe in it), so repeats inside
+            one probe cannot remove it; later rounds run the plan's groups in the other
+            order with the same inputs, and `costlab.fit` pools the replicates by their
+            median. Defaults to `2`.
         min_repeats: Fewest warm calls per probe. Defaults to `5`.
         max_repeats: Most warm calls per probe. Defaults to `30`.
         probe_time_s: Time after which a probe stops repeating. Defaults to `0.5`.
@@ -108,13 +114,15 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
 
     from .adapters import adapt
 
+    if not isinstance(rounds, int) or rounds < 1:
+        raise CostlabError(f"Expected a positive integer for `rounds`. Received: rounds={rounds!r}")
     adapter = adapt(model)
     space = space or InputSpace.from_model(adapter)
     memory = adapter.memory_source()
     env = _env.environment()
     groups = sweep.plan(space, points=points)
     fuzz = strategies.draw_examples(strategies.from_input_space(space), examples, seed=seed)
-    total = sum(len(g) for g in groups) + len(fuzz)
+    total = rounds * sum(len(g) for g in groups) + len(fuzz)
     rows: list[dict] = []
     over: list[dict] = []  # sizes that crossed a hard cap
 
@@ -127,10 +135,10 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
     def dominated(sizes) -> bool:
         return any(all(sizes[d] >= o[d] for d in space.dim_names) for o in over)
 
-    def run(sizes, inputs, kind, probe_seed):
+    def run(sizes, inputs, kind, round_, probe_seed):
         result = measure(lambda: adapter(inputs), memory=memory, min_repeats=min_repeats,
                          max_repeats=max_repeats, time_budget_s=probe_time_s)
-        row = _row(space, sizes, inputs, kind, probe_seed, adapter, result, env)
+        row = _row(space, sizes, inputs, kind, round_, probe_seed, adapter, result, env)
         rows.append(row)
         if log:
             log.write(json.dumps(row) + "\n")
@@ -142,24 +150,28 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
         log = stack.enter_context(open(log_path, "a")) if log_path else None
         bar = stack.enter_context(tqdm(total=total, desc=f"profile {adapter.name}", unit="probe",
                                        disable=None if progress is None else not progress, leave=False))
-        for gi, group in enumerate(groups):
-            for pi, probe in enumerate(group):
-                if dominated(probe.sizes):
-                    bar.update(len(group) - pi)
-                    break
-                probe_seed = seed * 100003 + gi * 1009 + pi
-                inputs = space.random_inputs(probe.sizes, seed=probe_seed)
-                row = run(probe.sizes, inputs, probe.kind, probe_seed)
-                if crossed(row):
-                    over.append(probe.sizes)
-                    bar.update(len(group) - pi - 1)
-                    break
+        for r in range(rounds):
+            # Odd rounds take the groups in reverse order; inside a group sizes always
+            # grow, so a slice still stops at the first probe over a hard cap.
+            order = list(enumerate(groups))[:: -1 if r % 2 else 1]
+            for gi, group in order:
+                for pi, probe in enumerate(group):
+                    if dominated(probe.sizes):
+                        bar.update(len(group) - pi)
+                        break
+                    probe_seed = seed * 100003 + gi * 1009 + pi
+                    inputs = space.random_inputs(probe.sizes, seed=probe_seed)
+                    row = run(probe.sizes, inputs, probe.kind, r, probe_seed)
+                    if crossed(row):
+                        over.append(probe.sizes)
+                        bar.update(len(group) - pi - 1)
+                        break
         for inputs in fuzz:
             sizes = space.sizes_of(inputs)
             if dominated(sizes):
                 bar.update(1)
                 continue
-            run(sizes, inputs, "fuzz", seed)
+            run(sizes, inputs, "fuzz", 0, seed)
     table = pd.DataFrame(rows, columns=[*space.dim_names, *TABLE_COLUMNS])
     table["error"] = table["error"].fillna("")
     return Profile(table, space, adapter.describe(), _env.machine())
