@@ -14,8 +14,9 @@ before fitting; `upper()` is still calibrated on the individual rows.
 
 Selection favours extrapolation: each hypothesis is scored by the median |log(pred/true)|
 of each of the largest points when fitted on all the others (leave-one-out restricted to
-the largest `holdout` share). Hypotheses scoring within `margin` of the best are all
-consistent with the data. Of those, the one reported (`complexity_`) has the fewest
+the largest `holdout` share). Hypotheses scoring within `margin` of the best, plus the
+data's own scatter (the best hypothesis's median in-sample error), are all consistent with
+the data. Of those, the one reported (`complexity_`) has the fewest
 fractional powers, then the lowest degree (powers first, then log factors): costs of ML
 models are mostly integer-power polynomials, and on repeated real profiles of the zoo
 models this rule recovered the architectures' powers at least as often as choosing the
@@ -122,7 +123,7 @@ class CostModel:
             `EXPONENTS`.
         holdout: Share of the largest points scored by leave-one-out. Defaults to `0.3`.
         margin: Relative score margin within which hypotheses count as consistent with
-            the data. Defaults to `0.15`.
+            the data (on top of the data's scatter). Defaults to `0.15`.
         negligible: Share of the cost at the largest point under which a leading factor
             counts as absent. Defaults to `0.03`.
         q: Quantile of the upper bound's calibration. Defaults to `0.95`.
@@ -225,7 +226,9 @@ class CostModel:
             # signed log(true / predicted) of each held-out point
             heldout = np.concatenate([np.log(y[test] / np.maximum(h.design(Xv[test]) @ h.fit(Xv[train], y[train]), 1e-300))
                                       for train, test in folds])
+            insample = np.log(y / np.maximum(h.design(Xv) @ coef, 1e-300))
             results.append({"h": h, "coef": coef, "heldout": heldout,
+                            "noise": float(np.median(np.abs(insample))),
                             "score": float(np.median(np.abs(heldout)))})
         if not results:
             raise FitError("No hypothesis fits these costs (all leading terms negligible)")
@@ -251,8 +254,10 @@ class CostModel:
 
     def _select(self, results):
         """The reported hypothesis and every hypothesis consistent with the data."""
-        best = min(r["score"] for r in results)
-        tol = best * (1 + self.margin) + 0.01
+        best = min(results, key=lambda r: r["score"])
+        # Held-out errors that differ by less than the data's own scatter (the best
+        # hypothesis's in-sample error: noise, allocator steps) cannot tell classes apart.
+        tol = best["score"] * (1 + self.margin) + max(0.01, best["noise"])
         ok = sorted((r for r in results if r["score"] <= tol),
                     key=lambda r: (_fractional(r["h"].exps), _degree(r["h"].exps), r["score"]))
         return ok[0], ok
