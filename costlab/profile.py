@@ -73,10 +73,88 @@ def _row(space, sizes, inputs, kind, round_, seed, adapter, result, env):
             "inter_op_threads": env.get("inter_op_threads")}
 
 
+class _Prober:
+    """Measures probes one at a time: rows, the probe log, the progress bar, hard caps.
+
+    A probe that fails, or whose warm median or peak is over a cap, marks its sizes as
+    over; any later probe at least as large in every dimension is skipped, since cost
+    only grows with size.
+    """
+
+    def __init__(self, adapter, space, *, total, min_repeats=5, max_repeats=30,
+                 probe_time_s=0.5, max_probe_s=5.0, max_probe_mib=4096, log_path=None, progress=None):
+        self.adapter, self.space = adapter, space
+        self.memory = adapter.memory_source()
+        self.env = _env.environment()
+        self.measure_kw = dict(min_repeats=min_repeats, max_repeats=max_repeats, time_budget_s=probe_time_s)
+        self.max_probe_s, self.max_probe_mib = max_probe_s, max_probe_mib
+        self.rows: list[dict] = []
+        self.over: list[dict] = []  # sizes that crossed a hard cap
+        self._stack = contextlib.ExitStack()
+        self.log = self._stack.enter_context(open(log_path, "a")) if log_path else None
+        from tqdm.auto import tqdm
+
+        self.bar = self._stack.enter_context(tqdm(
+            total=total, desc=f"profile {adapter.name}", unit="probe",
+            disable=None if progress is None else not progress, leave=False))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._stack.close()  # the log is closed however the sweep ends
+
+    def crossed(self, row) -> bool:
+        if row["status"] != "ok":
+            return True
+        peak_mib = (row["peak_bytes"] or 0) / 2**20
+        return row["wall_s_median"] > self.max_probe_s or peak_mib > self.max_probe_mib
+
+    def dominated(self, sizes) -> bool:
+        return any(all(sizes[d] >= o[d] for d in self.space.dim_names) for o in self.over)
+
+    def run(self, sizes, inputs, kind, round_, seed) -> dict:
+        result = measure(lambda: self.adapter(inputs), memory=self.memory, **self.measure_kw)
+        row = _row(self.space, sizes, inputs, kind, round_, seed, self.adapter, result, self.env)
+        self.rows.append(row)
+        if self.log:
+            self.log.write(json.dumps(row) + "\n")
+            self.log.flush()
+        self.bar.update(1)
+        return row
+
+    def run_groups(self, groups, *, rounds, seed):
+        """Measure groups of growing sizes `rounds` times, odd rounds in reverse group order.
+
+        Inside a group sizes only grow, so a group stops at its first probe over a cap.
+        """
+        for r in range(rounds):
+            for gi, group in list(enumerate(groups))[:: -1 if r % 2 else 1]:
+                for pi, probe in enumerate(group):
+                    if self.dominated(probe.sizes):
+                        self.bar.update(len(group) - pi)
+                        break
+                    probe_seed = seed * 100003 + gi * 1009 + pi
+                    inputs = self.space.random_inputs(probe.sizes, seed=probe_seed)
+                    if self.crossed(self.run(probe.sizes, inputs, probe.kind, r, probe_seed)):
+                        self.over.append(probe.sizes)
+                        self.bar.update(len(group) - pi - 1)
+                        break
+
+    def table(self) -> pd.DataFrame:
+        table = pd.DataFrame(self.rows, columns=[*self.space.dim_names, *TABLE_COLUMNS])
+        table["error"] = table["error"].fillna("")
+        return table
+
+
+def _check_rounds(rounds):
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
+        raise CostlabError(f"Expected a positive integer for `rounds`. Received: rounds={rounds!r}")
+
+
 def profile(model, space: InputSpace | None = None, *, points: int = 7, examples: int = 8,
-            rounds: int = 2, min_repeats: int = 5, max_repeats: int = 30, probe_time_s: float = 0.5,
-            max_probe_s: float = 5.0, max_probe_mib: float = 4096, seed: int = 0,
-            progress: bool | None = None, log_path=None) -> Profile:
+            rounds: int = 2, seed: int = 0, log_path=None, progress: bool | None = None,
+            **measure_kw) -> Profile:
     """Measure wall time and peak memory of `model` over its input space.
 
     Runs the explicit log-spaced size plan (`costlab.sweep.plan`) with random values,
@@ -93,86 +171,36 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
             one probe cannot remove it; later rounds run the plan's groups in the other
             order with the same inputs, and `costlab.fit` pools the replicates by their
             median. Defaults to `2`.
-        min_repeats: Fewest warm calls per probe. Defaults to `5`.
-        max_repeats: Most warm calls per probe. Defaults to `30`.
-        probe_time_s: Time after which a probe stops repeating. Defaults to `0.5`.
-        max_probe_s: Hard cap: a slice stops growing after a probe whose warm median is
-            above it, and a joint point is skipped when a smaller point already was.
-            Defaults to `5.0`.
-        max_probe_mib: Hard cap on a probe's peak memory, used like `max_probe_s`.
-            Defaults to `4096`.
         seed: Seed for values and Hypothesis draws. Defaults to `0`.
-        progress: Show a tqdm progress bar; `None` shows it only on a terminal.
-            Defaults to `None`.
         log_path: A JSON-lines file each finished probe is appended to and flushed.
             Defaults to `None`.
+        progress: Show a tqdm progress bar; `None` shows it only on a terminal.
+            Defaults to `None`.
+        **measure_kw: How each probe is measured, and the hard caps:
+            `min_repeats` (fewest warm calls, default 5), `max_repeats` (most, default
+            30), `probe_time_s` (time after which a probe stops repeating, default 0.5),
+            `max_probe_s` (a slice stops growing after a probe whose warm median is
+            above it, and larger probes are skipped; default 5.0), `max_probe_mib` (the
+            same for peak memory, default 4096).
 
     Returns:
         A `Profile`.
     """
-    from tqdm.auto import tqdm
-
     from .adapters import adapt
 
-    if not isinstance(rounds, int) or rounds < 1:
-        raise CostlabError(f"Expected a positive integer for `rounds`. Received: rounds={rounds!r}")
+    _check_rounds(rounds)
     adapter = adapt(model)
     space = space or InputSpace.from_model(adapter)
-    memory = adapter.memory_source()
-    env = _env.environment()
     groups = sweep.plan(space, points=points)
     fuzz = strategies.draw_examples(strategies.from_input_space(space), examples, seed=seed)
     total = rounds * sum(len(g) for g in groups) + len(fuzz)
-    rows: list[dict] = []
-    over: list[dict] = []  # sizes that crossed a hard cap
-
-    def crossed(row) -> bool:
-        if row["status"] != "ok":
-            return True
-        peak_mib = (row["peak_bytes"] or 0) / 2**20
-        return row["wall_s_median"] > max_probe_s or peak_mib > max_probe_mib
-
-    def dominated(sizes) -> bool:
-        return any(all(sizes[d] >= o[d] for d in space.dim_names) for o in over)
-
-    def run(sizes, inputs, kind, round_, probe_seed):
-        result = measure(lambda: adapter(inputs), memory=memory, min_repeats=min_repeats,
-                         max_repeats=max_repeats, time_budget_s=probe_time_s)
-        row = _row(space, sizes, inputs, kind, round_, probe_seed, adapter, result, env)
-        rows.append(row)
-        if log:
-            log.write(json.dumps(row) + "\n")
-            log.flush()
-        bar.update(1)
-        return row
-
-    with contextlib.ExitStack() as stack:  # the log is closed however the sweep ends
-        log = stack.enter_context(open(log_path, "a")) if log_path else None
-        bar = stack.enter_context(tqdm(total=total, desc=f"profile {adapter.name}", unit="probe",
-                                       disable=None if progress is None else not progress, leave=False))
-        for r in range(rounds):
-            # Odd rounds take the groups in reverse order; inside a group sizes always
-            # grow, so a slice still stops at the first probe over a hard cap.
-            order = list(enumerate(groups))[:: -1 if r % 2 else 1]
-            for gi, group in order:
-                for pi, probe in enumerate(group):
-                    if dominated(probe.sizes):
-                        bar.update(len(group) - pi)
-                        break
-                    probe_seed = seed * 100003 + gi * 1009 + pi
-                    inputs = space.random_inputs(probe.sizes, seed=probe_seed)
-                    row = run(probe.sizes, inputs, probe.kind, r, probe_seed)
-                    if crossed(row):
-                        over.append(probe.sizes)
-                        bar.update(len(group) - pi - 1)
-                        break
+    with _Prober(adapter, space, total=total, log_path=log_path, progress=progress, **measure_kw) as prober:
+        prober.run_groups(groups, rounds=rounds, seed=seed)
         for inputs in fuzz:
             sizes = space.sizes_of(inputs)
-            if dominated(sizes):
-                bar.update(1)
+            if prober.dominated(sizes):
+                prober.bar.update(1)
                 continue
-            run(sizes, inputs, "fuzz", 0, seed)
-    table = pd.DataFrame(rows, columns=[*space.dim_names, *TABLE_COLUMNS])
-    table["error"] = table["error"].fillna("")
-    return Profile(table, space, adapter.describe(), _env.machine())
+            prober.run(sizes, inputs, "fuzz", 0, seed)
+    return Profile(prober.table(), space, adapter.describe(), _env.machine())
 
