@@ -138,6 +138,7 @@ class CostModel:
         exponents_: `{dim: {"power": i, "log": j}}`, the leading term per dimension.
         complexity_: Human-readable class, e.g. `"O(batch · seq_len²)"`.
         ambiguous_: Other classes the data cannot tell apart from the chosen one.
+        consistent_: Exponents of every class consistent with the data, chosen first.
         score_: Held-out median |log(pred/true)| of the chosen hypothesis.
         upper_factor_: Multiplier from `predict` to the calibrated `q` upper bound.
         range_: `{dim: [min, max]}` measured.
@@ -241,6 +242,8 @@ class CostModel:
         self.exponents_ = {d: {"power": e[0], "log": e[1]} for d, e in zip(dims, self._h.exps, strict=True)}
         self.complexity_ = self._complexity(self._h.exps)
         self.ambiguous_ = sorted({self._complexity(r["h"].exps) for r in ok} - {self.complexity_})
+        self.consistent_ = [{d: {"power": e[0], "log": e[1]} for d, e in zip(dims, r["h"].exps, strict=True)}
+                            for r in ok]
         self.score_ = chosen["score"]
         self.range_ = {d: [float(lo[k]), float(hi[k])] for k, d in enumerate(dims)}
         # Calibrate the upper bound on held-out errors and in-sample residuals, whichever
@@ -292,6 +295,11 @@ class CostModel:
         return f"O({term_name(dict(zip(self.dims_, exps, strict=True))) if any(e != (0, 0) for e in exps) else '1'})"
 
     # --- use ----------------------------------------------------------------------------
+    def undetermined_dims(self) -> list[str]:
+        """Dimensions whose power differs between classes consistent with the data."""
+        self._check()
+        return [d for d in self.dims_ if len({c[d]["power"] for c in self.consistent_}) > 1]
+
     def _check(self):
         if not hasattr(self, "terms_"):
             raise NotFittedError("This CostModel is not fitted yet. Call `fit(X, y)` first.")
@@ -337,7 +345,7 @@ class CostModel:
         return {"target": self.target, "complexity": self.complexity_, "exponents": self.exponents_,
                 "dims": self.dims_, "terms": self.terms_,
                 "steep_terms": _terms_data(self._steep_h, self._steep_coef),
-                "ambiguous": self.ambiguous_, "score": self.score_, "q": self.q,
+                "ambiguous": self.ambiguous_, "consistent": self.consistent_, "score": self.score_, "q": self.q,
                 "upper_factor": self.upper_factor_, "range": self.range_,
                 "out_of_range": self.out_of_range, "n_points": self.n_points_}
 
@@ -350,6 +358,7 @@ class CostModel:
             m.exponents_ = data["exponents"]
             m.complexity_ = data["complexity"]
             m.ambiguous_ = list(data["ambiguous"])
+            m.consistent_ = list(data.get("consistent", [data["exponents"]]))
             m.score_ = data["score"]
             m.upper_factor_ = data["upper_factor"]
             m.range_ = data["range"]

@@ -36,6 +36,15 @@ class Run:
             lines.append(f"  {t:14s} {m.complexity_}{amb}")
         for t, why in self.notes.items():
             lines.append(f"  {t:14s} not fitted: {why}")
+        undetermined = {}
+        for m in self.cost_models.values():
+            for d in m.undetermined_dims():
+                undetermined.setdefault(d, set()).update(c[d]["power"] for c in m.consistent_)
+        for d, powers in undetermined.items():
+            top = int(self.profile.table[d].max())
+            lines.append(f"  {d}: power undetermined over the measured range (consistent: "
+                         f"{', '.join(f'{p:g}' for p in sorted(powers))}); limits use the steepest. "
+                         f"To decide it, measure larger sizes: --dim {d}=MIN:{top * 8}")
         lines.append("limits:")
         for d, lim in self.policy.limits.items():
             lines.append(f"  {d:10s} {lim['min']}..{lim['max']}  (limited by {lim['limited_by']})")

@@ -84,6 +84,18 @@ def test_real_allocator_staircase_reads_as_the_integer_power():
     assert model.complexity_ == "O(batch · seq_len²)"
 
 
+def test_undetermined_dims_name_what_the_data_cannot_decide():
+    # a 1.3x range with 10% noise cannot tell n from n², a 128x range can
+    narrow = np.array([100, 104, 108, 112, 117, 122, 127, 132], float)
+    model = CostModel().fit(pd.DataFrame({"n": narrow}), _noisy(narrow**2, 0.1, seed=4))
+    assert model.undetermined_dims() == ["n"]
+    assert len({c["n"]["power"] for c in model.consistent_}) > 1
+    wide = CostModel().fit(pd.DataFrame({"n": N}), _noisy(N**2, 0.01))
+    assert wide.undetermined_dims() == []
+    again = CostModel.from_dict(model.to_dict())
+    assert again.undetermined_dims() == ["n"]
+
+
 def test_not_fitted_error_before_fit():
     with pytest.raises(NotFittedError, match="not fitted"):
         CostModel().predict(pd.DataFrame({"n": [1]}))
