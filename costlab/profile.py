@@ -14,6 +14,11 @@ from .errors import CostlabError
 from .measure import COLUMNS, measure
 from .space import InputSpace
 
+#: Default hard caps on one probe: a slice stops growing past them, and larger probes are
+#: skipped (see `_Prober`); `costlab.refine` never launches a plan predicted to pass them.
+MAX_PROBE_S = 5.0
+MAX_PROBE_MIB = 4096
+
 #: Columns every profile table has, besides one per dimension.
 TABLE_COLUMNS = ("kind", "round", "input_shapes", "dtype", "seed", "call") + COLUMNS + (
     "intra_op_threads", "inter_op_threads")
@@ -82,7 +87,8 @@ class _Prober:
     """
 
     def __init__(self, adapter, space, *, total, min_repeats=5, max_repeats=30,
-                 probe_time_s=0.5, max_probe_s=5.0, max_probe_mib=4096, log_path=None, progress=None):
+                 probe_time_s=0.5, max_probe_s=MAX_PROBE_S, max_probe_mib=MAX_PROBE_MIB, log_path=None,
+                 progress=None):
         self.adapter, self.space = adapter, space
         self.memory = adapter.memory_source()
         self.env = _env.environment()

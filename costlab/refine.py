@@ -1,0 +1,96 @@
+"""Measure more where the data cannot decide: the step between cost curves and policy.
+
+A cost is *unfitted* after the first profile when too few probes cleared its measurement
+resolution (an MLP's peak memory at batch ≤ 64 stays under 1 MiB). `refine` then widens
+the dimensions, one at a time: it measures the whole size plan again over the new region
+only (the old maximum to 8×, 4× or 2× it; the other dimensions keep their
+range), so the sizes stay log-uniform over the whole range, and fits every cost on all
+the data.
+
+Nothing is launched blind. The first fit predicts, with `upper()` (the steepest class
+still consistent), every probe of the new plan: a plan whose worst probe is over a hard
+cap, or whose total time (cold call, warm-up and the fewest repeats, every round) is over
+`budget_s`, is not measured; a smaller factor is tried, and failing all the summary says
+why. The policy still admits only the range the user asked to explore (see
+`costlab.synthesize`); the wider sizes only identify the growth class.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from . import sweep
+from .curves import fit_profile_notes
+from .profile import MAX_PROBE_MIB, MAX_PROBE_S, Profile, profile
+
+
+def _predict(prof: Profile, models: dict, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Upper-bound (seconds, MiB) per row of `X`, from the curves or, without one, from
+    the largest measurement grown with the square of the element count."""
+    ok = prof.table[prof.table["status"] == "ok"]
+    growth = (X[prof.dims].prod(axis=1).to_numpy(float) / float(ok[prof.dims].prod(axis=1).max())) ** 2
+    seconds = (models["wall_s_median"].upper(X) if "wall_s_median" in models
+               else float(ok["wall_s_median"].max()) * growth)
+    mib = (models["peak_bytes"].upper(X) / 2**20 if "peak_bytes" in models
+           else float(ok["peak_bytes"].max()) / 2**20 * growth)
+    return np.asarray(seconds, float), np.asarray(mib, float)
+
+
+def refine(model, prof: Profile, models: dict, skipped: dict, *, factors=(8, 4, 2), passes: int = 2,
+           budget_s: float = 60.0, **profile_kw):
+    """Widen dimensions while a cost is unfitted, one at a time, up to `passes` times each.
+
+    Dimensions whose power is merely undetermined are not widened: on the zoo models that
+    cost up to 5× the run time and helped one class while another got worse (allocator
+    steps at the new sizes); the run summary names them and the `--dim` range to measure.
+
+    Args:
+        model: The model or adapter `prof` was measured on.
+        prof: The first profile.
+        models: `{target: CostModel}` fitted on it.
+        skipped: `{target: reason}` of costs that could not be fitted.
+        factors: Widening factors tried, largest first. Defaults to `(8, 4, 2)`.
+        passes: Most widenings of one dimension. Defaults to `2`.
+        budget_s: Most predicted time for one widening's plan. Defaults to `60.0`.
+        **profile_kw: Passed to `costlab.profile` (points, rounds, caps, log_path, ...).
+
+    Returns:
+        `(profile, models, skipped, notes)`: every probe measured, the fits on all of them,
+        the costs still unfitted, and `{dimension: what was done}`.
+    """
+    max_s = profile_kw.get("max_probe_s", MAX_PROBE_S)
+    max_mib = profile_kw.get("max_probe_mib", MAX_PROBE_MIB)
+    calls = profile_kw.get("min_repeats", 5) + 2  # cold call and warm-up, then the fewest repeats
+    rounds = profile_kw.get("rounds", 2)
+    notes: dict[str, str] = {}
+    for _ in range(passes):
+        wanted = [d for d in prof.dims if skipped and "not widened" not in notes.get(d, "")]
+        if not wanted:
+            break
+        for d in wanted:
+            top = prof.space.dim(d).max
+            for f in factors:
+                region = prof.space.with_bounds(**{d: (top, top * f)})
+                sizes = pd.DataFrame([p.sizes for g in sweep.plan(region, points=profile_kw.get("points", 7))
+                                      for p in g])
+                seconds, mib = _predict(prof, models, sizes)
+                total = float(seconds.sum()) * calls * rounds
+                if seconds.max() <= max_s and mib.max() <= max_mib and total <= budget_s:
+                    break
+            else:
+                why = (f"not widened: even at 2× its range the plan is predicted over the hard caps "
+                       f"({max_s:g} s, {max_mib:g} MiB per probe) or the {budget_s:g} s budget")
+                notes[d] = f"{notes[d]}; {why}" if d in notes else why
+                continue
+            unfitted = ", ".join(skipped)
+            more = profile(model, region, **profile_kw)
+            table = pd.concat([prof.table, more.table], ignore_index=True)
+            prof = Profile(table, prof.space.with_bounds(**{d: (prof.space.dim(d).min, top * f)}),
+                           prof.model, prof.machine)
+            models, skipped = fit_profile_notes(prof)
+            notes[d] = (f"measured up to {d}={top * f} because {unfitted} could not be fitted below it "
+                        f"(plan predicted ≤ {math.ceil(total)} s)")
+    return prof, models, skipped, notes

@@ -1,0 +1,43 @@
+"""Widening undetermined or unfitted dimensions, on a real zoo model."""
+
+import pytest
+
+import costlab
+from costlab import InputSpace
+from costlab.curves import fit_profile_notes
+from costlab.refine import refine
+
+QUICK = dict(points=5, examples=0, min_repeats=3, max_repeats=10, probe_time_s=0.1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def mlp_first(zoo_models):
+    model = zoo_models["mlp"]
+    prof = costlab.profile(model, InputSpace.from_model(model).with_bounds(batch=(1, 64)), **QUICK)
+    return model, prof, *fit_profile_notes(prof)
+
+
+def test_a_cost_under_resolution_gets_measured_larger_and_fitted(mlp_first):
+    model, prof, models, skipped = mlp_first
+    assert "peak_bytes" in skipped  # batch <= 64: every peak under 1 MiB
+    new, models2, skipped2, notes = refine(model, prof, models, skipped, **QUICK)
+    assert "peak_bytes" not in skipped2
+    assert models2["peak_bytes"].exponents_["batch"] == {"power": 1, "log": 0}
+    assert new.table["batch"].max() > 64 and len(new.table) > len(prof.table)
+    assert notes["batch"].startswith("measured up to batch=") and "peak_bytes" in notes["batch"]
+
+
+def test_no_plan_predicted_over_the_caps_is_launched(mlp_first):
+    model, prof, models, skipped = mlp_first
+    new, _, _, notes = refine(model, prof, models, skipped, max_probe_s=1e-6, **QUICK)
+    assert len(new.table) == len(prof.table)  # nothing measured
+    assert "not widened" in notes["batch"]
+
+
+def test_limits_stay_in_the_range_the_user_asked_for(zoo_models, tmp_path):
+    model = zoo_models["mlp"]
+    space = InputSpace.from_model(model).with_bounds(batch=(1, 64))
+    run = costlab.run(model, {"latency_ms": 1e4, "memory_mib": 1e4}, tmp_path, space=space, **QUICK)
+    assert run.profile.table["batch"].max() > 64  # measured beyond, to fit memory
+    assert run.policy.limits["batch"]["max"] == 64
+    assert "peak_bytes" in run.cost_models
