@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--probe-time", type=_number(float), default=0.5, help="seconds of repeats per probe (default 0.5)")
     r.add_argument("--extrapolate", type=_number(float), default=1.0,
                    help="limits may reach this multiple of the largest measured size (default 1)")
+    r.add_argument("--no-refine", action="store_true",
+                   help="do not widen ranges whose growth class the data cannot decide")
     r.add_argument("--call", default="predict_on_batch", choices=["predict_on_batch", "call", "predict"])
     r.add_argument("--seed", type=int, default=0)
 
@@ -88,7 +90,7 @@ def _cmd_run(args) -> int:
     if args.dim:
         space = space.with_bounds(**dict(args.dim))
     result = run(adapter, budgets, args.out, space=space, points=args.points, examples=args.examples,
-                 rounds=args.rounds, probe_time_s=args.probe_time, extrapolate=args.extrapolate, seed=args.seed)
+                 rounds=args.rounds, refine=not args.no_refine, probe_time_s=args.probe_time, extrapolate=args.extrapolate, seed=args.seed)
     print(result.summary())
     return 0
 

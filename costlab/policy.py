@@ -168,8 +168,8 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
         space: The input space that was profiled (inputs, dtypes, dimension ranges).
         model: The adapter's description (`Profile.model`). Defaults to `None`.
         measured_on: The host (`Profile.machine`). Defaults to `None`.
-        extrapolate: Limits may reach this multiple of the largest measured size.
-            Defaults to `1.0` (never beyond what was measured).
+        extrapolate: Limits may reach this multiple of the largest size that was both
+            measured and inside `space`. Defaults to `1.0` (never beyond either).
 
     Returns:
         A validated `Policy`.
@@ -191,11 +191,12 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
         raise PolicyError(f"Expected `extrapolate` >= 1. Received: extrapolate={extrapolate!r}")
     dims = space.dim_names
     lo = {d.name: d.min for d in space.dims}
-    # The largest size any fitted curve saw: a slice stopped early by a hard cap measured
-    # less than the space allows, and limits must not pass what was measured.
+    # Limits pass neither what was measured (a slice stopped early by a hard cap measured
+    # less than the space allows) nor the range the user asked to explore (`refine` may
+    # measure beyond it to identify a class), each times `extrapolate`.
     measured_hi = {d: max([int(m.range_[d][1]) for m in cost_models.values() if d in m.range_],
                           default=space.dim(d).max) for d in dims}
-    cap = {d: max(lo[d], int(measured_hi[d] * extrapolate)) for d in dims}
+    cap = {d: max(lo[d], int(min(measured_hi[d], space.dim(d).max) * extrapolate)) for d in dims}
     free = {d for d in dims if all(m.exponents_.get(d, {"power": 0, "log": 0}) == {"power": 0, "log": 0}
                                    for m in bounded.values())}
 

@@ -11,6 +11,7 @@ from .curves import fit_profile_notes
 from .errors import FitError
 from .policy import Budgets, Policy, synthesize
 from .profile import Profile, profile
+from .refine import refine as _refine
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Run:
     policy: Policy
     out_dir: Path
     notes: dict
+    refined: dict
 
     def summary(self) -> str:
         b = self.policy.budgets
@@ -36,15 +38,18 @@ class Run:
             lines.append(f"  {t:14s} {m.complexity_}{amb}")
         for t, why in self.notes.items():
             lines.append(f"  {t:14s} not fitted: {why}")
+        for d, what in self.refined.items():
+            lines.append(f"  {d}: {what}")
         undetermined = {}
         for m in self.cost_models.values():
             for d in m.undetermined_dims():
                 undetermined.setdefault(d, set()).update(c[d]["power"] for c in m.consistent_)
         for d, powers in undetermined.items():
             top = int(self.profile.table[d].max())
+            how = ("larger sizes are predicted over the hard caps" if "not widened" in self.refined.get(d, "")
+                   else f"to decide it, measure larger sizes: --dim {d}=MIN:{top * 8}")
             lines.append(f"  {d}: power undetermined over the measured range (consistent: "
-                         f"{', '.join(f'{p:g}' for p in sorted(powers))}); limits use the steepest. "
-                         f"To decide it, measure larger sizes: --dim {d}=MIN:{top * 8}")
+                         f"{', '.join(f'{p:g}' for p in sorted(powers))}); limits use the steepest; {how}")
         lines.append("limits:")
         for d, lim in self.policy.limits.items():
             lines.append(f"  {d:10s} {lim['min']}..{lim['max']}  (limited by {lim['limited_by']})")
@@ -58,7 +63,8 @@ class Run:
         return "\n".join(lines)
 
 
-def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, **profile_kw) -> Run:
+def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine: bool = True,
+        **profile_kw) -> Run:
     """Profile `model`, fit its cost curves, synthesise a policy and write them to `out_dir`.
 
     Writes `profile.csv` (one row per probe), `profile.json` (space, model, machine),
@@ -71,6 +77,8 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, **prof
         out_dir: Run directory, created if missing.
         space: The input space. Defaults to the model's own.
         extrapolate: See `synthesize`. Defaults to `1.0`.
+        refine: Where a dimension's power is undetermined or a cost could not be fitted,
+            widen the range and measure the plan again (`costlab.refine`). Defaults to `True`.
         **profile_kw: Passed to `profile`.
 
     Returns:
@@ -85,13 +93,17 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, **prof
     log.unlink(missing_ok=True)
     adapter = adapt(model)
     prof = profile(adapter, space, log_path=log, **profile_kw)
-    prof.save(out)
+    asked = prof.space  # the range the user asked for: limits stay inside it
     models, skipped = fit_profile_notes(prof)
+    refined = {}
+    if refine:
+        prof, models, skipped, refined = _refine(adapter, prof, models, skipped, log_path=log, **profile_kw)
+    prof.save(out)
     if not any(t in models for t in ("wall_s_median", "peak_bytes")):
         raise FitError("No cost curve could be fitted: " + "; ".join(f"{t}: {r}" for t, r in skipped.items()))
     (out / "cost_models.json").write_text(json.dumps({t: m.to_dict() for t, m in models.items()}, indent=2) + "\n")
-    pol = synthesize(models, budgets, space=prof.space, model=prof.model, measured_on=prof.machine,
+    pol = synthesize(models, budgets, space=asked, model=prof.model, measured_on=prof.machine,
                      extrapolate=extrapolate)
     pol.to_json(out / "policy.json")
     plots.save_all(prof, {t: m for t, m in models.items() if t != "wall_s_p95"}, out / "plots")
-    return Run(prof, models, pol, out, skipped)
+    return Run(prof, models, pol, out, skipped, refined)
