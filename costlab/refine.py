@@ -71,6 +71,8 @@ def refine(model, prof: Profile, models: dict, skipped: dict, *, factors=(8, 4, 
         if not wanted:
             break
         for d in wanted:
+            if not skipped:  # an earlier dimension's widening was enough
+                break
             top = prof.space.dim(d).max
             for f in factors:
                 region = prof.space.with_bounds(**{d: (top, top * f)})

@@ -41,3 +41,14 @@ def test_limits_stay_in_the_range_the_user_asked_for(zoo_models, tmp_path):
     assert run.profile.table["batch"].max() > 64  # measured beyond, to fit memory
     assert run.policy.limits["batch"]["max"] == 64
     assert "peak_bytes" in run.cost_models
+
+
+def test_widening_stops_once_every_cost_is_fitted(zoo_models):
+    model = zoo_models["conv"]
+    space = InputSpace.from_model(model).with_bounds(batch=(1, 4), height=(8, 16), width=(8, 16))
+    prof = costlab.profile(model, space, **QUICK)
+    models, skipped = fit_profile_notes(prof)
+    assert "peak_bytes" in skipped
+    _, _, skipped2, notes = refine(model, prof, models, skipped, **QUICK)
+    assert not skipped2
+    assert "width" not in notes  # widening stopped once every cost could be fitted
