@@ -39,6 +39,31 @@ def _predict(prof: Profile, models: dict, X: pd.DataFrame) -> tuple[np.ndarray, 
     return np.asarray(seconds, float), np.asarray(mib, float)
 
 
+def widening(prof: Profile, models: dict, dim: str, *, factors=(8, 4, 2), budget_s: float = 60.0,
+              **profile_kw):
+    """The largest factor by which `dim`'s range can grow without a predicted breach.
+
+    Every probe of the plan over the new region (`dim` from its maximum to factor × it) is
+    predicted with `upper()`; the factor is refused when a probe is over a hard cap or the
+    plan's total time (cold call, warm-up, fewest repeats, every round) is over `budget_s`.
+
+    Returns:
+        `(factor, region, predicted_seconds)`, or `None` when even the smallest factor is refused.
+    """
+    max_s = profile_kw.get("max_probe_s", MAX_PROBE_S)
+    max_mib = profile_kw.get("max_probe_mib", MAX_PROBE_MIB)
+    calls = profile_kw.get("min_repeats", 5) + 2
+    top = prof.space.dim(dim).max
+    for f in factors:
+        region = prof.space.with_bounds(**{dim: (top, top * f)})
+        sizes = pd.DataFrame([p.sizes for g in sweep.plan(region, points=profile_kw.get("points", 7)) for p in g])
+        seconds, mib = _predict(prof, models, sizes)
+        total = float(seconds.sum()) * calls * profile_kw.get("rounds", 2)
+        if seconds.max() <= max_s and mib.max() <= max_mib and total <= budget_s:
+            return f, region, total
+    return None
+
+
 def refine(model, prof: Profile, models: dict, skipped: dict, *, factors=(8, 4, 2), passes: int = 2,
            budget_s: float = 60.0, **profile_kw):
     """Widen dimensions while a cost is unfitted, one at a time, up to `passes` times each.
@@ -61,10 +86,6 @@ def refine(model, prof: Profile, models: dict, skipped: dict, *, factors=(8, 4, 
         `(profile, models, skipped, notes)`: every probe measured, the fits on all of them,
         the costs still unfitted, and `{dimension: what was done}`.
     """
-    max_s = profile_kw.get("max_probe_s", MAX_PROBE_S)
-    max_mib = profile_kw.get("max_probe_mib", MAX_PROBE_MIB)
-    calls = profile_kw.get("min_repeats", 5) + 2  # cold call and warm-up, then the fewest repeats
-    rounds = profile_kw.get("rounds", 2)
     notes: dict[str, str] = {}
     for _ in range(passes):
         wanted = [d for d in prof.dims if skipped and "not widened" not in notes.get(d, "")]
@@ -74,19 +95,13 @@ def refine(model, prof: Profile, models: dict, skipped: dict, *, factors=(8, 4, 
             if not skipped:  # an earlier dimension's widening was enough
                 break
             top = prof.space.dim(d).max
-            for f in factors:
-                region = prof.space.with_bounds(**{d: (top, top * f)})
-                sizes = pd.DataFrame([p.sizes for g in sweep.plan(region, points=profile_kw.get("points", 7))
-                                      for p in g])
-                seconds, mib = _predict(prof, models, sizes)
-                total = float(seconds.sum()) * calls * rounds
-                if seconds.max() <= max_s and mib.max() <= max_mib and total <= budget_s:
-                    break
-            else:
-                why = (f"not widened: even at 2× its range the plan is predicted over the hard caps "
-                       f"({max_s:g} s, {max_mib:g} MiB per probe) or the {budget_s:g} s budget")
+            found = widening(prof, models, d, factors=factors, budget_s=budget_s, **profile_kw)
+            if found is None:
+                why = (f"not widened: even at {factors[-1]}× its range the plan is predicted over the "
+                       f"hard caps or the {budget_s:g} s budget")
                 notes[d] = f"{notes[d]}; {why}" if d in notes else why
                 continue
+            f, region, total = found
             unfitted = ", ".join(skipped)
             more = profile(model, region, **profile_kw)
             table = pd.concat([prof.table, more.table], ignore_index=True)

@@ -12,6 +12,7 @@ from .errors import FitError
 from .policy import Budgets, Policy, synthesize
 from .profile import Profile, profile
 from .refine import refine as _refine
+from .refine import widening
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Run:
     out_dir: Path
     notes: dict
     refined: dict
+    undetermined: dict  # dimension -> (consistent powers, what would decide it)
 
     def summary(self) -> str:
         b = self.policy.budgets
@@ -40,14 +42,7 @@ class Run:
             lines.append(f"  {t:14s} not fitted: {why}")
         for d, what in self.refined.items():
             lines.append(f"  {d}: {what}")
-        undetermined = {}
-        for m in self.cost_models.values():
-            for d in m.undetermined_dims():
-                undetermined.setdefault(d, set()).update(c[d]["power"] for c in m.consistent_)
-        for d, powers in undetermined.items():
-            top = int(self.profile.table[d].max())
-            how = ("larger sizes are predicted over the hard caps" if "not widened" in self.refined.get(d, "")
-                   else f"to decide it, measure larger sizes: --dim {d}=MIN:{top * 8}")
+        for d, (powers, how) in self.undetermined.items():
             lines.append(f"  {d}: power undetermined over the measured range (consistent: "
                          f"{', '.join(f'{p:g}' for p in sorted(powers))}); limits use the steepest; {how}")
         lines.append("limits:")
@@ -106,4 +101,19 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
                      extrapolate=extrapolate)
     pol.to_json(out / "policy.json")
     plots.save_all(prof, {t: m for t, m in models.items() if t != "wall_s_p95"}, out / "plots")
-    return Run(prof, models, pol, out, skipped, refined)
+    return Run(prof, models, pol, out, skipped, refined, _undetermined(prof, models, profile_kw))
+
+
+def _undetermined(prof, models, profile_kw) -> dict:
+    """Dimensions whose power the data leave open, and whether larger sizes could be
+    measured safely (checked with the same prediction `refine` uses)."""
+    out = {}
+    for d in prof.dims:
+        powers = {c[d]["power"] for m in models.values() if d in m.undetermined_dims() for c in m.consistent_}
+        if not powers:
+            continue
+        found = widening(prof, models, d, **profile_kw)
+        how = ("larger sizes are predicted over the hard caps" if found is None else
+               f"to decide it, measure larger sizes: --dim {d}={prof.space.dim(d).min}:{found[1].dim(d).max}")
+        out[d] = (powers, how)
+    return out

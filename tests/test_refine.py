@@ -52,3 +52,13 @@ def test_widening_stops_once_every_cost_is_fitted(zoo_models):
     _, _, skipped2, notes = refine(model, prof, models, skipped, **QUICK)
     assert not skipped2
     assert "width" not in notes  # widening stopped once every cost could be fitted
+
+
+def test_widening_is_refused_when_predicted_over_the_caps(mlp_first):
+    from costlab.refine import widening
+
+    _, prof, models, _ = mlp_first
+    factor, region, seconds = widening(prof, models, "batch", **QUICK)
+    assert factor == 8 and region.dim("batch").max == 8 * 64 and seconds > 0
+    assert widening(prof, models, "batch", max_probe_s=1e-6, **QUICK) is None
+    assert widening(prof, models, "batch", budget_s=1e-6, **QUICK) is None
