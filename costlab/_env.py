@@ -54,8 +54,24 @@ def machine() -> dict:
             "os": platform.platform(), "python": platform.python_version()}
 
 
+def versions() -> dict:
+    """Versions of Python and of the frameworks already imported (nothing is imported here)."""
+    import sys
+
+    out = {"python": platform.python_version()}
+    for mod in ("numpy", "tensorflow", "keras", "jax", "torch", "candle"):
+        m = sys.modules.get(mod)
+        if m is not None and getattr(m, "__version__", None):
+            out[mod] = str(m.__version__)
+    return out
+
+
 def environment() -> dict:
-    """Per-row environment: threads and the variables that change TF's allocator."""
+    """Per-row environment: threads, versions, CPU model, and the variables that change
+    TF's allocator and oneDNN (unset ones are absent)."""
     env = dict(pin_threads())
     env.update({k: os.environ[k] for k in _ENV_VARS if k in os.environ})
+    env.update(versions())
+    env["cpu"] = cpu_model()
+    env["pid"] = os.getpid()
     return env

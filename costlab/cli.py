@@ -67,6 +67,17 @@ def _parser() -> argparse.ArgumentParser:
                    help="do not widen ranges whose growth class the data cannot decide")
     r.add_argument("--call", default="predict_on_batch", choices=["predict_on_batch", "call", "predict"])
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--isolation", choices=["subprocess", "inprocess"], default="subprocess",
+                   help="run probes in worker processes under a memory cap and a timeout (default), "
+                        "or in this process (faster; a hostile probe can take it down)")
+    r.add_argument("--memory-cap-mib", type=_number(float), default=None,
+                   help="hard cap on the memory one isolated probe may add (default 8192)")
+    r.add_argument("--timeout", type=_number(float), default=None,
+                   help="seconds one isolated probe may take in all (default 60)")
+    r.add_argument("--probes-per-worker", type=_number(int), default=None,
+                   help="start a fresh worker after this many probes (1: a process per probe)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out: probes in its probes.jsonl are kept")
 
     v = sub.add_parser("verify", help="re-measure inputs at and inside a policy's limits")
     v.add_argument("model", help=model_help)
@@ -90,7 +101,10 @@ def _cmd_run(args) -> int:
     if args.dim:
         space = space.with_bounds(**dict(args.dim))
     result = run(adapter, budgets, args.out, space=space, points=args.points, examples=args.examples,
-                 rounds=args.rounds, refine=not args.no_refine, probe_time_s=args.probe_time, extrapolate=args.extrapolate, seed=args.seed)
+                 rounds=args.rounds, refine=not args.no_refine, probe_time_s=args.probe_time,
+                 extrapolate=args.extrapolate, seed=args.seed, isolation=args.isolation,
+                 memory_cap_mib=args.memory_cap_mib, timeout_s=args.timeout,
+                 probes_per_worker=args.probes_per_worker, resume=args.resume)
     print(result.summary())
     return 0
 

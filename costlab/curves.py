@@ -417,9 +417,10 @@ def fit(table: pd.DataFrame, target: str = "wall_s_median", *, dims=None, resolu
     if not isinstance(table, pd.DataFrame):
         raise FitError(f"Expected a pandas DataFrame (Profile.table). Received: {type(table).__name__}")
     if dims is None:
-        if "kind" not in table.columns:
-            raise FitError("Pass `dims=`: the table has no `kind` column to find the dimension columns by")
-        dims = list(table.columns[: list(table.columns).index("kind")])
+        first = next((c for c in ("plan", "kind") if c in table.columns), None)
+        if first is None:
+            raise FitError("Pass `dims=`: the table has no `plan` or `kind` column to find the dimension columns by")
+        dims = list(table.columns[: list(table.columns).index(first)])
     missing = [c for c in [*dims, target] if c not in table.columns]
     if missing:
         raise FitError(f"Columns {missing} are not in the table. Received columns: {list(table.columns)}")

@@ -23,7 +23,7 @@ def _status_of(exc: BaseException) -> str:
     return "error"
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     line = text.splitlines()[0] if text else ""
     return f"{type(exc).__name__}: {line}"[:300]
@@ -50,6 +50,11 @@ def measure(fn, *, memory=None, min_repeats: int = 5, max_repeats: int = 50,
     median's relative confidence half-width is under `rel_ci`, `time_budget_s` is
     spent, or `max_repeats` is reached. Garbage collection is off while timing.
 
+    A per-call memory source (`per_call = True`, the framework's allocator peak) is
+    reset after the warm-up, so `peak_bytes` is a warm call's peak. The process peak
+    (`per_call = False`) is reset once, before the cold call: an allocator that keeps
+    freed memory (glibc's heap, TF's pool) shows an input's growth only the first time.
+
     Args:
         fn: Zero-argument callable running the model once.
         memory: A memory source (`reset()`, `peak()`, `name`), or `None` for no memory.
@@ -75,7 +80,7 @@ def measure(fn, *, memory=None, min_repeats: int = 5, max_repeats: int = 50,
         fn()
         row["cold_s"] = perf() - t0
         fn()  # warm-up at this shape
-        if memory is not None:
+        if memory is not None and getattr(memory, "per_call", True):
             memory.reset()
         gc.disable()
         samples = []
@@ -90,7 +95,7 @@ def measure(fn, *, memory=None, min_repeats: int = 5, max_repeats: int = 50,
         if memory is not None:
             row["peak_bytes"] = int(memory.peak())
     except Exception as exc:  # a probe's failure is data, not a crash of the profiler
-        row.update(status=_status_of(exc), error=_first_line(exc))
+        row.update(status=_status_of(exc), error=first_line(exc))
         return row
     finally:
         if gc_was:

@@ -23,7 +23,8 @@ _STATUS = "/proc/self/status"
 _CLEAR_REFS = "/proc/self/clear_refs"
 
 
-def _status_kib(field: str) -> int | None:
+def status_kib(field: str) -> int | None:
+    """A `/proc/self/status` field in KiB (`VmRSS`, `VmHWM`, `VmSize`), or `None` off Linux."""
     try:
         with open(_STATUS) as fh:
             for line in fh:
@@ -36,7 +37,7 @@ def _status_kib(field: str) -> int | None:
 
 def rss_bytes() -> int | None:
     """Current resident set size of this process, in bytes (Linux), else `None`."""
-    kib = _status_kib("VmRSS")
+    kib = status_kib("VmRSS")
     return None if kib is None else kib * 1024
 
 
@@ -44,13 +45,14 @@ class ProcessPeak:
     """Process-level peak over a call: VmHWM after minus VmRSS before (Linux ≥ 4.0)."""
 
     name = "process_vmhwm"
+    per_call = False  # see costlab.measure.measure: reset once, before the cold call
 
     def __init__(self):
-        self._before = 0
+        self.before = 0
 
     @staticmethod
     def available() -> bool:
-        return os.path.exists(_CLEAR_REFS) and _status_kib("VmHWM") is not None
+        return os.path.exists(_CLEAR_REFS) and status_kib("VmHWM") is not None
 
     def reset(self) -> None:
         try:
@@ -58,13 +60,13 @@ class ProcessPeak:
                 fh.write("5")
         except OSError:
             pass
-        self._before = rss_bytes() or 0
+        self.before = rss_bytes() or 0
 
     def peak(self) -> int:
-        hwm = _status_kib("VmHWM")
+        hwm = status_kib("VmHWM")
         if hwm is None:
             return 0
-        return max(0, hwm * 1024 - self._before)
+        return max(0, hwm * 1024 - self.before)
 
 
 class TFAllocatorPeak:
@@ -75,10 +77,11 @@ class TFAllocatorPeak:
     """
 
     name = "tf_allocator"
+    per_call = True
 
     def __init__(self, device: str = "CPU:0"):
         self.device = device
-        self._before = 0
+        self.before = 0
 
     def reset(self) -> None:
         import tensorflow as tf
@@ -86,12 +89,12 @@ class TFAllocatorPeak:
         tf.config.experimental.reset_memory_stats(self.device)
         # Tensors still alive (outputs of an earlier call, a probe's inputs) stay in the
         # peak after a reset: report the growth over them.
-        self._before = int(tf.config.experimental.get_memory_info(self.device)["current"])
+        self.before = int(tf.config.experimental.get_memory_info(self.device)["current"])
 
     def peak(self) -> int:
         import tensorflow as tf
 
-        return max(0, int(tf.config.experimental.get_memory_info(self.device)["peak"]) - self._before)
+        return max(0, int(tf.config.experimental.get_memory_info(self.device)["peak"]) - self.before)
 
     def probe(self, nbytes: int = 16 * 2**20) -> bool:
         """Whether the statistics read back a tensor of `nbytes` within 10%."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +13,8 @@ import pandas as pd
 
 from . import _env, strategies, sweep
 from .errors import CostlabError
-from .measure import COLUMNS, measure
+from .isolation import EXTRA_COLUMNS, ISOLATIONS, InProcess, Subprocess
+from .measure import COLUMNS
 from .space import InputSpace
 
 #: Default hard caps on one probe: a slice stops growing past them, and larger probes are
@@ -20,8 +23,8 @@ MAX_PROBE_S = 5.0
 MAX_PROBE_MIB = 4096
 
 #: Columns every profile table has, besides one per dimension.
-TABLE_COLUMNS = ("kind", "round", "input_shapes", "dtype", "seed", "call") + COLUMNS + (
-    "intra_op_threads", "inter_op_threads")
+TABLE_COLUMNS = ("plan", "probe", "kind", "round", "input_shapes", "dtype", "seed", "call") + COLUMNS + \
+    EXTRA_COLUMNS + ("intra_op_threads", "inter_op_threads", "env")
 
 
 @dataclass
@@ -34,12 +37,16 @@ class Profile:
         space: The input space the probes were drawn from.
         model: The adapter's description (name, sha256, framework, versions, call path).
         machine: CPU model, cores, memory and OS of the measuring host.
+        preprocess: Memory of the `preprocess` function line by line, when one was given.
+        resumed: How many rows were taken from the log of an interrupted run.
     """
 
     table: pd.DataFrame
     space: InputSpace
     model: dict = field(default_factory=dict)
     machine: dict = field(default_factory=dict)
+    preprocess: pd.DataFrame | None = None
+    resumed: int = 0
 
     @property
     def dims(self) -> list[str]:
@@ -55,6 +62,8 @@ class Profile:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.table.to_csv(out / "profile.csv", index=False)
+        if self.preprocess is not None:
+            self.preprocess.to_csv(out / "preprocess_memory.csv", index=False)
         meta = {"space": self.space.to_dict(), "model": self.model, "machine": self.machine}
         (out / "profile.json").write_text(json.dumps(meta, indent=2) + "\n")
         return out / "profile.csv"
@@ -68,14 +77,35 @@ class Profile:
         return cls(table, InputSpace.from_dict(meta["space"]), meta["model"], meta["machine"])
 
 
-def _row(space, sizes, inputs, kind, round_, seed, adapter, result, env):
+def _row(space, sizes, inputs, kind, round_, seed, probe_id, plan, call, result, env, memory_source):
     shapes = {k: list(v.shape) for k, v in inputs.items()}
     dtypes = sorted({str(v.dtype) for v in inputs.values()})
-    return {**{d: int(sizes[d]) for d in space.dim_names}, "kind": kind, "round": round_,
-            "input_shapes": json.dumps(shapes), "dtype": ",".join(dtypes), "seed": seed,
-            "call": adapter.call_path, **result,
-            "intra_op_threads": env.get("intra_op_threads"),
-            "inter_op_threads": env.get("inter_op_threads")}
+    row = {**{d: int(sizes[d]) for d in space.dim_names}, "plan": plan, "probe": probe_id, "kind": kind,
+           "round": round_, "input_shapes": json.dumps(shapes), "dtype": ",".join(dtypes), "seed": seed,
+           "call": call, **dict.fromkeys(COLUMNS + EXTRA_COLUMNS), **result,
+           "intra_op_threads": (env or {}).get("intra_op_threads"),
+           "inter_op_threads": (env or {}).get("inter_op_threads"),
+           "env": json.dumps(env or {}, sort_keys=True)}
+    row["error"] = row["error"] or ""
+    row["memory_source"] = row["memory_source"] or memory_source
+    return row
+
+
+def read_log(path) -> list[dict]:
+    """Rows of a probe log; a line cut short by a kill (the last one) is ignored."""
+    rows = []
+    p = Path(path)
+    if not p.is_file():
+        return rows
+    with open(p) as fh:
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and "plan" in row and "probe" in row:
+                rows.append(row)
+    return rows
 
 
 class _Prober:
@@ -83,20 +113,20 @@ class _Prober:
 
     A probe that fails, or whose warm median or peak is over a cap, marks its sizes as
     over; any later probe at least as large in every dimension is skipped, since cost
-    only grows with size.
+    only grows with size. With `done` (rows of an earlier, interrupted run of the same
+    plan), a probe already logged is taken from it instead of measured again.
     """
 
-    def __init__(self, adapter, space, *, total, min_repeats=5, max_repeats=30,
-                 probe_time_s=0.5, max_probe_s=MAX_PROBE_S, max_probe_mib=MAX_PROBE_MIB, log_path=None,
-                 progress=None):
-        self.adapter, self.space = adapter, space
-        self.memory = adapter.memory_source()
-        self.env = _env.environment()
-        self.measure_kw = dict(min_repeats=min_repeats, max_repeats=max_repeats, time_budget_s=probe_time_s)
+    def __init__(self, adapter, space, *, total, plan, executor, max_probe_s=MAX_PROBE_S,
+                 max_probe_mib=MAX_PROBE_MIB, log_path=None, progress=None, done=None):
+        self.adapter, self.space, self.plan, self.executor = adapter, space, plan, executor
         self.max_probe_s, self.max_probe_mib = max_probe_s, max_probe_mib
+        self.done = {r["probe"]: r for r in (done or []) if r.get("plan") == plan}
+        self.resumed = 0
         self.rows: list[dict] = []
         self.over: list[dict] = []  # sizes that crossed a hard cap
         self._stack = contextlib.ExitStack()
+        self._stack.callback(executor.close)
         self.log = self._stack.enter_context(open(log_path, "a")) if log_path else None
         from tqdm.auto import tqdm
 
@@ -108,7 +138,7 @@ class _Prober:
         return self
 
     def __exit__(self, *exc):
-        self._stack.close()  # the log is closed however the sweep ends
+        self._stack.close()  # the log is closed and workers stopped however the sweep ends
 
     def crossed(self, row) -> bool:
         if row["status"] != "ok":
@@ -119,13 +149,20 @@ class _Prober:
     def dominated(self, sizes) -> bool:
         return any(all(sizes[d] >= o[d] for d in self.space.dim_names) for o in self.over)
 
-    def run(self, sizes, inputs, kind, round_, seed) -> dict:
-        result = measure(lambda: self.adapter(inputs), memory=self.memory, **self.measure_kw)
-        row = _row(self.space, sizes, inputs, kind, round_, seed, self.adapter, result, self.env)
+    def run(self, sizes, make_inputs, kind, round_, seed, probe_id) -> dict:
+        if probe_id in self.done:
+            row = self.done[probe_id]
+            self.resumed += 1
+        else:
+            inputs = make_inputs()
+            result = self.executor.probe(inputs)
+            row = _row(self.space, sizes, inputs, kind, round_, seed, probe_id, self.plan,
+                       self.adapter.call_path, result, self.executor.env, self.executor.memory_source)
+            if self.log:  # on disk before the next probe starts
+                self.log.write(json.dumps(row) + "\n")
+                self.log.flush()
+                os.fsync(self.log.fileno())
         self.rows.append(row)
-        if self.log:
-            self.log.write(json.dumps(row) + "\n")
-            self.log.flush()
         self.bar.update(1)
         return row
 
@@ -141,16 +178,25 @@ class _Prober:
                         self.bar.update(len(group) - pi)
                         break
                     probe_seed = seed * 100003 + gi * 1009 + pi
-                    inputs = self.space.random_inputs(probe.sizes, seed=probe_seed)
-                    if self.crossed(self.run(probe.sizes, inputs, probe.kind, r, probe_seed)):
+                    row = self.run(probe.sizes, lambda p=probe, s=probe_seed: self.space.random_inputs(p.sizes, seed=s),
+                                   probe.kind, r, probe_seed, f"r{r}/g{gi}/p{pi}")
+                    if self.crossed(row):
                         self.over.append(probe.sizes)
                         self.bar.update(len(group) - pi - 1)
                         break
 
     def table(self) -> pd.DataFrame:
-        table = pd.DataFrame(self.rows, columns=[*self.space.dim_names, *TABLE_COLUMNS])
+        cols = [*self.space.dim_names, *TABLE_COLUMNS]
+        table = pd.DataFrame([{c: r.get(c) for c in cols} for r in self.rows], columns=cols)
         table["error"] = table["error"].fillna("")
         return table
+
+
+def plan_id(describe: dict, space: InputSpace, **settings) -> str:
+    """A short hash naming everything that decides which probes a profile runs and how."""
+    blob = json.dumps({"model": describe.get("sha256"), "call": describe.get("call"),
+                       "space": space.to_dict(), **settings}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def _check_rounds(rounds):
@@ -159,8 +205,12 @@ def _check_rounds(rounds):
 
 
 def profile(model, space: InputSpace | None = None, *, points: int = 7, examples: int = 8,
-            rounds: int = 2, seed: int = 0, log_path=None, progress: bool | None = None,
-            **measure_kw) -> Profile:
+            rounds: int = 2, seed: int = 0, isolation: str = "inprocess",
+            memory_cap_mib: float | None = None, timeout_s: float | None = None,
+            probes_per_worker: int | None = None, log_path=None, resume: bool = False,
+            preprocess=None, progress: bool | None = None, max_probe_s: float = MAX_PROBE_S,
+            max_probe_mib: float = MAX_PROBE_MIB, min_repeats: int = 5, max_repeats: int = 30,
+            probe_time_s: float = 0.5) -> Profile:
     """Measure wall time and peak memory of `model` over its input space.
 
     Runs the explicit log-spaced size plan (`costlab.sweep.plan`) with random values,
@@ -168,7 +218,7 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
     each probe measured by `costlab.measure.measure` on the adapter's call path.
 
     Args:
-        model: A Keras model or an adapter (`costlab.adapters.adapt`).
+        model: A Keras model or an adapter (`costlab.adapters.adapt`, `load`).
         space: The input space. Defaults to `InputSpace.from_model(model)`.
         points: Log-spaced sizes per dimension slice. Defaults to `7`.
         examples: Hypothesis-drawn inputs measured after the plan. Defaults to `8`.
@@ -178,35 +228,128 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
             order with the same inputs, and `costlab.fit` pools the replicates by their
             median. Defaults to `2`.
         seed: Seed for values and Hypothesis draws. Defaults to `0`.
-        log_path: A JSON-lines file each finished probe is appended to and flushed.
+        isolation: `"inprocess"` (fastest) or `"subprocess"`: probes run in worker
+            processes under `memory_cap_mib` and `timeout_s`, and a probe that is over
+            them or kills its worker is recorded as `oom`, `timeout` or `crashed` (see
+            `costlab.isolation`). Defaults to `"inprocess"`.
+        memory_cap_mib: Hard cap on the memory one isolated probe may add to its worker.
+            Defaults to `2 × max_probe_mib`.
+        timeout_s: Longest an isolated probe may take, all its calls together. Defaults
+            to `max(60, 12 × max_probe_s)`.
+        probes_per_worker: Replace the worker after this many probes (`1`: a fresh
+            process per probe). Defaults to `None`.
+        log_path: A JSON-lines file each finished probe is appended to, flushed and
+            synced before the next starts. Defaults to `None`.
+        resume: Take probes already in `log_path` from an earlier run of the same plan
+            (same model, space and settings) instead of measuring them again; the table
+            comes out as an uninterrupted run's would. Defaults to `False`.
+        preprocess: A Python function applied to the inputs before the model, as the
+            serving code does: each probe measures `model(preprocess(inputs))`, and the
+            memory of `preprocess` line by line (memory_profiler) at the largest probe
+            that succeeded is in `Profile.preprocess`. Defaults to `None`.
+        progress: Show a tqdm progress bar with ETA; `None` shows it only on a terminal.
             Defaults to `None`.
-        progress: Show a tqdm progress bar; `None` shows it only on a terminal.
-            Defaults to `None`.
-        **measure_kw: How each probe is measured, and the hard caps:
-            `min_repeats` (fewest warm calls, default 5), `max_repeats` (most, default
-            30), `probe_time_s` (time after which a probe stops repeating, default 0.5),
-            `max_probe_s` (a slice stops growing after a probe whose warm median is
-            above it, and larger probes are skipped; default 5.0), `max_probe_mib` (the
-            same for peak memory, default 4096).
+        max_probe_s: A slice stops growing after a probe whose warm median is above it,
+            and larger probes are skipped. Defaults to `5.0`.
+        max_probe_mib: The same for the peak memory. Defaults to `4096`.
+        min_repeats: Fewest warm calls per probe. Defaults to `5`.
+        max_repeats: Most warm calls per probe. Defaults to `30`.
+        probe_time_s: Time after which a probe stops repeating. Defaults to `0.5`.
 
     Returns:
         A `Profile`.
+
+    Raises:
+        CostlabError: An argument is invalid (the message names it and the value).
+        ModelLoadError: A worker could not load the model.
     """
     from .adapters import adapt
 
     _check_rounds(rounds)
+    if isolation not in ISOLATIONS:
+        raise CostlabError(f"Expected `isolation` to be one of {', '.join(ISOLATIONS)}. Received: {isolation!r}")
+    if resume and log_path is None:
+        raise CostlabError("`resume=True` needs the `log_path` of the run to resume. Received: log_path=None")
     adapter = adapt(model)
     space = space or InputSpace.from_model(adapter)
+    if preprocess is not None:
+        adapter = Preprocessed(adapter, preprocess)
     groups = sweep.plan(space, points=points)
     fuzz = strategies.draw_examples(strategies.from_input_space(space), examples, seed=seed)
     total = rounds * sum(len(g) for g in groups) + len(fuzz)
-    with _Prober(adapter, space, total=total, log_path=log_path, progress=progress, **measure_kw) as prober:
+    measure_kw = dict(min_repeats=min_repeats, max_repeats=max_repeats, time_budget_s=probe_time_s)
+    describe = adapter.describe()
+    plan = plan_id(describe, space, points=points, examples=examples, rounds=rounds, seed=seed,
+                   isolation=isolation, max_probe_s=max_probe_s, max_probe_mib=max_probe_mib, **measure_kw)
+    if isolation == "subprocess":
+        executor = Subprocess(adapter, memory_cap_mib=memory_cap_mib or 2 * max_probe_mib,
+                              timeout_s=timeout_s or max(60.0, 12 * max_probe_s),
+                              probes_per_worker=probes_per_worker, **measure_kw)
+    else:
+        executor = InProcess(adapter, **measure_kw)
+    done = read_log(log_path) if resume else None
+    with _Prober(adapter, space, total=total, plan=plan, executor=executor, max_probe_s=max_probe_s,
+                 max_probe_mib=max_probe_mib, log_path=log_path, progress=progress, done=done) as prober:
         prober.run_groups(groups, rounds=rounds, seed=seed)
-        for inputs in fuzz:
+        for i, inputs in enumerate(fuzz):
             sizes = space.sizes_of(inputs)
             if prober.dominated(sizes):
                 prober.bar.update(1)
                 continue
-            prober.run(sizes, inputs, "fuzz", 0, seed)
-    return Profile(prober.table(), space, adapter.describe(), _env.machine())
+            prober.run(sizes, lambda x=inputs: x, "fuzz", 0, seed, f"fuzz/{i}")
+    prof = Profile(prober.table(), space, describe, _env.machine())
+    prof.resumed = prober.resumed
+    if preprocess is not None:
+        prof.preprocess = adapter.line_memory(prof)
+    return prof
 
+
+class Preprocessed:
+    """An adapter calling `model(preprocess(inputs))`: what a serving function runs."""
+
+    def __init__(self, adapter, preprocess):
+        if not callable(preprocess):
+            raise CostlabError(f"Expected a callable for `preprocess`. Received: {preprocess!r}")
+        self.inner, self.fn = adapter, preprocess
+        self.name, self.framework = adapter.name, getattr(adapter, "framework", None)
+        self.call_path = f"{getattr(preprocess, '__name__', 'preprocess')}+{adapter.call_path}"
+
+    def __call__(self, inputs):
+        return self.inner(self.fn(inputs))
+
+    def signature(self):
+        return self.inner.signature()
+
+    def memory_source(self):
+        return self.inner.memory_source()
+
+    def describe(self) -> dict:
+        return {**self.inner.describe(), "call": self.call_path,
+                "preprocess": f"{getattr(self.fn, '__module__', '?')}:{getattr(self.fn, '__qualname__', '?')}"}
+
+    def line_memory(self, prof: Profile) -> pd.DataFrame:
+        """Memory of `preprocess` line by line (memory_profiler) at the largest ok probe.
+
+        Columns: `file`, `line`, `code`, `increment_mib`, `mem_usage_mib`, `occurrences`.
+        """
+        import linecache
+
+        from memory_profiler import LineProfiler
+
+        cols = ["file", "line", "code", "increment_mib", "mem_usage_mib", "occurrences"]
+        ok = prof.ok
+        if ok.empty:
+            return pd.DataFrame(columns=cols)
+        biggest = ok.loc[ok[prof.dims].prod(axis=1).idxmax()]
+        inputs = prof.space.random_inputs({d: int(biggest[d]) for d in prof.dims}, seed=int(biggest["seed"]))
+        lp = LineProfiler(backend="psutil")
+        lp(self.fn)(inputs)
+        rows = []
+        for filename, lines in lp.code_map.items():
+            for lineno, m in lines:
+                if m:
+                    rows.append({"file": filename, "line": lineno,
+                                 "code": linecache.getline(filename, lineno).rstrip(),
+                                 "increment_mib": float(m[0]), "mem_usage_mib": float(m[1]),
+                                 "occurrences": int(m[2])})
+        return pd.DataFrame(rows, columns=cols)

@@ -59,7 +59,7 @@ class Run:
 
 
 def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine: bool = True,
-        **profile_kw) -> Run:
+        resume: bool = False, **profile_kw) -> Run:
     """Profile `model`, fit its cost curves, synthesise a policy and write them to `out_dir`.
 
     Writes `profile.csv` (one row per probe), `profile.json` (space, model, machine),
@@ -74,6 +74,9 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         extrapolate: See `synthesize`. Defaults to `1.0`.
         refine: Where a dimension's power is undetermined or a cost could not be fitted,
             widen the range and measure the plan again (`costlab.refine`). Defaults to `True`.
+        resume: Continue a run into the same `out_dir` that was interrupted (even by
+            SIGKILL): probes already in its `probes.jsonl` are not measured again.
+            Without it, an existing `probes.jsonl` is replaced. Defaults to `False`.
         **profile_kw: Passed to `profile`.
 
     Returns:
@@ -85,8 +88,10 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "probes.jsonl"
-    log.unlink(missing_ok=True)
+    if not resume:
+        log.unlink(missing_ok=True)
     adapter = adapt(model)
+    profile_kw = {**profile_kw, "resume": resume}
     prof = profile(adapter, space, log_path=log, **profile_kw)
     asked = prof.space  # the range the user asked for: limits stay inside it
     models, skipped = fit_profile_notes(prof)

@@ -113,7 +113,10 @@ class InputSpace:
         """
         from .adapters import adapt
 
-        sigs = adapt(model).signature()
+        adapter = adapt(model)
+        if isinstance(getattr(adapter, "space", None), InputSpace):  # a callable's explicit space
+            return adapter.space.with_bounds(**(bounds or {}))
+        sigs = adapter.signature()
         inputs, seen = [], {}
         for sig in sigs:
             rank = len(sig.shape)

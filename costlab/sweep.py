@@ -49,7 +49,8 @@ def plan(space: InputSpace, *, points: int = 7, bases=(0.25, 0.75)) -> list[list
 
     Returns:
         Groups of probes: one per (dimension, base) slice, then one group per pair of
-        dimensions with the joint grid at log fractions {0.5, 1} × {0.5, 1}.
+        dimensions with the joint grid at log fractions {0.5, 1} × {0.5, 1}. No two
+        probes have the same sizes.
     """
     dims = space.dims
     groups: list[list[Probe]] = []
@@ -70,4 +71,20 @@ def plan(space: InputSpace, *, points: int = 7, bases=(0.25, 0.75)) -> list[list
             grid.append(Probe({**mid, a.name: at_fraction(a.min, a.max, fa),
                                b.name: at_fraction(b.min, b.max, fb)}, "joint"))
         groups.append(grid)
-    return groups
+    return _unique(groups)
+
+
+def _unique(groups: list[list[Probe]]) -> list[list[Probe]]:
+    """Drop probes whose sizes an earlier probe already has (a dimension with min == max
+    makes slices coincide); a group left empty is dropped."""
+    seen, out = set(), []
+    for g in groups:
+        kept = []
+        for p in g:
+            key = tuple(sorted(p.sizes.items()))
+            if key not in seen:
+                seen.add(key)
+                kept.append(p)
+        if kept:
+            out.append(kept)
+    return out

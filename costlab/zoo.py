@@ -10,6 +10,15 @@ way, which makes them the reference cases for every stage of costlab:
 | `recurrent` | int32 token ids (batch, seq_len) < 1000 | batch · seq_len |
 | `conv` | float32 images (batch, height, width, 3) | batch · height · width |
 
+Measurement probes, for checking the profiler itself (`probe_names()`):
+
+| name | what it does |
+|---|---|
+| `alloc` | Keras: float32 values (batch, seq_len) materialised as (batch, 256, seq_len): exactly `1024 · batch · seq_len` bytes |
+| `bomb` | callable: allocates and touches `mib` MiB (past a memory cap: `oom`) |
+| `hang` | callable: sleeps for an hour once `mib` ≥ 64 (past a timeout: `timeout`) |
+| `abort` | callable: calls `os.abort()` once `mib` ≥ 64 (the process dies: `crashed`) |
+
 Example:
     >>> from costlab import zoo
     >>> model = zoo.build("attention")
@@ -25,6 +34,9 @@ from .errors import ModelLoadError
 
 VOCAB = 1000
 _BUILDERS: dict[str, Callable] = {}
+_PROBES: dict[str, Callable] = {}
+#: Size from which `hang` and `abort` misbehave.
+HOSTILE_FROM_MIB = 64
 
 
 def _register(fn):
@@ -32,9 +44,19 @@ def _register(fn):
     return fn
 
 
+def _register_probe(fn):
+    _PROBES[fn.__name__.lstrip("_")] = fn
+    return fn
+
+
 def names() -> list[str]:
-    """Names of the models `build` knows, sorted."""
+    """Names of the reference models, sorted."""
     return sorted(_BUILDERS)
+
+
+def probe_names() -> list[str]:
+    """Names of the measurement probes (known allocation, hostile callables), sorted."""
+    return sorted(_PROBES)
 
 
 def build(name: str, *, seed: int = 0):
@@ -50,9 +72,16 @@ def build(name: str, *, seed: int = 0):
     Raises:
         ModelLoadError: `name` is not a zoo model.
     """
+    if name in _PROBES:
+        if name == "alloc":
+            import keras
+
+            keras.utils.set_random_seed(seed)
+        return _PROBES[name]()
     if name not in _BUILDERS:
         raise ModelLoadError(
-            f"Unknown zoo model {name!r}. Expected one of: {', '.join(names())}. Received: {name!r}")
+            f"Unknown zoo model {name!r}. Expected one of: {', '.join(names() + probe_names())}. "
+            f"Received: {name!r}")
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -111,3 +140,66 @@ def _conv():
     h = layers.GlobalAveragePooling2D(name="pool")(h)
     y = layers.Dense(10, name="logits")(h)
     return keras.Model(x, y, name="conv")
+
+
+# --- measurement probes -------------------------------------------------------------------
+ALLOC_REPEAT = 256
+
+
+@_register_probe
+def _alloc():
+    """Peak known analytically: `RepeatVector` materialises (batch, 256, n) float32, that is
+    1024 · batch · n bytes, which the pooling then reduces to the input's size."""
+    import keras
+    from keras import layers
+
+    x = keras.Input(shape=(None,), name="values", dtype="float32")
+    h = layers.RepeatVector(ALLOC_REPEAT, name="materialise")(x)
+    y = layers.GlobalAveragePooling1D(name="reduce")(h)
+    return keras.Model(x, y, name="alloc")
+
+
+def _hostile_space(max_mib: int = 4096):
+    from .space import Dimension, InputSpace, InputSpec, ValueDomain
+
+    return InputSpace((InputSpec("x", "float32", ("mib",), ValueDomain("float", 0.0, 1.0)),),
+                      (Dimension("mib", 1, max_mib),))
+
+
+def bomb(inputs):
+    """Allocate and touch `mib` MiB, return their sum."""
+    import numpy as np
+
+    block = np.ones(inputs["x"].shape[0] * 2**20, dtype=np.uint8)
+    return int(block.sum())
+
+
+def hang(inputs):
+    """Return at once below `HOSTILE_FROM_MIB`, else sleep for an hour."""
+    import time
+
+    if inputs["x"].shape[0] >= HOSTILE_FROM_MIB:
+        time.sleep(3600)
+    return 0
+
+
+def abort(inputs):
+    """Return at once below `HOSTILE_FROM_MIB`, else kill the process with `os.abort()`."""
+    import os
+
+    if inputs["x"].shape[0] >= HOSTILE_FROM_MIB:
+        os.abort()
+    return 0
+
+
+def _hostile(fn):
+    def build():
+        from .adapters import CallableAdapter
+
+        return CallableAdapter(fn, _hostile_space(), name=fn.__name__, ref=f"zoo:{fn.__name__}")
+    build.__name__ = fn.__name__
+    return _register_probe(build)
+
+
+for _fn in (bomb, hang, abort):
+    _hostile(_fn)

@@ -8,7 +8,8 @@ specification (`zoo:NAME`, a path to a `.keras` file, or `module:attribute`).
 from __future__ import annotations
 
 from ._base import Adapter, InputSignature
+from .callable import CallableAdapter
 from .keras import KerasAdapter
 from .loading import adapt, load
 
-__all__ = ["Adapter", "InputSignature", "KerasAdapter", "adapt", "load"]
+__all__ = ["Adapter", "CallableAdapter", "InputSignature", "KerasAdapter", "adapt", "load"]

@@ -56,6 +56,12 @@ def load(spec: str, *, call="predict_on_batch"):
         ModelLoadError: The specification names nothing loadable; the message says
             which part was wrong and echoes `spec`.
     """
+    adapter = _load(spec, call=call)
+    adapter.spec = spec  # what a worker process loads to run isolated probes
+    return adapter
+
+
+def _load(spec, *, call):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not isinstance(spec, str) or not spec:
         raise ModelLoadError(f"Expected a model specification string. Received: {spec!r}")

@@ -1,0 +1,155 @@
+"""Isolated probes: hostile models are recorded, not fatal; a killed run resumes exactly."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from costlab import CostlabError, ModelLoadError, profile, zoo
+from costlab.adapters import CallableAdapter, load
+from costlab.profile import read_log
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux rlimits and /proc")
+
+FAST = dict(examples=0, min_repeats=3, probe_time_s=0.05)
+
+
+def _hostile(name, **kw):
+    adapter = load(f"zoo:{name}")
+    space = adapter.space.with_bounds(mib=(1, 1024))
+    return profile(adapter, space, points=4, rounds=2, isolation="subprocess", **FAST, **kw)
+
+
+def test_allocation_past_the_cap_is_oom_and_the_run_goes_on():
+    prof = _hostile("bomb", memory_cap_mib=256)
+    t = prof.table
+    assert set(t["status"]) == {"ok", "oom"}
+    oom = t[t["status"] == "oom"]
+    assert (oom["mib"] > 256).all() and "MemoryError" in oom["error"].iloc[0]
+    # below the cap the process peak sees the allocation (10 and 102 MiB, touched) the first
+    # time; later rounds in the same worker may read less (glibc keeps part of the heap)
+    ok = t[(t["status"] == "ok") & (t["mib"] >= 10) & (t["round"] == 0)]
+    assert ((ok["peak_bytes"] / (ok["mib"] * 2**20)).between(0.95, 1.1)).all(), ok[["mib", "peak_bytes"]]
+    # the second round still ran the sizes under the cap
+    assert len(t[(t["round"] == 1) & (t["status"] == "ok")]) == 3
+
+
+def test_a_hanging_probe_times_out_and_a_new_worker_takes_over():
+    prof = _hostile("hang", timeout_s=3)
+    t = prof.table
+    bad = t[t["status"] == "timeout"]
+    assert len(bad) == 1 and bad["mib"].iloc[0] >= zoo.HOSTILE_FROM_MIB
+    assert "no result within 3 s" in bad["error"].iloc[0]
+    later = t[t["round"] == 1]
+    assert (later["status"] == "ok").all() and len(later) == 2
+    assert set(later["worker_pid"]).isdisjoint(set(t[t["round"] == 0]["worker_pid"]))
+    assert (later["worker_probe"].iloc[0] == 0)  # a fresh worker
+
+
+def test_a_probe_that_kills_its_process_is_recorded_as_crashed():
+    prof = _hostile("abort")
+    t = prof.table
+    crashed = t[t["status"] == "crashed"]
+    assert len(crashed) == 1 and "SIGABRT" in crashed["error"].iloc[0]
+    assert (t[t["round"] == 1]["status"] == "ok").all()
+
+
+def test_every_row_records_where_and_how_it_ran():
+    prof = profile(zoo.build("mlp"), points=2, rounds=1, **FAST).table
+    row = prof.iloc[0]
+    env = json.loads(row["env"])
+    assert row["isolation"] == "inprocess" and row["call"] == "predict_on_batch"
+    assert {"tensorflow", "keras", "numpy", "python", "cpu", "intra_op_threads"} <= set(env)
+    assert row["worker_pid"] == os.getpid()
+    assert row["process_peak_bytes"] > 0 and row["rss_before_bytes"] > 0
+
+
+def test_known_allocation_in_a_fresh_worker_matches_the_truth():
+    from costlab import InputSpace
+
+    adapter = load("zoo:alloc")
+    n = 64 * 1024  # 1024 · n bytes = 64 MiB
+    space = InputSpace.from_model(adapter, bounds={"batch": (1, 1), "seq_len": (n, n)})
+    prof = profile(adapter, space, points=1, rounds=1, isolation="subprocess", probes_per_worker=1, **FAST)
+    row = prof.table.iloc[0]
+    truth = 1024 * n
+    assert row["status"] == "ok" and row["memory_source"] == "tf_allocator"
+    assert abs(row["peak_bytes"] - truth) <= 0.05 * truth, row["peak_bytes"] / 2**20
+    # the process sees the tensor plus the allocator's and the runtime's own growth
+    assert truth * 0.95 <= row["process_delta_bytes"] <= truth * 1.5, row["process_delta_bytes"] / 2**20
+
+
+def test_bad_isolation_settings_are_named():
+    with pytest.raises(CostlabError, match="isolation.*Received: 'thread'"):
+        profile(zoo.build("mlp"), isolation="thread")
+    with pytest.raises(CostlabError, match="resume=True.*log_path"):
+        profile(zoo.build("mlp"), resume=True)
+    space = load("zoo:bomb").space
+    with pytest.raises(CostlabError, match="callable a worker can import"):
+        profile(CallableAdapter(lambda x: 0, space), isolation="subprocess", **FAST)
+
+
+def test_a_worker_that_cannot_load_the_model_says_why():
+    space = load("zoo:bomb").space
+    adapter = CallableAdapter(np.sum, space, ref="no_such_module_xyz:fn")
+    with pytest.raises(ModelLoadError, match="no_such_module_xyz"):
+        profile(adapter, space, isolation="subprocess", **FAST)
+
+
+def _allocating_preprocess(inputs):
+    scratch = np.ones((64, 2**20 // 8))  # 64 MiB, touched
+    out = {k: v * float(scratch[0, 0]) for k, v in inputs.items()}
+    return out
+
+
+def test_preprocess_is_measured_with_the_model_and_line_by_line():
+    prof = profile(zoo.build("mlp"), points=2, rounds=1, preprocess=_allocating_preprocess, **FAST)
+    assert prof.table["call"].iloc[0] == "_allocating_preprocess+predict_on_batch"
+    lines = prof.preprocess
+    big = lines[lines["code"].str.contains("np.ones")]
+    assert len(big) == 1 and big["increment_mib"].iloc[0] >= 48, lines
+
+
+def _costlab(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "costlab.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_resumes_without_loss_or_duplicates(tmp_path):
+    args = ["run", "zoo:mlp", "--latency-ms", "50", "--memory-mib", "64", "--points", "4", "--rounds", "2",
+            "--examples", "3", "--probe-time", "0.05", "--no-refine", "--isolation", "subprocess"]
+    whole = _costlab(*args, "--out", str(tmp_path / "whole"))
+    assert whole.wait(timeout=600) == 0, whole.stderr.read()
+    expected = [(r["plan"], r["probe"]) for r in read_log(tmp_path / "whole" / "probes.jsonl")]
+
+    out = tmp_path / "killed"
+    log = out / "probes.jsonl"
+    victim = _costlab(*args, "--out", str(out))
+    deadline = time.time() + 300
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 5):
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    before = read_log(log)
+    assert 5 <= len(before) < len(expected), "the kill should land mid-run"
+
+    resumed = _costlab(*args, "--out", str(out), "--resume")
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    after = read_log(log)
+    keys = [(r["plan"], r["probe"]) for r in after]
+    assert len(keys) == len(set(keys)), "a probe was logged twice"
+    assert sorted(keys) == sorted(expected)
+    table = pd.read_csv(out / "profile.csv")
+    assert list(zip(table["plan"], table["probe"], strict=True)) == expected
+    # rows measured before the kill are kept as they were, not measured again
+    kept = table.set_index("probe").loc[[r["probe"] for r in before], "wall_s_median"]
+    assert np.allclose(kept.to_numpy(), [r["wall_s_median"] for r in before])
+    assert Path(out / "policy.json").is_file()
