@@ -2,8 +2,9 @@
 
 The pipeline, one stage per module, data flowing one way:
 
-    zoo / adapters  →  space  →  strategies, sweep  →  measure, profile
-    →  curves  →  policy  →  verify, guard  (plots, run, cli on top)
+    zoo / adapters  →  space  →  strategies, sweep  →  measure, isolation, profile
+    (worst: value search, churn: shape churn)  →  curves  →  policy  →  verify, guard
+    (plots, run, cli on top)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os as _os
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from . import zoo  # noqa: E402
+from . import churn, strategies, worst, zoo  # noqa: E402
 from .curves import CostModel, fit, fit_profile  # noqa: E402
 from .errors import (  # noqa: E402
     CostlabError,
@@ -34,4 +35,4 @@ __version__ = "0.1.0"
 __all__ = ["Budgets", "CostModel", "CostlabError", "Dimension", "FitError", "Guard", "InputRejected",
            "InputSpace", "InputSpec", "InvalidSpace", "ModelLoadError", "NotFittedError", "Policy",
            "PolicyError", "Profile", "Run", "ValueDomain", "VerifyReport", "fit", "fit_profile",
-           "profile", "run", "synthesize", "verify", "zoo"]
+           "profile", "run", "synthesize", "verify", "zoo", "churn", "strategies", "worst"]

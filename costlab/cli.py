@@ -55,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--margin", type=_number(float), default=0.9, help="keep upper bounds under margin × budget (default 0.9)")
     r.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=MIN:MAX",
                    help="range to explore for a dimension (repeatable)")
-    r.add_argument("--space", help="input space JSON file (InputSpace.to_json) overriding the model's")
+    r.add_argument("--space", help="input space file, JSON or YAML (the layout of InputSpace.to_json), "
+                                   "overriding the model's")
     r.add_argument("--points", type=_number(int), default=7, help="sizes per dimension slice (default 7)")
     r.add_argument("--examples", type=_number(int, allow_zero=True), default=8, help="Hypothesis-drawn probes (default 8)")
     r.add_argument("--rounds", type=_number(int), default=2,
@@ -76,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds one isolated probe may take in all (default 60)")
     r.add_argument("--probes-per-worker", type=_number(int), default=None,
                    help="start a fresh worker after this many probes (1: a process per probe)")
+    r.add_argument("--churn", type=_number(int, allow_zero=True), default=16,
+                   help="distinct shapes sent to one fresh process to measure retracing and memory "
+                        "growth per new shape (default 16; 0 skips it)")
     r.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out: probes in its probes.jsonl are kept")
 
@@ -97,14 +101,15 @@ def _cmd_run(args) -> int:
     if args.space and not os.path.isfile(args.space):
         raise CostlabError(f"Input space file not found: {args.space}")
     adapter = adapters.load(args.model, call=args.call)
-    space = InputSpace.from_json(args.space) if args.space else InputSpace.from_model(adapter)
+    space = (InputSpace.from_file(args.space).check_model(adapter) if args.space
+             else InputSpace.from_model(adapter))
     if args.dim:
         space = space.with_bounds(**dict(args.dim))
     result = run(adapter, budgets, args.out, space=space, points=args.points, examples=args.examples,
                  rounds=args.rounds, refine=not args.no_refine, probe_time_s=args.probe_time,
                  extrapolate=args.extrapolate, seed=args.seed, isolation=args.isolation,
                  memory_cap_mib=args.memory_cap_mib, timeout_s=args.timeout,
-                 probes_per_worker=args.probes_per_worker, resume=args.resume)
+                 probes_per_worker=args.probes_per_worker, resume=args.resume, churn=args.churn)
     print(result.summary())
     return 0
 

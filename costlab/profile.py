@@ -24,7 +24,7 @@ MAX_PROBE_MIB = 4096
 
 #: Columns every profile table has, besides one per dimension.
 TABLE_COLUMNS = ("plan", "probe", "kind", "round", "input_shapes", "dtype", "seed", "call") + COLUMNS + \
-    EXTRA_COLUMNS + ("intra_op_threads", "inter_op_threads", "env")
+    EXTRA_COLUMNS + ("intra_op_threads", "inter_op_threads", "env", "repro")
 
 
 @dataclass
@@ -57,14 +57,56 @@ class Profile:
         """Rows whose probe succeeded."""
         return self.table[self.table["status"] == "ok"]
 
+    @property
+    def failures(self) -> pd.DataFrame:
+        """Rows whose probe failed (`error`, `oom`, `timeout`, `crashed`)."""
+        return self.table[self.table["status"] != "ok"]
+
+    def calibration(self, *, min_mib: float = 16.0) -> dict:
+        """How the process's memory relates to the framework's tensor peak.
+
+        A policy budgets tensors per request, a container limit budgets the process:
+        its resident size before any probe plus its growth. The growth over the RSS before a
+        probe (VmHWM, `process_delta_bytes`) is compared with the tensor peak on probes
+        whose tensor peak is at least `min_mib` and is the largest its worker has seen so
+        far (smaller ones are served from memory the allocator already holds, so their
+        growth reads ~0).
+
+        Returns:
+            `{"rows", "ratio_median", "ratio_max", "baseline_rss_mib", "process_peak_mib"}`:
+            rows used, process growth / tensor peak (median and largest), the workers'
+            RSS before their first probe, the largest process high-water mark; ratios
+            are `None` without qualifying rows.
+        """
+        t = self.table
+        need = {"peak_bytes", "process_delta_bytes", "worker_pid", "rss_before_bytes"}
+        if not need <= set(t.columns) or t.empty:
+            return {"rows": 0, "ratio_median": None, "ratio_max": None, "baseline_rss_mib": None,
+                    "process_peak_mib": None}
+        ok = t[(t["status"] == "ok") & t["peak_bytes"].notna() & (t["memory_source"] != "process_vmhwm")]
+        best, new_high = {}, []
+        for pid, peak in zip(ok["worker_pid"], ok["peak_bytes"], strict=True):
+            new_high.append(peak > best.get(pid, 0))
+            best[pid] = max(best.get(pid, 0), peak)
+        use = ok[pd.Series(new_high, index=ok.index, dtype=bool) & (ok["peak_bytes"] >= min_mib * 2**20)]
+        ratio = (use["process_delta_bytes"] / use["peak_bytes"]).astype(float)
+        first = t[t["worker_probe"] == 0]["rss_before_bytes"].dropna()
+        return {"rows": int(len(use)),
+                "ratio_median": float(ratio.median()) if len(use) else None,
+                "ratio_max": float(ratio.max()) if len(use) else None,
+                "baseline_rss_mib": float(first.median() / 2**20) if len(first) else None,
+                "process_peak_mib": float(t["process_peak_bytes"].max() / 2**20)
+                if t["process_peak_bytes"].notna().any() else None}
+
     def save(self, out_dir) -> Path:
-        """Write `profile.csv` and `profile.json` (space, model, machine) to `out_dir`."""
+        """Write `profile.csv` and `profile.json` (space, model, machine, calibration) to `out_dir`."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.table.to_csv(out / "profile.csv", index=False)
         if self.preprocess is not None:
             self.preprocess.to_csv(out / "preprocess_memory.csv", index=False)
-        meta = {"space": self.space.to_dict(), "model": self.model, "machine": self.machine}
+        meta = {"space": self.space.to_dict(), "model": self.model, "machine": self.machine,
+                "calibration": self.calibration()}
         (out / "profile.json").write_text(json.dumps(meta, indent=2) + "\n")
         return out / "profile.csv"
 
@@ -118,8 +160,9 @@ class _Prober:
     """
 
     def __init__(self, adapter, space, *, total, plan, executor, max_probe_s=MAX_PROBE_S,
-                 max_probe_mib=MAX_PROBE_MIB, log_path=None, progress=None, done=None):
+                 max_probe_mib=MAX_PROBE_MIB, log_path=None, progress=None, done=None, failures_dir=None):
         self.adapter, self.space, self.plan, self.executor = adapter, space, plan, executor
+        self.failures_dir = None if failures_dir is None else Path(failures_dir)
         self.max_probe_s, self.max_probe_mib = max_probe_s, max_probe_mib
         self.done = {r["probe"]: r for r in (done or []) if r.get("plan") == plan}
         self.resumed = 0
@@ -158,6 +201,8 @@ class _Prober:
             result = self.executor.probe(inputs)
             row = _row(self.space, sizes, inputs, kind, round_, seed, probe_id, self.plan,
                        self.adapter.call_path, result, self.executor.env, self.executor.memory_source)
+            if row["status"] != "ok" and self.failures_dir is not None:
+                row["repro"] = save_failure(self.failures_dir, row, inputs, self.space.dim_names)
             if self.log:  # on disk before the next probe starts
                 self.log.write(json.dumps(row) + "\n")
                 self.log.flush()
@@ -192,6 +237,40 @@ class _Prober:
         return table
 
 
+#: Inputs of a failing probe up to this size are saved as arrays; larger ones by their recipe.
+MAX_SAVED_BYTES = 64 * 2**20
+
+
+def save_failure(directory: Path, row: dict, inputs: dict, dims=()) -> str:
+    """Keep a failing probe reproducible: `<plan>-<probe>.npz` with its input arrays (up to
+    `MAX_SAVED_BYTES`; plan probes are also reproducible from their sizes and seed) and a
+    line in `failures.jsonl`. Returns the file name of the arrays, or `""` when not saved."""
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"{row['plan']}-{row['probe'].replace('/', '-')}.npz"
+    saved = ""
+    if sum(v.nbytes for v in inputs.values()) <= MAX_SAVED_BYTES:
+        import numpy as np
+
+        np.savez_compressed(directory / name, **inputs)
+        saved = name
+    entry = {k: row[k] for k in ("plan", "probe", "kind", "status", "error", "input_shapes", "seed")}
+    entry["arrays"] = saved  # relative to `directory`; load with `load_failure`
+    entry["recipe"] = (None if row["kind"] == "fuzz" else
+                       {"sizes": {d: row[d] for d in dims}, "seed": row["seed"],
+                        "how": "InputSpace.random_inputs(sizes, seed=seed)"})
+    with open(directory / "failures.jsonl", "a") as fh:
+        fh.write(json.dumps(entry) + "\n")
+    return saved
+
+
+def load_failure(path) -> dict:
+    """The input arrays of a failing probe saved by a run (`failures/*.npz`)."""
+    import numpy as np
+
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
 def plan_id(describe: dict, space: InputSpace, **settings) -> str:
     """A short hash naming everything that decides which probes a profile runs and how."""
     blob = json.dumps({"model": describe.get("sha256"), "call": describe.get("call"),
@@ -208,7 +287,7 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
             rounds: int = 2, seed: int = 0, isolation: str = "inprocess",
             memory_cap_mib: float | None = None, timeout_s: float | None = None,
             probes_per_worker: int | None = None, log_path=None, resume: bool = False,
-            preprocess=None, progress: bool | None = None, max_probe_s: float = MAX_PROBE_S,
+            preprocess=None, failures_dir=None, progress: bool | None = None, max_probe_s: float = MAX_PROBE_S,
             max_probe_mib: float = MAX_PROBE_MIB, min_repeats: int = 5, max_repeats: int = 30,
             probe_time_s: float = 0.5) -> Profile:
     """Measure wall time and peak memory of `model` over its input space.
@@ -247,6 +326,8 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
             serving code does: each probe measures `model(preprocess(inputs))`, and the
             memory of `preprocess` line by line (memory_profiler) at the largest probe
             that succeeded is in `Profile.preprocess`. Defaults to `None`.
+        failures_dir: Where every failing probe's inputs are kept (`save_failure`);
+            the row's `repro` column names the file. Defaults to `None`.
         progress: Show a tqdm progress bar with ETA; `None` shows it only on a terminal.
             Defaults to `None`.
         max_probe_s: A slice stops growing after a probe whose warm median is above it,
@@ -289,7 +370,8 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
         executor = InProcess(adapter, **measure_kw)
     done = read_log(log_path) if resume else None
     with _Prober(adapter, space, total=total, plan=plan, executor=executor, max_probe_s=max_probe_s,
-                 max_probe_mib=max_probe_mib, log_path=log_path, progress=progress, done=done) as prober:
+                 max_probe_mib=max_probe_mib, log_path=log_path, progress=progress, done=done,
+                 failures_dir=failures_dir) as prober:
         prober.run_groups(groups, rounds=rounds, seed=seed)
         for i, inputs in enumerate(fuzz):
             sizes = space.sizes_of(inputs)

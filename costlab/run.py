@@ -26,6 +26,7 @@ class Run:
     notes: dict
     refined: dict
     undetermined: dict  # dimension -> (consistent powers, what would decide it)
+    churn: object = None  # costlab.churn.Churn, or None when not measured
 
     def summary(self) -> str:
         b = self.policy.budgets
@@ -54,16 +55,34 @@ class Run:
         shown = [(t, *units[t]) for t in units if t in pred]
         lines.append("at the limits: predicted " + ", ".join(f"{pred[t] * k:.2f} {u}" for t, k, u in shown)
                      + "; upper bound " + ", ".join(f"{any_lim['upper'][t] * k:.2f} {u}" for t, k, u in shown))
+        cal = self.profile.calibration()
+        if cal["process_peak_mib"] is not None:
+            ratio = (f"; process growth / tensor peak: median {cal['ratio_median']:.2f}, "
+                     f"max {cal['ratio_max']:.2f} over {cal['rows']} probes" if cal["rows"] else "")
+            lines.append(f"process memory: {cal['baseline_rss_mib']:.0f} MiB before any probe, "
+                         f"{cal['process_peak_mib']:.0f} MiB at most{ratio}")
+        failed = self.profile.failures
+        if len(failed):
+            lines.append(f"failing inputs ({len(failed)}, kept in {self.out_dir}/failures/):")
+            for _, r in failed.head(10).iterrows():
+                lines.append(f"  {r['status']:8s} {r['input_shapes']} {r['kind']}: {r['error']}")
+            if len(failed) > 10:
+                lines.append(f"  … and {len(failed) - 10} more (failures/failures.jsonl)")
+        if self.churn is not None:
+            lines.append(self.churn.summary())
+        if self.profile.resumed:
+            lines.append(f"resumed: {self.profile.resumed} probes taken from {self.out_dir}/probes.jsonl")
         lines.append(f"files: {self.out_dir}/policy.json, profile.csv, cost_models.json, plots/")
         return "\n".join(lines)
 
 
 def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine: bool = True,
-        resume: bool = False, **profile_kw) -> Run:
+        resume: bool = False, churn: int = 16, **profile_kw) -> Run:
     """Profile `model`, fit its cost curves, synthesise a policy and write them to `out_dir`.
 
     Writes `profile.csv` (one row per probe), `profile.json` (space, model, machine),
-    `probes.jsonl` (each probe as it finished), `cost_models.json`
+    `probes.jsonl` (each probe as it finished), `failures/` (the inputs of every failing
+    probe, `failures.jsonl` listing them), `churn.json`, `cost_models.json`
     (`{target: CostModel.to_dict()}`), `policy.json` and `plots/*.png`.
 
     Args:
@@ -77,6 +96,9 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         resume: Continue a run into the same `out_dir` that was interrupted (even by
             SIGKILL): probes already in its `probes.jsonl` are not measured again.
             Without it, an existing `probes.jsonl` is replaced. Defaults to `False`.
+        churn: Distinct shapes sent to one fresh process to measure retracing and memory
+            growth per new shape (`costlab.churn`, written to `churn.json`); `0` skips
+            it. Defaults to `16`.
         **profile_kw: Passed to `profile`.
 
     Returns:
@@ -91,7 +113,10 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     if not resume:
         log.unlink(missing_ok=True)
     adapter = adapt(model)
-    profile_kw = {**profile_kw, "resume": resume}
+    if not resume:
+        for old in (out / "failures").glob("*"):
+            old.unlink()
+    profile_kw = {**profile_kw, "resume": resume, "failures_dir": out / "failures"}
     prof = profile(adapter, space, log_path=log, **profile_kw)
     asked = prof.space  # the range the user asked for: limits stay inside it
     models, skipped = fit_profile_notes(prof)
@@ -106,7 +131,15 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
                      extrapolate=extrapolate)
     pol.to_json(out / "policy.json")
     plots.save_all(prof, {t: m for t, m in models.items() if t != "wall_s_p95"}, out / "plots")
-    return Run(prof, models, pol, out, skipped, refined, _undetermined(prof, models, profile_kw))
+    shape_churn = None
+    if churn:
+        from .churn import churn as measure_churn
+
+        seen = [{d: int(r[d]) for d in prof.dims} for _, r in prof.table.iterrows()]
+        shape_churn = measure_churn(adapter, asked, shapes=churn, seed=profile_kw.get("seed", 0),
+                                    isolation=profile_kw.get("isolation", "inprocess"), avoid=seen)
+        shape_churn.save(out)
+    return Run(prof, models, pol, out, skipped, refined, _undetermined(prof, models, profile_kw), shape_churn)
 
 
 def _undetermined(prof, models, profile_kw) -> dict:

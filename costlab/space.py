@@ -102,7 +102,10 @@ class InputSpace:
         The first axis of every input is `batch` (shared by all inputs). Other free axes
         are named by the input's rank: `seq_len` for (batch, seq_len[, features]);
         `height`, `width` for images; `depth`, `height`, `width` for volumes; anything
-        else `<input>_axis<i>`. Inputs of equal rank share names, so their axes are tied.
+        else `<input>_axis<i>`. Inputs of equal rank share names, so their axes are tied
+        (token ids and their mask). Integer inputs feeding an Embedding hold ids below its
+        `input_dim`; an input whose name contains `mask` holds 0 or 1. Override any of it
+        with `with_bounds`, or write the space to JSON and edit it (`--space FILE`).
 
         Args:
             model: A Keras model or an adapter.
@@ -133,8 +136,11 @@ class InputSpace:
             for s in shape:
                 if isinstance(s, str):
                     seen.setdefault(s, DEFAULT_BOUNDS.get(s, _FALLBACK))
-            is_int = np.issubdtype(np.dtype(sig.dtype), np.integer)
-            lo, hi = sig.values or (DEFAULT_INT_DOMAIN if is_int else DEFAULT_FLOAT_DOMAIN)
+            is_int = np.issubdtype(np.dtype(sig.dtype), np.integer) or np.dtype(sig.dtype) == bool
+            if sig.values is None and "mask" in sig.name.lower():
+                lo, hi = (0, 1)  # attention / padding masks hold 0 or 1
+            else:
+                lo, hi = sig.values or (DEFAULT_INT_DOMAIN if is_int else DEFAULT_FLOAT_DOMAIN)
             inputs.append(InputSpec(sig.name, sig.dtype, tuple(shape),
                                     ValueDomain("int" if is_int else "float", lo, hi)))
         dims = tuple(Dimension(n, *b) for n, b in seen.items())
@@ -270,6 +276,56 @@ class InputSpace:
         if path is not None:
             Path(path).write_text(text + "\n")
         return text
+
+    @classmethod
+    def from_file(cls, path) -> InputSpace:
+        """Read a space from a `.json`, `.yaml` or `.yml` file (the layout of `to_dict`).
+
+        Raises:
+            InvalidSpace: Missing file, unknown suffix, or malformed content.
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise InvalidSpace(f"Input space file not found: {path}")
+        if p.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            try:
+                data = yaml.safe_load(p.read_text())
+            except yaml.YAMLError as exc:
+                raise InvalidSpace(f"Input space is not valid YAML ({exc}): {path}") from None
+            if not isinstance(data, dict):
+                raise InvalidSpace(f"Expected a mapping with `inputs` and `dims` in {path}. Received: {type(data).__name__}")
+            return cls.from_dict(data)
+        if p.suffix.lower() == ".json":
+            return cls.from_json(p)
+        raise InvalidSpace(f"Expected a .json, .yaml or .yml input space file. Received: {path}")
+
+    def check_model(self, model) -> InputSpace:
+        """Check that this space can feed `model`: same input names, ranks, fixed sizes.
+
+        Returns:
+            `self`, so that `InputSpace.from_file(f).check_model(m)` reads naturally.
+
+        Raises:
+            InvalidSpace: Naming the input or axis that does not match, and both values.
+        """
+        from .adapters import adapt
+
+        sigs = {s.name: s for s in adapt(model).signature()}
+        mine = {i.name: i for i in self.inputs}
+        if set(sigs) != set(mine):
+            raise InvalidSpace(f"The space's inputs {sorted(mine)} are not the model's inputs {sorted(sigs)}")
+        for name, sig in sigs.items():
+            spec = mine[name]
+            if len(spec.shape) != len(sig.shape):
+                raise InvalidSpace(f"Input `{name}`: the space has rank {len(spec.shape)} {list(spec.shape)}, "
+                                   f"the model rank {len(sig.shape)} {list(sig.shape)}")
+            for axis, (want, have) in enumerate(zip(sig.shape, spec.shape, strict=True)):
+                if want is not None and axis > 0 and have != want:
+                    raise InvalidSpace(f"Input `{name}` axis {axis}: the model fixes it at {want}, "
+                                       f"the space has {have!r}")
+        return self
 
     @classmethod
     def from_json(cls, path_or_text) -> InputSpace:

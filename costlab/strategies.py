@@ -49,38 +49,95 @@ def _elements(space: InputSpace, sizes: dict) -> int:
     return sum(math.prod(shape) for shape in space.shapes(sizes).values())
 
 
-def _elements_strategy(spec):
+def _domain(spec):
     v = spec.values
     if v.kind == "int":
-        lo, hi = int(v.min), int(v.max)
-        return st.integers(lo, hi), st.sampled_from(sorted({lo, hi, (lo + hi) // 2}))
-    return (st.floats(float(v.min), float(v.max), allow_nan=False, width=np.dtype(spec.dtype).itemsize * 8),
-            st.sampled_from([float(v.min), float(v.max), 0.0]))
+        return int(v.min), int(v.max)
+    return float(v.min), float(v.max)
 
 
-def from_input_space(space: InputSpace, *, max_elements: int | None = None) -> st.SearchStrategy[dict]:
+def values(spec, shape, *, extremes: bool = False) -> st.SearchStrategy[np.ndarray]:
+    """Draw one input array of a fixed shape: random values or a degenerate pattern.
+
+    Patterns, each as likely as a random array: all the minimum (all zeros / id 0), all the
+    maximum (the largest id), one repeated value, and a random array that is one repeated
+    value with a few elements drawn freely (`fill=`, cheap at any size). Integer inputs
+    also get a two-value alternation. With `extremes`, float inputs also get NaN, ±Inf and
+    the dtype's largest finite value, outside the value domain: inputs a guard should
+    reject before the model sees them.
+
+    Args:
+        spec: The `InputSpec` (dtype and value domain).
+        shape: The array's shape.
+        extremes: Add the out-of-domain float patterns. Defaults to `False`.
+    """
+    dtype = np.dtype(spec.dtype)
+    shape = tuple(int(n) for n in shape)
+    lo, hi = _domain(spec)
+    if spec.values.kind == "int":
+        element = st.integers(lo, hi)
+    else:
+        element = st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=dtype.itemsize * 8)
+
+    def const(value):
+        return np.full(shape, value, dtype=dtype)
+
+    patterns = [st.just(const(lo)), st.just(const(hi)), element.map(const),
+                hnp.arrays(dtype, shape, elements=element, fill=element)]
+    if spec.values.kind == "int" and shape:
+        patterns.append(st.tuples(element, element).map(
+            lambda ab: np.resize(np.array(ab, dtype=dtype), math.prod(shape)).reshape(shape)))
+    if extremes and spec.values.kind == "float":
+        big = float(np.finfo(dtype).max)
+        patterns += [st.sampled_from([np.nan, np.inf, -np.inf, big, -big]).map(const),
+                     hnp.arrays(dtype, shape, elements=element,
+                                fill=st.sampled_from([np.nan, np.inf, big]))]
+    return st.one_of(patterns)
+
+
+def at_sizes(space: InputSpace, sizes: dict, *, extremes: bool = False) -> st.SearchStrategy[dict]:
+    """Draw complete model inputs at fixed sizes: what a worst-case value search varies.
+
+    Args:
+        space: The input space.
+        sizes: `{dimension: size}`.
+        extremes: See `values`. Defaults to `False`.
+    """
+    if not isinstance(space, InputSpace):
+        raise InvalidArgument(f"Expected an InputSpace for `space`. Received: space={space!r}")
+    try:
+        shapes = space.shapes(sizes)
+    except Exception as exc:
+        raise InvalidArgument(f"Invalid `sizes` for this space: {exc}") from None
+    for d in space.dims:
+        if not d.min <= sizes[d.name] <= d.max:
+            raise InvalidArgument(f"`sizes` has {d.name}={sizes[d.name]}, outside the space's "
+                                  f"[{d.min}, {d.max}]")
+    return st.fixed_dictionaries({spec.name: values(spec, shapes[spec.name], extremes=extremes)
+                                  for spec in space.inputs})
+
+
+def from_input_space(space: InputSpace, *, max_elements: int | None = None,
+                     extremes: bool = False) -> st.SearchStrategy[dict]:
     """Draw complete model inputs `{input name: array}` from an input space.
 
-    Shapes come from `sizes(space)`; tied axes get the same size. Values stay inside each
-    input's value domain; arrays are filled with one repeated value (`fill=`) so large
-    shapes are cheap to draw, with a few elements drawn freely — which also produces the
-    degenerate patterns (all one id, all zeros, all the maximum) that stress models.
+    Shapes come from `sizes(space)`; tied axes get the same size. Values come from
+    `values`: random arrays (filled with one repeated value plus a few free elements, so
+    large shapes are cheap) and the degenerate patterns that stress models (all zeros, all
+    the maximum id, one repeated token, alternation), inside each input's value domain
+    unless `extremes`.
 
     Args:
         space: The input space.
         max_elements: Largest total number of elements over all inputs. Defaults to `None`.
+        extremes: Also draw NaN, ±Inf and huge floats. Defaults to `False`.
     """
 
     @st.composite
     def _inputs(draw):
         s = draw(sizes(space, max_elements=max_elements))
         shapes = space.shapes(s)
-        out = {}
-        for spec in space.inputs:
-            elements, fill = _elements_strategy(spec)
-            out[spec.name] = draw(hnp.arrays(np.dtype(spec.dtype), shapes[spec.name],
-                                             elements=elements, fill=fill))
-        return out
+        return {spec.name: draw(values(spec, shapes[spec.name], extremes=extremes)) for spec in space.inputs}
 
     sizes(space, max_elements=max_elements)  # validate arguments eagerly
     return _inputs()

@@ -9,6 +9,8 @@ way, which makes them the reference cases for every stage of costlab:
 | `attention` | int32 token ids (batch, seq_len) < 1000 | batch · seq_len² |
 | `recurrent` | int32 token ids (batch, seq_len) < 1000 | batch · seq_len |
 | `conv` | float32 images (batch, height, width, 3) | batch · height · width |
+| `masked` | int32 token ids and their 0/1 mask, both (batch, seq_len): two inputs, one tied axis | batch · seq_len² |
+| `sponge` | int32 token ids (batch, seq_len) < 1000 | batch · seq_len × (how often the first token repeats): a value-dependent worst case |
 
 Measurement probes, for checking the profiler itself (`probe_names()`):
 
@@ -140,6 +142,67 @@ def _conv():
     h = layers.GlobalAveragePooling2D(name="pool")(h)
     y = layers.Dense(10, name="logits")(h)
     return keras.Model(x, y, name="conv")
+
+
+@_register
+def _masked():
+    import keras
+    from keras import layers, ops
+
+    t = keras.Input(shape=(None,), name="tokens", dtype="int32")
+    m = keras.Input(shape=(None,), name="mask", dtype="int32")
+    h = layers.Embedding(VOCAB, 32, name="embedding")(t)
+    h = layers.Multiply(name="apply_mask")([h, ops.expand_dims(ops.cast(m, "float32"), -1)])
+    a = layers.MultiHeadAttention(num_heads=2, key_dim=16, name="attention")(h, h)
+    y = layers.Dense(2, name="logits")(layers.GlobalAveragePooling1D(name="pool")(a))
+    return keras.Model([t, m], y, name="masked")
+
+
+def _repeat_loop_layer():
+    """`RepeatLoop`, registered once with Keras's serialisation (so `.keras` files load)."""
+    import keras
+    from keras import layers, ops
+
+    @keras.saving.register_keras_serializable(package="costlab")
+    class RepeatLoop(layers.Layer):
+        """Applies a dense tanh block once per occurrence of the first token in the row
+        that repeats it most: random ids give ~1 pass, one token repeated gives seq_len."""
+
+        def build(self, input_shape):
+            width = input_shape[0][-1]
+            self.w = self.add_weight(shape=(width, width), initializer="orthogonal", name="w")
+
+        def call(self, inputs):
+            h, ids = inputs
+            trips = ops.max(ops.sum(ops.cast(ops.equal(ids, ids[:, :1]), "int32"), axis=1))
+
+            def body(i, h):
+                return i + 1, ops.tanh(ops.matmul(h, self.w))
+
+            return ops.while_loop(lambda i, h: i < trips, body, (ops.zeros((), "int32"), h))[1]
+
+        def compute_output_shape(self, input_shape):
+            return input_shape[0]
+
+    return RepeatLoop
+
+
+_RepeatLoop = None
+
+
+@_register
+def _sponge():
+    import keras
+    from keras import layers
+
+    global _RepeatLoop
+    _RepeatLoop = _RepeatLoop or _repeat_loop_layer()
+    x = keras.Input(shape=(None,), name="tokens", dtype="int32")
+    h = layers.Embedding(VOCAB, 64, name="embedding")(x)
+    h = _RepeatLoop(name="repeat_loop")([h, x])
+    h = layers.GlobalAveragePooling1D(name="pool")(h)
+    y = layers.Dense(2, name="logits")(h)
+    return keras.Model(x, y, name="sponge")
 
 
 # --- measurement probes -------------------------------------------------------------------

@@ -81,6 +81,9 @@ def test_run_then_verify_a_saved_keras_file(tmp_path):
                    "--probe-time", "0.1")
     assert proc.returncode == 0, proc.stderr
     assert "seq_len" in proc.stdout and "limited by" in proc.stdout and "policy.json" in proc.stdout
+    assert "shape churn" in proc.stdout and "per new shape" in proc.stdout  # a fresh worker's figures
+    assert json.loads((out / "churn.json").read_text())["shapes"] == 16
+    assert set(json.loads(r)["isolation"] for r in (out / "probes.jsonl").read_text().splitlines()) == {"subprocess"}
     for name in ("profile.csv", "cost_models.json", "policy.json"):
         assert (out / name).is_file()
     assert list((out / "plots").glob("*.png"))

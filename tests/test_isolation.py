@@ -84,6 +84,9 @@ def test_known_allocation_in_a_fresh_worker_matches_the_truth():
     assert abs(row["peak_bytes"] - truth) <= 0.05 * truth, row["peak_bytes"] / 2**20
     # the process sees the tensor plus the allocator's and the runtime's own growth
     assert truth * 0.95 <= row["process_delta_bytes"] <= truth * 1.5, row["process_delta_bytes"] / 2**20
+    cal = prof.calibration()
+    assert cal["rows"] == 1 and cal["ratio_median"] == pytest.approx(row["process_delta_bytes"] / row["peak_bytes"])
+    assert cal["baseline_rss_mib"] == pytest.approx(row["rss_before_bytes"] / 2**20)
 
 
 def test_bad_isolation_settings_are_named():

@@ -24,8 +24,9 @@ def attention_run(tmp_path_factory, zoo_models):
 
 def test_run_writes_every_file(attention_run):
     out = attention_run.out_dir
-    for name in ("profile.csv", "profile.json", "probes.jsonl", "cost_models.json", "policy.json"):
+    for name in ("profile.csv", "profile.json", "probes.jsonl", "cost_models.json", "policy.json", "churn.json"):
         assert (out / name).is_file(), name
+    assert "shape churn (16 distinct shapes over seq_len" in attention_run.summary()
     plots = sorted(p.name for p in (out / "plots").glob("*.png"))
     assert "cost_peak_bytes_vs_seq_len.png" in plots and "cost_wall_s_median_vs_batch.png" in plots
     jsonschema.validate(json.loads((out / "policy.json").read_text()), schema())

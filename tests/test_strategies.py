@@ -70,3 +70,38 @@ def test_usable_inside_a_users_given_test():
 
     inner()
     assert len(seen) > 10
+
+
+@given(strategies.at_sizes(PAIR, {"batch": 3, "seq_len": 17}))
+def test_at_sizes_fixes_the_shape_and_keeps_the_domain(inputs):
+    assert inputs["ids"].shape == inputs["mask"].shape == (3, 17)
+    assert inputs["ids"].min() >= 0 and inputs["ids"].max() <= 49
+    assert np.isfinite(inputs["feats"]).all() and np.abs(inputs["feats"]).max() <= 2.0
+
+
+def test_degenerate_patterns_are_drawn():
+    drawn = strategies.draw_examples(strategies.at_sizes(PAIR, {"batch": 2, "seq_len": 30}), 60, seed=1)
+    ids = [x["ids"] for x in drawn]
+    assert any((a == 0).all() for a in ids), "all zeros"
+    assert any((a == 49).all() for a in ids), "all the maximum id"
+    assert any(len(np.unique(a)) == 1 and 0 < a.flat[0] < 49 for a in ids), "one repeated token"
+    assert any(len(np.unique(a)) > 5 for a in ids), "random ids"
+
+
+def test_extremes_add_nan_inf_and_huge_floats_only_when_asked():
+    plain = strategies.draw_examples(strategies.at_sizes(PAIR, {"batch": 2, "seq_len": 3}), 80, seed=2)
+    assert all(np.isfinite(x["feats"]).all() for x in plain)
+    wild = strategies.draw_examples(strategies.at_sizes(PAIR, {"batch": 2, "seq_len": 3}, extremes=True), 80, seed=2)
+    feats = [x["feats"] for x in wild]
+    assert any(np.isnan(f).any() for f in feats) and any(np.isinf(f).any() for f in feats)
+    assert any((np.abs(f) == np.finfo(np.float32).max).any() for f in feats)
+    assert all(x["ids"].max() <= 49 for x in wild), "integer domains stay as they are"
+
+
+@pytest.mark.parametrize("sizes, message", [
+    ({"batch": 3}, "missing"),
+    ({"batch": 3, "seq_len": 400}, "seq_len=400, outside"),
+])
+def test_at_sizes_rejects_sizes_outside_the_space(sizes, message):
+    with pytest.raises(InvalidArgument, match=message):
+        strategies.at_sizes(PAIR, sizes)

@@ -1,0 +1,127 @@
+"""Finding expensive inputs: value-dependent worst cases, shape churn, failing inputs, multi-input spaces."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from costlab import InputSpace, InvalidSpace, profile, worst
+from costlab.churn import churn
+from costlab.profile import load_failure
+
+FAST = dict(examples=2, min_repeats=3, max_repeats=5, probe_time_s=0.05, progress=False)
+
+
+def test_the_search_finds_the_sponge_inputs_within_a_fixed_budget(zoo_models):
+    model = zoo_models["sponge"]
+    space = InputSpace.from_model(model)
+    found = worst.search(model, space, {"batch": 1, "seq_len": 256}, examples=30, seed=0)
+    assert (found.table["source"] == "search").sum() == 30
+    assert found.ratio >= 5, found.summary()
+    # what makes it expensive: the first token repeated throughout
+    tokens = found.inputs["tokens"]
+    assert (tokens == tokens[0, 0]).mean() > 0.5, found.summary()
+    assert found.random_median_s < found.cost_s
+
+
+def test_the_search_reports_no_sponge_on_a_value_independent_model(zoo_models):
+    model = zoo_models["attention"]
+    found = worst.search(model, InputSpace.from_model(model), {"batch": 1, "seq_len": 128}, examples=10, random=5)
+    assert found.ratio < 3, found.summary()
+
+
+def test_search_checks_its_arguments(zoo_models):
+    space = InputSpace.from_model(zoo_models["sponge"])
+    with pytest.raises(Exception, match="seq_len=5000, outside"):
+        worst.search(zoo_models["sponge"], space, {"batch": 1, "seq_len": 5000})
+    with pytest.raises(Exception, match="examples=0"):
+        worst.search(zoo_models["sponge"], space, {"batch": 1, "seq_len": 16}, examples=0)
+
+
+def test_shape_churn_in_a_fresh_worker():
+    from costlab.adapters import load
+
+    c = churn(load("zoo:attention"), shapes=8)
+    f = c.figures
+    assert f["failed"] == 0 and len(c.table) == 16
+    assert len(set(c.table[c.table["pass"] == 1]["seq_len"])) == 8
+    assert f["retraced"] >= 1  # TF traces again at the first new shapes
+    assert f["new_shape_cold_ms_max"] > 5 * f["warm_ms_median"]
+    assert f["new_shape_cold_over_warm"] > f["seen_shape_cold_over_warm"]
+    assert f["rss_growth_mib_first_pass"] > f["rss_growth_mib_second_pass"]
+    assert "per new shape" in c.summary()
+
+
+def test_a_multi_input_model_with_a_tied_axis_profiles_end_to_end(zoo_models, tmp_path):
+    import costlab
+
+    model = zoo_models["masked"]
+    space = InputSpace.from_model(model).with_bounds(batch=(1, 8), seq_len=(16, 256))
+    assert [i.shape for i in space.inputs] == [("batch", "seq_len"), ("batch", "seq_len")]
+    assert space.inputs[1].values.max == 1  # a mask holds 0 or 1
+    run = costlab.run(model, {"latency_ms": 20, "memory_mib": 32}, tmp_path, space=space, points=5,
+                      churn=0, **FAST)
+    shapes = [json.loads(s) for s in run.profile.table["input_shapes"]]
+    assert all(s["tokens"] == s["mask"] for s in shapes)
+    assert (run.profile.table["status"] == "ok").all()
+    assert set(run.policy.data["inputs"]) == {"tokens", "mask"}
+    assert "seq_len" in run.policy.limits
+
+
+def test_failing_inputs_are_kept_reproducibly(tmp_path):
+    from costlab.adapters import load
+
+    adapter = load("zoo:bomb")
+    space = adapter.space.with_bounds(mib=(1, 1024))
+    prof = profile(adapter, space, points=4, rounds=1, isolation="subprocess", memory_cap_mib=200,
+                   failures_dir=tmp_path, **FAST)
+    bad = prof.failures
+    assert len(bad) >= 1 and set(bad["status"]) == {"oom"}
+    entries = [json.loads(line) for line in (tmp_path / "failures.jsonl").read_text().splitlines()]
+    assert len(entries) == len(bad)
+    first = entries[0]
+    inputs = load_failure(tmp_path / first["arrays"])
+    assert list(inputs["x"].shape) == json.loads(first["input_shapes"])["x"]
+    again = space.random_inputs(first["recipe"]["sizes"], seed=first["recipe"]["seed"])
+    np.testing.assert_array_equal(again["x"], inputs["x"])
+
+
+def test_space_files_in_yaml_and_mismatches_named(tmp_path, zoo_models):
+    import yaml
+
+    model = zoo_models["masked"]
+    data = InputSpace.from_model(model).with_bounds(seq_len=(8, 64)).to_dict()
+    f = tmp_path / "space.yaml"
+    f.write_text(yaml.safe_dump(data))
+    assert InputSpace.from_file(f).check_model(model).dim("seq_len").max == 64
+    data["inputs"][1]["name"] = "attention_mask"
+    f.write_text(yaml.safe_dump(data))
+    with pytest.raises(InvalidSpace, match=r"inputs \['attention_mask', 'tokens'\] are not the model's inputs \['mask', 'tokens'\]"):
+        InputSpace.from_file(f).check_model(model)
+    data = InputSpace.from_model(zoo_models["mlp"]).to_dict()
+    data["inputs"][0]["shape"] = ["batch", 32]
+    f.write_text(yaml.safe_dump(data))
+    with pytest.raises(InvalidSpace, match="axis 1: the model fixes it at 64, the space has 32"):
+        InputSpace.from_file(f).check_model(zoo_models["mlp"])
+    data["dims"][0]["min"] = 9
+    data["dims"][0]["max"] = 2
+    f.write_text(yaml.safe_dump(data))
+    with pytest.raises(InvalidSpace, match="`batch`: min=9 is larger than max=2"):
+        InputSpace.from_file(f)
+    with pytest.raises(InvalidSpace, match="Expected a .json, .yaml or .yml"):
+        (tmp_path / "space.txt").write_text("{}")
+        InputSpace.from_file(tmp_path / "space.txt")
+
+
+def test_cli_lists_failing_inputs(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "costlab.cli", "run", "zoo:bomb", "--latency-ms", "50",
+                           "--memory-mib", "64", "--memory-cap-mib", "300", "--points", "8", "--rounds", "1",
+                           "--examples", "2", "--probe-time", "0.05", "--churn", "0", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "failing inputs (1, kept in" in proc.stdout and "oom" in proc.stdout
+    table = pd.read_csv(tmp_path / "profile.csv")
+    assert table.loc[table["status"] == "oom", "repro"].str.endswith(".npz").all()
