@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds one isolated probe may take in all (default 60)")
     r.add_argument("--probes-per-worker", type=_number(int), default=None,
                    help="start a fresh worker after this many probes (1: a process per probe)")
+    r.add_argument("--preprocess", metavar="MODULE:FUNCTION",
+                   help="a Python function applied to the inputs before the model, as your serving code "
+                        "does: measured with it, and its memory line by line (preprocess_memory.csv)")
     r.add_argument("--churn", type=_number(int, allow_zero=True), default=16,
                    help="distinct shapes sent to one fresh process to measure retracing and memory "
                         "growth per new shape (default 16; 0 skips it)")
@@ -105,13 +108,35 @@ def _cmd_run(args) -> int:
              else InputSpace.from_model(adapter))
     if args.dim:
         space = space.with_bounds(**dict(args.dim))
-    result = run(adapter, budgets, args.out, space=space, points=args.points, examples=args.examples,
+    preprocess = _import_function(args.preprocess) if args.preprocess else None
+    result = run(adapter, budgets, args.out, preprocess=preprocess, space=space, points=args.points, examples=args.examples,
                  rounds=args.rounds, refine=not args.no_refine, probe_time_s=args.probe_time,
                  extrapolate=args.extrapolate, seed=args.seed, isolation=args.isolation,
                  memory_cap_mib=args.memory_cap_mib, timeout_s=args.timeout,
                  probes_per_worker=args.probes_per_worker, resume=args.resume, churn=args.churn)
     print(result.summary())
     return 0
+
+
+def _import_function(spec: str):
+    import importlib
+
+    mod, _, attr = spec.partition(":")
+    if not mod or not attr:
+        raise CostlabError(f"Expected MODULE:FUNCTION for --preprocess. Received: {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj = importlib.import_module(mod)
+    except Exception as exc:
+        raise CostlabError(f"Could not import module {mod!r} for --preprocess: {exc}") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise CostlabError(f"Module {mod!r} has no attribute {attr!r} (from --preprocess {spec!r})")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise CostlabError(f"--preprocess {spec!r} is not a function. Received: {type(obj).__name__}")
+    return obj
 
 
 def _cmd_verify(args) -> int:

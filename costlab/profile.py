@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,9 @@ from .space import InputSpace
 #: skipped (see `_Prober`); `costlab.refine` never launches a plan predicted to pass them.
 MAX_PROBE_S = 5.0
 MAX_PROBE_MIB = 4096
+#: A probe's cost predicted from its slice is multiplied by this before it is compared with
+#: the caps: the slope of two noisy points is uncertain.
+PREDICTION_SAFETY = 1.5
 
 #: Columns every profile table has, besides one per dimension.
 TABLE_COLUMNS = ("plan", "probe", "kind", "round", "input_shapes", "dtype", "seed", "call") + COLUMNS + \
@@ -39,6 +43,8 @@ class Profile:
         machine: CPU model, cores, memory and OS of the measuring host.
         preprocess: Memory of the `preprocess` function line by line, when one was given.
         resumed: How many rows were taken from the log of an interrupted run.
+        not_launched: Probes never run because the data before them predicted them over
+            a hard cap: sizes, predicted seconds and MiB, which cap.
     """
 
     table: pd.DataFrame
@@ -47,6 +53,7 @@ class Profile:
     machine: dict = field(default_factory=dict)
     preprocess: pd.DataFrame | None = None
     resumed: int = 0
+    not_launched: list = field(default_factory=list)
 
     @property
     def dims(self) -> list[str]:
@@ -106,7 +113,7 @@ class Profile:
         if self.preprocess is not None:
             self.preprocess.to_csv(out / "preprocess_memory.csv", index=False)
         meta = {"space": self.space.to_dict(), "model": self.model, "machine": self.machine,
-                "calibration": self.calibration()}
+                "calibration": self.calibration(), "not_launched": self.not_launched}
         (out / "profile.json").write_text(json.dumps(meta, indent=2) + "\n")
         return out / "profile.csv"
 
@@ -116,7 +123,8 @@ class Profile:
         meta = json.loads((run / "profile.json").read_text())
         table = pd.read_csv(run / "profile.csv", keep_default_na=False, na_values=[""])
         table["error"] = table["error"].fillna("")
-        return cls(table, InputSpace.from_dict(meta["space"]), meta["model"], meta["machine"])
+        return cls(table, InputSpace.from_dict(meta["space"]), meta["model"], meta["machine"],
+                   not_launched=meta.get("not_launched", []))
 
 
 def _row(space, sizes, inputs, kind, round_, seed, probe_id, plan, call, result, env, memory_source):
@@ -168,6 +176,7 @@ class _Prober:
         self.resumed = 0
         self.rows: list[dict] = []
         self.over: list[dict] = []  # sizes that crossed a hard cap
+        self.not_launched: list[dict] = []  # probes the data predicted over a cap
         self._stack = contextlib.ExitStack()
         self._stack.callback(executor.close)
         self.log = self._stack.enter_context(open(log_path, "a")) if log_path else None
@@ -191,6 +200,34 @@ class _Prober:
 
     def dominated(self, sizes) -> bool:
         return any(all(sizes[d] >= o[d] for d in self.space.dim_names) for o in self.over)
+
+    def predicted_over(self, sizes, earlier) -> dict | None:
+        """The predicted cost of `sizes` when it is over a hard cap, else `None`.
+
+        The prediction extends the growth between the last two successful probes of
+        `earlier` (smaller probes of the same slice) as a power law in the element count,
+        its exponent clipped to [0, 3], times `PREDICTION_SAFETY`.
+        """
+        ok = [r for r in earlier if r["status"] == "ok"]
+        if len(ok) < 2:
+            return None
+        dims = self.space.dim_names
+        a, b = ok[-2], ok[-1]
+        xa, xb = (math.prod(int(r[d]) for d in dims) for r in (a, b))
+        x = math.prod(int(sizes[d]) for d in dims)
+        if not xa < xb < x:
+            return None
+        pred = {}
+        for key, cap, unit in (("wall_s_median", self.max_probe_s, 1.0), ("peak_bytes", self.max_probe_mib, 2**20)):
+            ya, yb = a.get(key), b.get(key)
+            if not ya or not yb or ya <= 0 or yb <= 0:
+                continue
+            slope = min(3.0, max(0.0, math.log(yb / ya) / math.log(xb / xa)))
+            pred[key] = yb * (x / xb) ** slope * PREDICTION_SAFETY / unit
+            if pred[key] > cap:
+                return {"sizes": dict(sizes), "predicted_s": pred.get("wall_s_median"),
+                        "predicted_mib": pred.get("peak_bytes"), "over": "time" if unit == 1.0 else "memory"}
+        return None
 
     def run(self, sizes, make_inputs, kind, round_, seed, probe_id) -> dict:
         if probe_id in self.done:
@@ -218,13 +255,21 @@ class _Prober:
         """
         for r in range(rounds):
             for gi, group in list(enumerate(groups))[:: -1 if r % 2 else 1]:
+                earlier = []
                 for pi, probe in enumerate(group):
                     if self.dominated(probe.sizes):
+                        self.bar.update(len(group) - pi)
+                        break
+                    over = self.predicted_over(probe.sizes, earlier)
+                    if over is not None:  # never launched: its own slice predicts it over a cap
+                        self.not_launched.append({**over, "kind": probe.kind, "round": r})
+                        self.over.append(probe.sizes)
                         self.bar.update(len(group) - pi)
                         break
                     probe_seed = seed * 100003 + gi * 1009 + pi
                     row = self.run(probe.sizes, lambda p=probe, s=probe_seed: self.space.random_inputs(p.sizes, seed=s),
                                    probe.kind, r, probe_seed, f"r{r}/g{gi}/p{pi}")
+                    earlier.append(row)
                     if self.crossed(row):
                         self.over.append(probe.sizes)
                         self.bar.update(len(group) - pi - 1)
@@ -381,6 +426,7 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
             prober.run(sizes, lambda x=inputs: x, "fuzz", 0, seed, f"fuzz/{i}")
     prof = Profile(prober.table(), space, describe, _env.machine())
     prof.resumed = prober.resumed
+    prof.not_launched = prober.not_launched
     if preprocess is not None:
         prof.preprocess = adapter.line_memory(prof)
     return prof

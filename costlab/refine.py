@@ -107,7 +107,8 @@ def refine(model, prof: Profile, models: dict, skipped: dict, *, factors=(8, 4, 
             table = pd.concat([prof.table, more.table], ignore_index=True)
             prof = Profile(table, prof.space.with_bounds(**{d: (prof.space.dim(d).min, top * f)}),
                            prof.model, prof.machine, preprocess=prof.preprocess,
-                           resumed=prof.resumed + more.resumed)
+                           resumed=prof.resumed + more.resumed,
+                           not_launched=prof.not_launched + more.not_launched)
             models, skipped = fit_profile_notes(prof)
             notes[d] = (f"measured up to {d}={top * f} because {unfitted} could not be fitted below it "
                         f"(plan predicted ≤ {math.ceil(total)} s)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,10 @@ class Run:
                 lines.append(f"  {r['status']:8s} {r['input_shapes']} {r['kind']}: {r['error']}")
             if len(failed) > 10:
                 lines.append(f"  … and {len(failed) - 10} more (failures/failures.jsonl)")
+        if self.profile.not_launched:
+            worst = max(self.profile.not_launched, key=lambda p: math.prod(p["sizes"].values()))
+            lines.append(f"not launched: {len(self.profile.not_launched)} probes their slice predicted over the "
+                         f"hard caps (largest {worst['sizes']}, predicted over the {worst['over']} cap)")
         if self.churn is not None:
             lines.append(self.churn.summary())
         if self.profile.resumed:
@@ -123,7 +128,7 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     refined = {}
     if refine:
         prof, models, skipped, refined = _refine(adapter, prof, models, skipped, log_path=log, **profile_kw)
-    prof.save(out)
+    prof.save(out)  # before anything can fail: nothing measured is lost
     if not any(t in models for t in ("wall_s_median", "peak_bytes")):
         raise FitError("No cost curve could be fitted: " + "; ".join(f"{t}: {r}" for t, r in skipped.items()))
     (out / "cost_models.json").write_text(json.dumps({t: m.to_dict() for t, m in models.items()}, indent=2) + "\n")

@@ -92,3 +92,24 @@ def test_run_then_verify_a_saved_keras_file(tmp_path):
     verify = costlab("verify", DATA / "attention.keras", out / "policy.json", "--examples", "3")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "0 violation(s)" in verify.stdout
+
+
+def test_preprocess_function_is_measured_in_isolated_workers(tmp_path):
+    (tmp_path / "serving.py").write_text(
+        "import numpy as np\n\n"
+        "def normalise(inputs):\n"
+        "    x = inputs['features']\n"
+        "    scratch = np.ones((32, 2**20 // 8))  # 32 MiB\n"
+        "    return {'features': (x - x.mean()) / (x.std() + scratch[0, 0])}\n")
+    proc = costlab("run", "zoo:mlp", "--latency-ms", "50", "--memory-mib", "64", "--out", "run",
+                   "--preprocess", "serving:normalise", "--points", "5", "--rounds", "1", "--examples", "1",
+                   "--probe-time", "0.05", "--no-refine", "--churn", "0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = (tmp_path / "run" / "preprocess_memory.csv").read_text()
+    assert "np.ones" in lines
+    rows = [json.loads(r) for r in (tmp_path / "run" / "probes.jsonl").read_text().splitlines()]
+    assert {r["call"] for r in rows} == {"normalise+predict_on_batch"}
+    assert {r["isolation"] for r in rows} == {"subprocess"}
+    bad = costlab("run", "zoo:mlp", "--latency-ms", "5", "--memory-mib", "5", "--out", "x",
+                  "--preprocess", "serving", cwd=tmp_path)
+    _one_line_error(bad, "MODULE:FUNCTION", "'serving'")

@@ -156,3 +156,16 @@ def test_a_run_killed_with_sigkill_resumes_without_loss_or_duplicates(tmp_path):
     kept = table.set_index("probe").loc[[r["probe"] for r in before], "wall_s_median"]
     assert np.allclose(kept.to_numpy(), [r["wall_s_median"] for r in before])
     assert Path(out / "policy.json").is_file()
+
+
+def test_a_probe_predicted_over_the_cap_is_never_launched():
+    adapter = load("zoo:bomb")
+    space = adapter.space.with_bounds(mib=(1, 4096))
+    prof = profile(adapter, space, points=8, rounds=1, isolation="subprocess", max_probe_mib=200,
+                   memory_cap_mib=1024, **FAST)
+    t = prof.table
+    assert (t["status"] == "ok").all(), "nothing over the cap was run"
+    assert t["mib"].max() < 200
+    (skipped,) = prof.not_launched
+    assert skipped["over"] == "memory" and skipped["predicted_mib"] > 200
+    assert skipped["sizes"]["mib"] > t["mib"].max()
