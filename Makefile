@@ -16,8 +16,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/costlab run zoo:attention --latency-ms 20 --memory-mib 64 --out runs/demo
 
+# COSTLAB_SMOKE: notebooks run every step at small sizes
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	COSTLAB_SMOKE=1 $(BIN)/python -m pytest
+
+lab: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[notebooks]"
+	$(BIN)/jupyter lab notebooks/
 
 lint: $(STAMP)
 	$(BIN)/ruff check costlab tests benchmarks

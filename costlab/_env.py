@@ -19,6 +19,18 @@ def pin_threads(intra: int | None = None, inter: int = 1) -> dict:
     if _pinned is not None:
         return _pinned
     intra = intra or os.cpu_count() or 1
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "torch":
+        try:
+            import torch
+
+            torch.set_num_threads(intra)
+            _pinned = {"intra_op_threads": torch.get_num_threads(), "inter_op_threads": None}
+            return _pinned
+        except ImportError:
+            pass
+    if os.environ.get("KERAS_BACKEND", "tensorflow") not in ("tensorflow", ""):
+        _pinned = {"intra_op_threads": None, "inter_op_threads": None}  # XLA sizes its own pools
+        return _pinned
     try:
         import tensorflow as tf
 

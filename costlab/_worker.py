@@ -81,7 +81,7 @@ def main(argv) -> int:
     from costlab import _env
 
     tx.send({"ready": True, "pid": os.getpid(), "memory_source": getattr(memory, "name", None),
-             "env": _env.environment()})
+             "env": _env.environment(), "describe": adapter.describe()})
     cap = init["memory_cap_bytes"]
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     while True:

@@ -45,7 +45,8 @@ def _dim(text):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="costlab", description="Measure what each input costs a model and write input limits.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    model_help = "zoo:NAME, a path to a .keras file, or module:attribute (a Keras model or a factory)"
+    model_help = ("zoo:NAME, candle:NAME, a path to a .keras file, or module:attribute "
+                  "(a Keras model, an adapter, or a factory returning one)")
 
     r = sub.add_parser("run", help="profile a model, fit cost curves, write a policy")
     r.add_argument("model", help=model_help)
@@ -66,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="limits may reach this multiple of the largest measured size (default 1)")
     r.add_argument("--no-refine", action="store_true",
                    help="do not widen ranges whose growth class the data cannot decide")
+    r.add_argument("--no-boundary", action="store_true",
+                   help="do not bisect each limited axis toward the measured budget boundary before "
+                        "the final fit")
+    r.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
+                   help="Keras backend to profile a Keras model under, in isolated workers "
+                        "(default: tensorflow, in the workers' default environment)")
     r.add_argument("--call", default="predict_on_batch", choices=["predict_on_batch", "call", "predict"])
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--isolation", choices=["subprocess", "inprocess"], default="subprocess",
@@ -113,7 +120,8 @@ def _cmd_run(args) -> int:
                  rounds=args.rounds, refine=not args.no_refine, probe_time_s=args.probe_time,
                  extrapolate=args.extrapolate, seed=args.seed, isolation=args.isolation,
                  memory_cap_mib=args.memory_cap_mib, timeout_s=args.timeout,
-                 probes_per_worker=args.probes_per_worker, resume=args.resume, churn=args.churn)
+                 probes_per_worker=args.probes_per_worker, resume=args.resume, churn=args.churn,
+                 boundary=not args.no_boundary, backend=args.backend)
     print(result.summary())
     return 0
 

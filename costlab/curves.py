@@ -58,6 +58,13 @@ def _lower(e):
     return out
 
 
+def _pool(X_rows, y_rows):
+    """Distinct sizes and the median cost of the rows at each."""
+    Xv, which = np.unique(X_rows, axis=0, return_inverse=True)
+    which = which.ravel()
+    return Xv, np.array([np.median(y_rows[which == k]) for k in range(len(Xv))])
+
+
 def _factor(x, e):
     i, j = e
     v = np.power(x, i, dtype=float)
@@ -189,12 +196,17 @@ class CostModel:
                            f"Received fewer for {single}: {[sorted(X[c].unique().tolist()) for c in single]}")
         return Xv, y
 
-    def fit(self, X, y):
+    def fit(self, X, y, *, select=None):
         """Fit the curve.
 
         Args:
             X: DataFrame with one column per dimension (sizes).
             y: The cost per row.
+            select: Boolean mask of the rows that choose the class (a design made for
+                identifying growth, such as the log-spaced sweep); the chosen class is
+                then fitted and its bound calibrated on every row. Rows clustered in one
+                region (probes bisecting toward a budget boundary) sharpen the curve there
+                but would bias the choice of class. Defaults to `None` (every row).
 
         Returns:
             self.
@@ -208,9 +220,14 @@ class CostModel:
         if floor <= 0:
             raise FitError("All costs are zero: nothing to fit")
         y_rows = np.maximum(y_rows, floor)
-        Xv, which = np.unique(X_rows, axis=0, return_inverse=True)
-        which = which.ravel()
-        y = np.array([np.median(y_rows[which == k]) for k in range(len(Xv))])
+        if select is not None:
+            select = np.asarray(select, dtype=bool).ravel()
+            if len(select) != len(y_rows):
+                raise FitError(f"`select` has {len(select)} entries but `X` has {len(y_rows)} rows")
+            if len(np.unique(X_rows[select], axis=0)) < 5:
+                select = None  # too few to choose a class on: every row chooses
+        Xall, y_all = _pool(X_rows, y_rows)
+        Xv, y = (Xall, y_all) if select is None else _pool(X_rows[select], y_rows[select])
         if len(y) < 5:
             raise FitError(f"Need at least 5 distinct measured sizes to fit a cost curve. Received: {len(y)}")
         dims = list(X.columns)
@@ -235,6 +252,10 @@ class CostModel:
             raise FitError("No hypothesis fits these costs (all leading terms negligible)")
         chosen, ok = self._select(results)
         steep = max(ok, key=lambda r: (_degree(r["h"].exps), -r["score"]))
+        if select is not None:  # the class is chosen; its coefficients come from every row
+            chosen = {**chosen, "coef": chosen["h"].fit(Xall, y_all)}
+            steep = {**steep, "coef": steep["h"].fit(Xall, y_all)}
+            lo, hi = Xall.min(axis=0), Xall.max(axis=0)
         self.dims_ = dims
         self._h, self._coef = chosen["h"], chosen["coef"]
         self._steep_h, self._steep_coef = steep["h"], steep["coef"]
@@ -251,7 +272,7 @@ class CostModel:
         insample = np.log(y_rows / np.maximum(self._h.design(X_rows) @ self._coef, 1e-300))
         heldout = chosen["heldout"]
         self.upper_factor_ = float(np.exp(max(0.0, np.quantile(insample, self.q), np.quantile(heldout, self.q))))
-        self.n_points_ = len(y)
+        self.n_points_ = len(y_all)
         self.n_rows_ = len(y_rows)
         return self
 
@@ -408,6 +429,10 @@ def fit(table: pd.DataFrame, target: str = "wall_s_median", *, dims=None, resolu
             entry in `TARGETS` (1 MiB for `peak_bytes`), else `0`.
         **params: Passed to `CostModel`.
 
+    Rows of `kind` `boundary:<dim>` (bisection toward a budget boundary) fit the
+    coefficients and calibrate the bound but do not choose the class (`CostModel.fit`'s
+    `select`).
+
     Returns:
         The fitted `CostModel`.
 
@@ -433,7 +458,10 @@ def fit(table: pd.DataFrame, target: str = "wall_s_median", *, dims=None, resolu
         raise FitError(f"Only {len(kept)} of {len(rows)} successful probes have {target} at or above "
                        f"the measurement resolution {resolution:g}: measure larger inputs")
     params.setdefault("floor", floor)
-    return CostModel(target=target, **params).fit(kept[dims], kept[target].astype(float))
+    select = ~kept["kind"].astype(str).str.startswith("boundary:") if "kind" in kept.columns else None
+    if select is not None and select.all():
+        select = None
+    return CostModel(target=target, **params).fit(kept[dims], kept[target].astype(float), select=select)
 
 
 def fit_profile(profile, targets=tuple(TARGETS)) -> dict[str, CostModel]:

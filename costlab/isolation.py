@@ -46,6 +46,13 @@ def run_probe(adapter, inputs, memory, measure_kw: dict) -> dict:
     """Measure one probe in this process, with the process high-water mark around it:
     VmHWM over all the probe's calls, and its growth over the RSS before the cold call."""
     proc = memory if isinstance(memory, ProcessPeak) else ProcessPeak()
+    if hasattr(adapter, "prepare"):  # e.g. NumPy to candle tensors, once, outside the timing
+        try:
+            inputs = adapter.prepare(inputs)
+        except Exception as exc:
+            from .measure import first_line
+
+            return {"status": "error", "error": first_line(exc), "memory_source": getattr(memory, "name", None)}
     if proc is not memory:
         proc.reset()
     result = measure(lambda: adapter(inputs), memory=memory, **measure_kw)
@@ -86,8 +93,12 @@ class InProcess:
         self.close()
 
 
-def model_ref(adapter, scratch: Path) -> dict:
+def model_ref(adapter, scratch: Path, *, weights_file: bool = False) -> dict:
     """What a worker needs to load the same model: a spec, a saved file, or an import path.
+
+    With `weights_file`, a Keras model is always saved to a `.keras` file rather than
+    rebuilt from its spec: weight initialisers draw differently on each Keras backend, so
+    only the file carries the same weights to a worker on another backend.
 
     Raises:
         CostlabError: The model cannot be handed to another process.
@@ -102,7 +113,7 @@ def model_ref(adapter, scratch: Path) -> dict:
         if not mod or mod == "__main__" or "<" in qual:
             raise CostlabError(f"isolation='subprocess' needs a `preprocess` function a worker can import "
                                f"(defined at module level in a file). Received: {fn!r}")
-        return {**model_ref(adapter.inner, scratch), "preprocess": f"{mod}:{qual}"}
+        return {**model_ref(adapter.inner, scratch, weights_file=weights_file), "preprocess": f"{mod}:{qual}"}
     if isinstance(adapter, CallableAdapter):
         if not adapter.ref:
             raise CostlabError(
@@ -113,7 +124,7 @@ def model_ref(adapter, scratch: Path) -> dict:
         raise CostlabError(f"isolation='subprocess' cannot send a custom serving function to a worker. "
                            f"Received: call={adapter.call_path!r}; load the model with a spec instead")
     spec = getattr(adapter, "spec", None)
-    if spec:
+    if spec and not (weights_file and isinstance(adapter, KerasAdapter)):
         return {"spec": spec, "call": adapter.call_path, "name": adapter.name}
     if isinstance(adapter, KerasAdapter):
         path = scratch / f"{adapter.name}.keras"
@@ -144,11 +155,11 @@ def _tail(fh, n: int = 2000) -> str:
 class _Worker:
     """One worker process and the two pipes to it."""
 
-    def __init__(self, ref: dict, *, memory_cap_bytes: int | None, start_timeout_s: float):
+    def __init__(self, ref: dict, *, memory_cap_bytes: int | None, start_timeout_s: float, env=None):
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         self.log = tempfile.TemporaryFile()
-        env = dict(os.environ)
+        env = {**os.environ, **(env or {})}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "costlab._worker", str(to_child_r), str(from_child_w)],
@@ -175,6 +186,7 @@ class _Worker:
             self.close()
             raise ModelLoadError(f"The worker could not load {ref.get('name')!r}: {ready['error']}")
         self.pid, self.memory_source, self.env = ready["pid"], ready["memory_source"], ready["env"]
+        self.describe = ready.get("describe")
 
     def probe(self, inputs, measure_kw: dict, timeout_s: float) -> dict:
         self.probes += 1
@@ -244,34 +256,38 @@ class Subprocess:
             probe a fresh process, where the process peak is exact. Defaults to `None`
             (a worker lives until it fails).
         start_timeout_s: Longest wait for a worker to load the model. Defaults to `300`.
+        env: Environment variables set in the workers, e.g. `{"KERAS_BACKEND": "jax"}`
+            (the Keras backend is fixed when Keras is imported). Defaults to `None`.
         **measure_kw: Passed to `costlab.measure.measure` in the worker.
     """
 
     isolation = "subprocess"
 
     def __init__(self, adapter, *, memory_cap_mib: float, timeout_s: float,
-                 probes_per_worker: int | None = None, start_timeout_s: float = 300.0, **measure_kw):
+                 probes_per_worker: int | None = None, start_timeout_s: float = 300.0, env=None,
+                 **measure_kw):
         if memory_cap_mib is not None and not memory_cap_mib > 0:
             raise CostlabError(f"Expected a positive `memory_cap_mib`. Received: {memory_cap_mib!r}")
         if not timeout_s > 0:
             raise CostlabError(f"Expected a positive `timeout_s`. Received: {timeout_s!r}")
         self._scratch = tempfile.TemporaryDirectory(prefix="costlab-worker-")
-        self.ref = model_ref(adapter, Path(self._scratch.name))
+        self.ref = model_ref(adapter, Path(self._scratch.name), weights_file=bool((env or {}).get("KERAS_BACKEND")))
         self.cap = None if memory_cap_mib is None else int(memory_cap_mib * 2**20)
         self.timeout_s, self.per_worker = timeout_s, probes_per_worker
-        self.start_timeout_s, self.measure_kw = start_timeout_s, measure_kw
+        self.start_timeout_s, self.measure_kw, self.worker_env = start_timeout_s, measure_kw, env
         self.worker: _Worker | None = None
         self.started = 0
-        self.memory_source = self.env = None
+        self.memory_source = self.env = self.describe = None
 
     def _ready(self) -> _Worker:
         w = self.worker
         if w is None or not w.alive or (self.per_worker and w.probes >= self.per_worker):
             if w is not None:
                 w.close()
-            self.worker = w = _Worker(self.ref, memory_cap_bytes=self.cap, start_timeout_s=self.start_timeout_s)
+            self.worker = w = _Worker(self.ref, memory_cap_bytes=self.cap, start_timeout_s=self.start_timeout_s,
+                                      env=self.worker_env)
             self.started += 1
-            self.memory_source, self.env = w.memory_source, w.env
+            self.memory_source, self.env, self.describe = w.memory_source, w.env, w.describe
         return w
 
     def probe(self, inputs) -> dict:

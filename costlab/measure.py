@@ -26,6 +26,7 @@ def _status_of(exc: BaseException) -> str:
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     line = text.splitlines()[0] if text else ""
+    line = line.split(", backtrace: Backtrace")[0]  # candle (Rust) errors carry a long backtrace
     return f"{type(exc).__name__}: {line}"[:300]
 
 

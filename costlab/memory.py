@@ -108,3 +108,77 @@ class TFAllocatorPeak:
         except Exception:  # raises with oneDNN off: "Allocator stats not available"
             return False
         return nbytes <= got <= nbytes * 1.1 + 2 * 2**20
+
+
+class JaxDevicePeak:
+    """Peak bytes in use on a JAX device, from `device.memory_stats()["peak_bytes_in_use"]`.
+
+    JAX has no call to reset the peak, so `reset()` records the peak so far and `peak()`
+    reports growth over what was in use then; a call that stays under an earlier peak
+    reads 0 (run such probes in fresh workers). XLA's CPU client returns no statistics,
+    so on these CPU-only machines `available()` is False and the process peak is used:
+    this path is written for GPUs and tested only with a stand-in device.
+    """
+
+    name = "jax_device"
+    per_call = True
+
+    def __init__(self, device=None):
+        self.device = device
+        self.before = 0
+        self._peak_before = 0
+
+    def _stats(self) -> dict | None:
+        if self.device is None:
+            import jax
+
+            self.device = jax.devices()[0]
+        try:
+            return self.device.memory_stats()
+        except Exception:
+            return None
+
+    def available(self) -> bool:
+        stats = self._stats()
+        return bool(stats) and "peak_bytes_in_use" in stats
+
+    def reset(self) -> None:
+        s = self._stats() or {}
+        self.before = int(s.get("bytes_in_use", 0))
+        self._peak_before = int(s.get("peak_bytes_in_use", 0))
+
+    def peak(self) -> int:
+        s = self._stats() or {}
+        peak = int(s.get("peak_bytes_in_use", 0))
+        return max(0, peak - max(self.before, self._peak_before)) if peak > self._peak_before else 0
+
+
+class TorchCudaPeak:
+    """Peak CUDA memory of one call (`torch.cuda.reset_peak_memory_stats` /
+    `max_memory_allocated`). Not exercised on these CPU-only machines."""
+
+    name = "torch_cuda"
+    per_call = True
+
+    def __init__(self, device: int = 0):
+        self.device = device
+        self.before = 0
+
+    @staticmethod
+    def available() -> bool:
+        try:
+            import torch
+        except ImportError:
+            return False
+        return bool(torch.cuda.is_available())
+
+    def reset(self) -> None:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(self.device)
+        self.before = int(torch.cuda.memory_allocated(self.device))
+
+    def peak(self) -> int:
+        import torch
+
+        return max(0, int(torch.cuda.max_memory_allocated(self.device)) - self.before)

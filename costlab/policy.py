@@ -197,6 +197,9 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
     measured_hi = {d: max([int(m.range_[d][1]) for m in cost_models.values() if d in m.range_],
                           default=space.dim(d).max) for d in dims}
     cap = {d: max(lo[d], int(min(measured_hi[d], space.dim(d).max) * extrapolate)) for d in dims}
+    # Sizes the model itself refuses (candle's max_position_embeddings) are never admitted.
+    hard = {d: int(v) for d, v in ((model or {}).get("hard_limits") or {}).items() if d in cap}
+    cap = {d: min(cap[d], hard.get(d, cap[d])) for d in dims}
     free = {d for d in dims if all(m.exponents_.get(d, {"power": 0, "log": 0}) == {"power": 0, "log": 0}
                                    for m in bounded.values())}
 
@@ -233,6 +236,8 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
     limits = {}
     for d in dims:
         by = "unconstrained" if d in free else binding
+        if d in hard and final[d] >= hard[d] and by in ("measured range", "unconstrained"):
+            by = "model limit"
         limits[d] = {"name": d, "min": int(lo[d]), "max": int(final[d]), "limited_by": by,
                      "predicted": pred, "upper": upper}
     inputs = {}

@@ -22,6 +22,8 @@ from .space import InputSpace
 #: skipped (see `_Prober`); `costlab.refine` never launches a plan predicted to pass them.
 MAX_PROBE_S = 5.0
 MAX_PROBE_MIB = 4096
+#: Keras backends a profile can run under (`backend=`), each in its own worker processes.
+BACKENDS = ("tensorflow", "jax", "torch")
 #: A probe's cost predicted from its slice is multiplied by this before it is compared with
 #: the caps: the slope of two noisy points is uncertain.
 PREDICTION_SAFETY = 1.5
@@ -328,13 +330,50 @@ def _check_rounds(rounds):
         raise CostlabError(f"Expected a positive integer for `rounds`. Received: rounds={rounds!r}")
 
 
+def _prepare(model, space, preprocess):
+    from .adapters import adapt
+
+    adapter = adapt(model)
+    space = space or InputSpace.from_model(adapter)
+    if preprocess is not None and not isinstance(adapter, Preprocessed):
+        adapter = Preprocessed(adapter, preprocess)
+    return adapter, space, adapter.describe()
+
+
+def session(adapter, space: InputSpace, *, plan: str, total: int, isolation: str = "inprocess",
+            memory_cap_mib=None, timeout_s=None, probes_per_worker=None, log_path=None, resume=False,
+            failures_dir=None, progress=None, max_probe_s=MAX_PROBE_S, max_probe_mib=MAX_PROBE_MIB,
+            min_repeats=5, max_repeats=30, probe_time_s=0.5, backend=None, **_ignored) -> _Prober:
+    """A context measuring probes one at a time as `profile` does (same isolation, caps,
+    log, resume and failure keeping): for adaptive plans such as `costlab.refine.boundary`.
+    `plan` names the probes for `resume`; `**_ignored` takes `profile`'s other settings."""
+    if isolation not in ISOLATIONS:
+        raise CostlabError(f"Expected `isolation` to be one of {', '.join(ISOLATIONS)}. Received: {isolation!r}")
+    if resume and log_path is None:
+        raise CostlabError("`resume=True` needs the `log_path` of the run to resume. Received: log_path=None")
+    measure_kw = dict(min_repeats=min_repeats, max_repeats=max_repeats, time_budget_s=probe_time_s)
+    if backend is not None and backend not in BACKENDS:
+        raise CostlabError(f"Expected `backend` to be one of {', '.join(BACKENDS)}. Received: {backend!r}")
+    if isolation == "subprocess" or backend is not None:  # a backend is fixed per process
+        executor = Subprocess(adapter, memory_cap_mib=memory_cap_mib or 2 * max_probe_mib,
+                              timeout_s=timeout_s or max(60.0, 12 * max_probe_s),
+                              probes_per_worker=probes_per_worker,
+                              env={"KERAS_BACKEND": backend} if backend else None, **measure_kw)
+    else:
+        executor = InProcess(adapter, **measure_kw)
+    done = read_log(log_path) if resume else None
+    return _Prober(adapter, space, total=total, plan=plan, executor=executor, max_probe_s=max_probe_s,
+                   max_probe_mib=max_probe_mib, log_path=log_path, progress=progress, done=done,
+                   failures_dir=failures_dir)
+
+
 def profile(model, space: InputSpace | None = None, *, points: int = 7, examples: int = 8,
             rounds: int = 2, seed: int = 0, isolation: str = "inprocess",
             memory_cap_mib: float | None = None, timeout_s: float | None = None,
             probes_per_worker: int | None = None, log_path=None, resume: bool = False,
             preprocess=None, failures_dir=None, progress: bool | None = None, max_probe_s: float = MAX_PROBE_S,
             max_probe_mib: float = MAX_PROBE_MIB, min_repeats: int = 5, max_repeats: int = 30,
-            probe_time_s: float = 0.5) -> Profile:
+            probe_time_s: float = 0.5, backend: str | None = None) -> Profile:
     """Measure wall time and peak memory of `model` over its input space.
 
     Runs the explicit log-spaced size plan (`costlab.sweep.plan`) with random values,
@@ -381,6 +420,10 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
         min_repeats: Fewest warm calls per probe. Defaults to `5`.
         max_repeats: Most warm calls per probe. Defaults to `30`.
         probe_time_s: Time after which a probe stops repeating. Defaults to `0.5`.
+        backend: Run a Keras model under this Keras backend (`"tensorflow"`, `"jax"`,
+            `"torch"`) in isolated workers started with `KERAS_BACKEND` set; the model is
+            rebuilt there from its spec or a saved `.keras` file. Defaults to `None` (the
+            backend of this process; with `isolation="inprocess"`, this process).
 
     Returns:
         A `Profile`.
@@ -389,34 +432,20 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
         CostlabError: An argument is invalid (the message names it and the value).
         ModelLoadError: A worker could not load the model.
     """
-    from .adapters import adapt
-
     _check_rounds(rounds)
-    if isolation not in ISOLATIONS:
-        raise CostlabError(f"Expected `isolation` to be one of {', '.join(ISOLATIONS)}. Received: {isolation!r}")
-    if resume and log_path is None:
-        raise CostlabError("`resume=True` needs the `log_path` of the run to resume. Received: log_path=None")
-    adapter = adapt(model)
-    space = space or InputSpace.from_model(adapter)
-    if preprocess is not None:
-        adapter = Preprocessed(adapter, preprocess)
+    adapter, space, describe = _prepare(model, space, preprocess)
     groups = sweep.plan(space, points=points)
     fuzz = strategies.draw_examples(strategies.from_input_space(space), examples, seed=seed)
     total = rounds * sum(len(g) for g in groups) + len(fuzz)
-    measure_kw = dict(min_repeats=min_repeats, max_repeats=max_repeats, time_budget_s=probe_time_s)
-    describe = adapter.describe()
     plan = plan_id(describe, space, points=points, examples=examples, rounds=rounds, seed=seed,
-                   isolation=isolation, max_probe_s=max_probe_s, max_probe_mib=max_probe_mib, **measure_kw)
-    if isolation == "subprocess":
-        executor = Subprocess(adapter, memory_cap_mib=memory_cap_mib or 2 * max_probe_mib,
-                              timeout_s=timeout_s or max(60.0, 12 * max_probe_s),
-                              probes_per_worker=probes_per_worker, **measure_kw)
-    else:
-        executor = InProcess(adapter, **measure_kw)
-    done = read_log(log_path) if resume else None
-    with _Prober(adapter, space, total=total, plan=plan, executor=executor, max_probe_s=max_probe_s,
-                 max_probe_mib=max_probe_mib, log_path=log_path, progress=progress, done=done,
-                 failures_dir=failures_dir) as prober:
+                   isolation=isolation, max_probe_s=max_probe_s, max_probe_mib=max_probe_mib,
+                   min_repeats=min_repeats, max_repeats=max_repeats, time_budget_s=probe_time_s,
+                   **({"backend": backend} if backend else {}))
+    with session(adapter, space, plan=plan, total=total, isolation=isolation, memory_cap_mib=memory_cap_mib,
+                 timeout_s=timeout_s, probes_per_worker=probes_per_worker, log_path=log_path, resume=resume,
+                 failures_dir=failures_dir, progress=progress, max_probe_s=max_probe_s,
+                 max_probe_mib=max_probe_mib, min_repeats=min_repeats, max_repeats=max_repeats,
+                 probe_time_s=probe_time_s, backend=backend) as prober:
         prober.run_groups(groups, rounds=rounds, seed=seed)
         for i, inputs in enumerate(fuzz):
             sizes = space.sizes_of(inputs)
@@ -424,6 +453,9 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
                 prober.bar.update(1)
                 continue
             prober.run(sizes, lambda x=inputs: x, "fuzz", 0, seed, f"fuzz/{i}")
+        worker_describe = getattr(prober.executor, "describe", None)
+    if backend and worker_describe:  # the model as the worker's backend runs it
+        describe = worker_describe
     prof = Profile(prober.table(), space, describe, _env.machine())
     prof.resumed = prober.resumed
     prof.not_launched = prober.not_launched

@@ -113,3 +113,83 @@ def refine(model, prof: Profile, models: dict, skipped: dict, *, factors=(8, 4, 
             notes[d] = (f"measured up to {d}={top * f} because {unfitted} could not be fitted below it "
                         f"(plan predicted ≤ {math.ceil(total)} s)")
     return prof, models, skipped, notes
+
+
+def _within(row, budgets) -> bool:
+    if row["status"] != "ok":
+        return False
+    lat = (row["wall_s_median"] or 0) * 1e3
+    mem = (row["peak_bytes"] or 0) / 2**20
+    return lat <= budgets.latency_ms * budgets.margin and mem <= budgets.memory_mib * budgets.margin
+
+
+def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, **profile_kw):
+    """Measure around the policy's corner, bisecting each axis toward the budget boundary.
+
+    From the corner (every dimension at its limit), each limited dimension in turn is
+    moved while the others stay at their limits: up toward the top of the range asked
+    for when the corner is within `margin × budget`, down toward the minimum when it is
+    not, `steps` bisections in log space on integer sizes, every probe measured directly
+    (same isolation, caps, log and resume as `profile`). The rows (`kind`
+    `boundary:<dim>`) join the profile, so the next fit knows the region that decides the
+    limits.
+
+    Args:
+        model: The model or adapter.
+        prof: The profile so far.
+        policy: The policy synthesised from it.
+        asked: The input space the user asked for (the search stays inside it). Defaults
+            to `prof.space`.
+        steps: Bisections per dimension. Defaults to `6`.
+        **profile_kw: `profile`'s settings (isolation, caps, log_path, resume, ...).
+
+    Returns:
+        `(profile, found)`: the profile with the boundary rows, and `{dimension:
+        {"limit", "boundary", "exact"}}` with the largest size measured within budget
+        along that axis (`exact` is False when the search ran out of steps or range).
+    """
+    from .profile import _prepare, plan_id, session
+
+    asked = asked or prof.space
+    budgets = policy.budgets
+    limits = {d: lim["max"] for d, lim in policy.limits.items()}
+    dims = [d for d, lim in policy.limits.items() if lim["limited_by"] in ("latency", "memory")]
+    if not dims:
+        return prof, {}
+    adapter, _, describe = _prepare(model, asked, profile_kw.get("preprocess"))
+    seed = profile_kw.get("seed", 0)
+    plan = plan_id(describe, asked, kind="boundary", limits=limits, budgets=budgets.to_dict(), steps=steps,
+                   **{k: v for k, v in profile_kw.items() if k in ("isolation", "min_repeats", "max_repeats",
+                                                                   "probe_time_s", "seed")})
+    found = {}
+    kw = {k: v for k, v in profile_kw.items() if k not in ("points", "examples", "rounds", "seed", "preprocess")}
+    with session(adapter, asked, plan=plan, total=len(dims) * (steps + 2), **kw) as prober:
+        def at(d, size, step):
+            sizes = {**limits, d: int(size)}
+            return _within(prober.run(sizes, lambda s=sizes: asked.random_inputs(s, seed=seed + step), f"boundary:{d}",
+                                      0, seed + step, f"boundary/{d}/{step}"), budgets)
+
+        for d in dims:
+            lo_d, hi_d = asked.dim(d).min, asked.dim(d).max
+            if at(d, limits[d], 0):
+                good, bad = limits[d], None
+                if hi_d > limits[d]:
+                    if at(d, hi_d, 1):
+                        good = hi_d
+                    else:
+                        bad = hi_d
+            else:
+                good, bad = lo_d, limits[d]
+            step = 2
+            while bad is not None and bad - good > 1 and step < steps + 2:
+                mid = int(round(math.sqrt(good * bad)))
+                mid = min(max(mid, good + 1), bad - 1)
+                if at(d, mid, step):
+                    good = mid
+                else:
+                    bad = mid
+                step += 1
+            found[d] = {"limit": limits[d], "boundary": good, "exact": bad is not None and bad - good <= 1}
+    table = pd.concat([prof.table, prober.table()], ignore_index=True)
+    return (Profile(table, prof.space, prof.model, prof.machine, preprocess=prof.preprocess,
+                    resumed=prof.resumed + prober.resumed, not_launched=prof.not_launched), found)

@@ -12,6 +12,7 @@ from .curves import fit_profile_notes
 from .errors import FitError
 from .policy import Budgets, Policy, synthesize
 from .profile import Profile, profile
+from .refine import boundary as _boundary
 from .refine import refine as _refine
 from .refine import widening
 
@@ -28,6 +29,7 @@ class Run:
     refined: dict
     undetermined: dict  # dimension -> (consistent powers, what would decide it)
     churn: object = None  # costlab.churn.Churn, or None when not measured
+    boundary: dict | None = None  # dimension -> {"limit", "boundary", "exact"}
 
     def summary(self) -> str:
         b = self.policy.budgets
@@ -69,6 +71,12 @@ class Run:
                 lines.append(f"  {r['status']:8s} {r['input_shapes']} {r['kind']}: {r['error']}")
             if len(failed) > 10:
                 lines.append(f"  … and {len(failed) - 10} more (failures/failures.jsonl)")
+        if self.boundary:
+            lines.append("budget boundary measured from the corner of the first limits "
+                         "(largest size within margin × budget, others at their limits):")
+            for d, b in self.boundary.items():
+                lines.append(f"  {d:10s} first limit {b['limit']}, measured boundary {'' if b['exact'] else '≥ '}"
+                             f"{b['boundary']}; final limit {self.policy.limits[d]['max']}")
         if self.profile.not_launched:
             worst = max(self.profile.not_launched, key=lambda p: math.prod(p["sizes"].values()))
             lines.append(f"not launched: {len(self.profile.not_launched)} probes their slice predicted over the "
@@ -82,7 +90,7 @@ class Run:
 
 
 def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine: bool = True,
-        resume: bool = False, churn: int = 16, **profile_kw) -> Run:
+        resume: bool = False, churn: int = 16, boundary: bool = True, **profile_kw) -> Run:
     """Profile `model`, fit its cost curves, synthesise a policy and write them to `out_dir`.
 
     Writes `profile.csv` (one row per probe), `profile.json` (space, model, machine),
@@ -104,6 +112,9 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         churn: Distinct shapes sent to one fresh process to measure retracing and memory
             growth per new shape (`costlab.churn`, written to `churn.json`); `0` skips
             it. Defaults to `16`.
+        boundary: After a first synthesis, bisect each limited axis from the policy's
+            corner toward the measured budget boundary (`costlab.refine.boundary`), then
+            fit and synthesise again with those probes. Defaults to `True`.
         **profile_kw: Passed to `profile`.
 
     Returns:
@@ -131,9 +142,17 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     prof.save(out)  # before anything can fail: nothing measured is lost
     if not any(t in models for t in ("wall_s_median", "peak_bytes")):
         raise FitError("No cost curve could be fitted: " + "; ".join(f"{t}: {r}" for t, r in skipped.items()))
-    (out / "cost_models.json").write_text(json.dumps({t: m.to_dict() for t, m in models.items()}, indent=2) + "\n")
     pol = synthesize(models, budgets, space=asked, model=prof.model, measured_on=prof.machine,
                      extrapolate=extrapolate)
+    found = None
+    if boundary:
+        prof, found = _boundary(adapter, prof, pol, asked=asked, log_path=log, **profile_kw)
+        prof.save(out)
+        models, skipped = fit_profile_notes(prof)
+        pol = synthesize(models, budgets, space=asked, model=prof.model, measured_on=prof.machine,
+                         extrapolate=extrapolate)
+        (out / "boundary.json").write_text(json.dumps(found, indent=2) + "\n")
+    (out / "cost_models.json").write_text(json.dumps({t: m.to_dict() for t, m in models.items()}, indent=2) + "\n")
     pol.to_json(out / "policy.json")
     plots.save_all(prof, {t: m for t, m in models.items() if t != "wall_s_p95"}, out / "plots")
     shape_churn = None
@@ -144,7 +163,8 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         shape_churn = measure_churn(adapter, asked, shapes=churn, seed=profile_kw.get("seed", 0),
                                     isolation=profile_kw.get("isolation", "inprocess"), avoid=seen)
         shape_churn.save(out)
-    return Run(prof, models, pol, out, skipped, refined, _undetermined(prof, models, profile_kw), shape_churn)
+    return Run(prof, models, pol, out, skipped, refined, _undetermined(prof, models, profile_kw), shape_churn,
+               found)
 
 
 def _undetermined(prof, models, profile_kw) -> dict:

@@ -109,7 +109,8 @@ class InputSpace:
 
         Args:
             model: A Keras model or an adapter.
-            bounds: `{dimension: (min, max)}` overriding `DEFAULT_BOUNDS`. Defaults to `None`.
+            bounds: `{dimension: (min, max)}` overriding `DEFAULT_BOUNDS` and the ranges the
+                adapter declares (`default_bounds`, e.g. `costlab.zoo.bounds`). Defaults to `None`.
 
         Returns:
             The input space.
@@ -145,7 +146,8 @@ class InputSpace:
                                     ValueDomain("int" if is_int else "float", lo, hi)))
         dims = tuple(Dimension(n, *b) for n, b in seen.items())
         space = cls(tuple(inputs), dims)
-        return space.with_bounds(**(bounds or {}))
+        declared = getattr(adapter, "default_bounds", None) or {}  # e.g. a zoo model's own ranges
+        return space.with_bounds(**{**declared, **(bounds or {})})
 
     def with_bounds(self, **bounds) -> InputSpace:
         """A copy with some dimensions' `(min, max)` replaced.

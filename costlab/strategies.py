@@ -95,6 +95,46 @@ def values(spec, shape, *, extremes: bool = False) -> st.SearchStrategy[np.ndarr
     return st.one_of(patterns)
 
 
+def padding_pairs(space: InputSpace) -> list[tuple[str, str]]:
+    """`(ids, mask)` input pairs that follow the padded-sequence convention: an integer
+    input whose name contains `mask` with values in {0, 1}, and another integer input of
+    the same axes. In a padded row the mask is 1 over the first tokens and 0 after, and the
+    ids there are the pad id (the minimum of their domain)."""
+    pairs = []
+    for m in space.inputs:
+        if "mask" not in m.name.lower() or m.values.kind != "int" or (m.values.min, m.values.max) != (0, 1):
+            continue
+        for i in space.inputs:
+            if i is not m and i.values.kind == "int" and i.shape == m.shape and len(i.shape) >= 2:
+                pairs.append((i.name, m.name))
+    return pairs
+
+
+def _padded(space: InputSpace, drawn: st.SearchStrategy[dict]) -> st.SearchStrategy[dict]:
+    """Half the draws of `drawn`, for spaces with `padding_pairs`, padded: each row keeps a
+    drawn number of leading tokens (1 to all) and the rest is pad id with mask 0."""
+    pairs = padding_pairs(space)
+    if not pairs:
+        return drawn
+    by_name = {i.name: i for i in space.inputs}
+
+    @st.composite
+    def _pad(draw):
+        out = draw(drawn)
+        for ids_name, mask_name in pairs:
+            ids, shape = out[ids_name].copy(), out[ids_name].shape
+            rows, length = int(np.prod(shape[:1])), shape[1]
+            keep = np.array([draw(st.integers(1, max(1, length))) for _ in range(rows)]) if length else np.zeros(rows, int)
+            live = np.arange(length)[None, :] < keep[:, None]
+            live = live.reshape((rows, length) + (1,) * (len(shape) - 2))
+            ids = np.where(live, ids, np.asarray(by_name[ids_name].values.min, dtype=ids.dtype))
+            out[ids_name] = ids.astype(ids.dtype)
+            out[mask_name] = np.broadcast_to(live, shape).astype(out[mask_name].dtype)
+        return out
+
+    return st.one_of(drawn, _pad())
+
+
 def at_sizes(space: InputSpace, sizes: dict, *, extremes: bool = False) -> st.SearchStrategy[dict]:
     """Draw complete model inputs at fixed sizes: what a worst-case value search varies.
 
@@ -113,8 +153,8 @@ def at_sizes(space: InputSpace, sizes: dict, *, extremes: bool = False) -> st.Se
         if not d.min <= sizes[d.name] <= d.max:
             raise InvalidArgument(f"`sizes` has {d.name}={sizes[d.name]}, outside the space's "
                                   f"[{d.min}, {d.max}]")
-    return st.fixed_dictionaries({spec.name: values(spec, shapes[spec.name], extremes=extremes)
-                                  for spec in space.inputs})
+    return _padded(space, st.fixed_dictionaries({spec.name: values(spec, shapes[spec.name], extremes=extremes)
+                                                 for spec in space.inputs}))
 
 
 def from_input_space(space: InputSpace, *, max_elements: int | None = None,
@@ -125,7 +165,8 @@ def from_input_space(space: InputSpace, *, max_elements: int | None = None,
     `values`: random arrays (filled with one repeated value plus a few free elements, so
     large shapes are cheap) and the degenerate patterns that stress models (all zeros, all
     the maximum id, one repeated token, alternation), inside each input's value domain
-    unless `extremes`.
+    unless `extremes`. Token ids with a 0/1 mask of the same axes (`padding_pairs`) are
+    also drawn padded: real tokens first, then the pad id under mask 0.
 
     Args:
         space: The input space.
@@ -140,7 +181,7 @@ def from_input_space(space: InputSpace, *, max_elements: int | None = None,
         return {spec.name: draw(values(spec, shapes[spec.name], extremes=extremes)) for spec in space.inputs}
 
     sizes(space, max_elements=max_elements)  # validate arguments eagerly
-    return _inputs()
+    return _padded(space, _inputs())
 
 
 def draw_examples(strategy: st.SearchStrategy, n: int, *, seed: int = 0) -> list:

@@ -76,7 +76,8 @@ def verify(model, policy: Policy, *, examples: int = 12, seed: int = 0, min_repe
     rows = []
     for kind, sizes, inputs in tqdm(probes, desc=f"verify {adapter.name}", unit="probe",
                                     disable=None if progress is None else not progress, leave=False):
-        r = measure(lambda inputs=inputs: adapter(inputs), memory=memory, min_repeats=min_repeats,
+        fed = adapter.prepare(inputs) if hasattr(adapter, "prepare") else inputs
+        r = measure(lambda fed=fed: adapter(fed), memory=memory, min_repeats=min_repeats,
                     time_budget_s=probe_time_s)
         lat = (r["wall_s_median"] or 0) * 1e3
         mem = (r["peak_bytes"] or 0) / 2**20

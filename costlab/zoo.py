@@ -51,6 +51,18 @@ def _register_probe(fn):
     return fn
 
 
+#: Exploration ranges a zoo model declares where the defaults would hide its growth class on
+#: a CPU (applied by `costlab.adapters.load("zoo:NAME")`; see `bounds`). The GRU's fixed
+#: per-step overhead outweighs its per-row work below batch ~128, so over the default batch
+#: range 1-64 its time barely grows with batch (measured: the class stays undetermined).
+BOUNDS = {"recurrent": {"batch": (1, 512)}}
+
+
+def bounds(name: str) -> dict:
+    """The exploration ranges zoo model `name` declares, `{dimension: (min, max)}`."""
+    return dict(BOUNDS.get(name, {}))
+
+
 def names() -> list[str]:
     """Names of the reference models, sorted."""
     return sorted(_BUILDERS)
@@ -190,13 +202,19 @@ def _repeat_loop_layer():
 _RepeatLoop = None
 
 
+def register_layers():
+    """Register the zoo's custom layers with Keras, so saved zoo models load (`.keras`)."""
+    global _RepeatLoop
+    _RepeatLoop = _RepeatLoop or _repeat_loop_layer()
+    return {"RepeatLoop": _RepeatLoop}
+
+
 @_register
 def _sponge():
     import keras
     from keras import layers
 
-    global _RepeatLoop
-    _RepeatLoop = _RepeatLoop or _repeat_loop_layer()
+    register_layers()
     x = keras.Input(shape=(None,), name="tokens", dtype="int32")
     h = layers.Embedding(VOCAB, 64, name="embedding")(x)
     h = _RepeatLoop(name="repeat_loop")([h, x])

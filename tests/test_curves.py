@@ -138,3 +138,20 @@ def test_fit_on_a_table_uses_ok_rows_and_the_resolution():
         fit(table.assign(peak_bytes=100.0), "peak_bytes")
     with pytest.raises(FitError, match=r"Columns \['wall'\]"):
         fit(table, "wall")
+
+
+def test_select_chooses_the_class_on_the_design_and_fits_on_every_row():
+    n = np.geomspace(8, 1024, 8).round()
+    y = 1e-3 + 1e-7 * n**2
+    extra = np.linspace(300, 500, 12).round()  # clustered rows, biased high
+    X = pd.DataFrame({"n": np.concatenate([n, extra])})
+    Y = np.concatenate([y, 1.3 * (1e-3 + 1e-7 * extra**2)])
+    design = np.arange(len(X)) < len(n)
+    chosen = CostModel().fit(X, Y, select=design)
+    alone = CostModel().fit(X[design], Y[design])
+    assert chosen.complexity_ == alone.complexity_ == "O(n²)"
+    at = pd.DataFrame({"n": [400]})
+    assert chosen.predict(at)[0] > alone.predict(at)[0]  # the clustered rows pull the curve there
+    assert chosen.n_points_ == len(n) + len(extra)
+    with pytest.raises(FitError, match="`select` has 3 entries"):
+        CostModel().fit(X, Y, select=[True, False, True])

@@ -45,6 +45,22 @@ def test_profile_table_has_the_contract_columns(attention_run):
     assert len(lines) == len(table)  # every probe was logged as it finished
 
 
+def test_boundary_probes_bisect_from_the_corner(attention_run):
+    found = attention_run.boundary
+    assert found and set(found) <= {"batch", "seq_len"}
+    t = attention_run.profile.table
+    b = attention_run.policy.budgets
+    for d, f in found.items():
+        rows = t[t["kind"] == f"boundary:{d}"]
+        assert len(rows) >= 2
+        within = rows[(rows["wall_s_median"] * 1e3 <= b.latency_ms * b.margin)
+                      & (rows["peak_bytes"] / 2**20 <= b.memory_mib * b.margin)]
+        assert f["boundary"] in set(within[d]) or f["boundary"] == attention_run.profile.space.dim(d).min
+        others = [o for o in found if o != d]
+        assert (rows[others] == [found[o]["limit"] for o in others]).all().all()  # the others at their limits
+    assert json.loads((attention_run.out_dir / "boundary.json").read_text()) == found
+
+
 def test_memory_grows_with_batch_times_seq_len_squared(attention_run):
     mem = attention_run.cost_models["peak_bytes"]
     assert mem.exponents_ == {"batch": {"power": 1, "log": 0}, "seq_len": {"power": 2, "log": 0}}

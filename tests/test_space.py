@@ -76,3 +76,13 @@ def test_with_bounds_rejects_unknown_dimension(zoo_models):
     space = InputSpace.from_model(zoo_models["attention"])
     with pytest.raises(InvalidSpace, match=r"Unknown dimension 'seq'.*Received: seq=\(1, 2\)"):
         space.with_bounds(seq=(1, 2))
+
+
+def test_a_zoo_model_loaded_by_name_brings_its_declared_ranges():
+    from costlab import zoo
+    from costlab.adapters import load
+
+    assert InputSpace.from_model(load("zoo:recurrent")).dim("batch").max == zoo.bounds("recurrent")["batch"][1]
+    assert InputSpace.from_model(zoo.build("recurrent")).dim("batch").max == 64  # the plain default
+    assert InputSpace.from_model(load("zoo:recurrent"), bounds={"batch": (2, 8)}).dim("batch").max == 8
+    assert zoo.bounds("attention") == {}

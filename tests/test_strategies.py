@@ -105,3 +105,20 @@ def test_extremes_add_nan_inf_and_huge_floats_only_when_asked():
 def test_at_sizes_rejects_sizes_outside_the_space(sizes, message):
     with pytest.raises(InvalidArgument, match=message):
         strategies.at_sizes(PAIR, sizes)
+
+
+@given(strategies.from_input_space(PAIR))
+def test_padded_draws_keep_ids_and_mask_consistent(inputs):
+    ids, mask = inputs["ids"], inputs["mask"]
+    assert ids.shape == mask.shape and set(np.unique(mask)) <= {0, 1}
+
+
+def test_padded_sequences_are_drawn_for_ids_with_a_mask():
+    assert strategies.padding_pairs(PAIR) == [("ids", "mask")]
+    drawn = strategies.draw_examples(strategies.at_sizes(PAIR, {"batch": 3, "seq_len": 20}), 40, seed=4)
+    padded = [x for x in drawn if 0 < x["mask"].sum() < x["mask"].size
+              and all(np.all(np.diff(row) <= 0) for row in x["mask"])]
+    assert padded, "no padded example among 40 draws"
+    for x in padded:
+        assert (x["ids"][x["mask"] == 0] == 0).all()  # the pad id is the domain's minimum
+        assert (x["mask"][:, 0] == 1).all()  # at least one real token per row

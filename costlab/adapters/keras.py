@@ -8,7 +8,7 @@ import numpy as np
 
 from .._env import pin_threads
 from ..errors import CostlabError
-from ..memory import ProcessPeak, TFAllocatorPeak
+from ..memory import JaxDevicePeak, ProcessPeak, TFAllocatorPeak, TorchCudaPeak
 from ._base import InputSignature
 
 CALL_PATHS = ("predict_on_batch", "call", "predict")
@@ -90,10 +90,23 @@ class KerasAdapter:
 
     # --- memory ---------------------------------------------------------------------------
     def memory_source(self):
-        """TF allocator statistics when they work here, else the process peak."""
+        """The backend's own per-call statistics where they work, else the process peak:
+        TF allocator statistics (checked against a known tensor), JAX device statistics
+        (GPUs; XLA's CPU client has none), torch CUDA statistics (GPUs)."""
         if self._memory is None:
-            tf_peak = TFAllocatorPeak()
-            self._memory = tf_peak if tf_peak.probe() else ProcessPeak()
+            import keras
+
+            backend = keras.backend.backend()
+            source = None
+            if backend == "tensorflow":
+                tf_peak = TFAllocatorPeak()
+                source = tf_peak if tf_peak.probe() else None
+            elif backend == "jax":
+                jax_peak = JaxDevicePeak()
+                source = jax_peak if jax_peak.available() else None
+            elif backend == "torch" and TorchCudaPeak.available():
+                source = TorchCudaPeak()
+            self._memory = source or ProcessPeak()
         return self._memory
 
     # --- description --------------------------------------------------------------------
@@ -104,15 +117,23 @@ class KerasAdapter:
             h.update(np.ascontiguousarray(np.asarray(w.numpy())).tobytes())
         return h.hexdigest()
 
+    def weights_sha256(self) -> str:
+        """sha256 over every weight's bytes only: equal for the same weights on any backend."""
+        h = hashlib.sha256()
+        for w in self.model.weights:
+            h.update(np.ascontiguousarray(np.asarray(w.numpy())).tobytes())
+        return h.hexdigest()
+
     def describe(self) -> dict:
         import keras
 
-        versions = {"keras": keras.__version__, "backend": keras.backend.backend()}
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            versions["tensorflow"] = tf.__version__
-        return {"name": self.name, "sha256": self.sha256(), "framework": self.framework,
+        backend = keras.backend.backend()
+        versions = {"keras": keras.__version__, "backend": backend}
+        module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+        if module:
+            versions[module] = __import__(module).__version__
+        return {"name": self.name, "sha256": self.sha256(), "weights_sha256": self.weights_sha256(),
+                "framework": self.framework,
                 "versions": versions, "call": self.call_path,
                 "parameters": int(self.model.count_params()),
                 "weights_bytes": int(sum(np.asarray(w.numpy()).nbytes for w in self.model.weights))}

@@ -45,8 +45,9 @@ def load(spec: str, *, call="predict_on_batch"):
     """Load a model from a command-line specification and adapt it.
 
     Args:
-        spec: `zoo:NAME`, a path to a `.keras` file, or `module:attribute` naming a Keras
-            model or a zero-argument factory returning one.
+        spec: `zoo:NAME`, `candle:NAME` (`bert`, `mlp`), a path to a `.keras` file, or
+            `module:attribute` naming a Keras model, an adapter (e.g. a `CandleAdapter`),
+            or a zero-argument factory returning one.
         call: Call path, see `KerasAdapter`. Defaults to `"predict_on_batch"`.
 
     Returns:
@@ -65,16 +66,25 @@ def _load(spec, *, call):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not isinstance(spec, str) or not spec:
         raise ModelLoadError(f"Expected a model specification string. Received: {spec!r}")
+    if spec.startswith("candle:"):
+        from .candle import build as build_candle
+
+        return build_candle(spec[len("candle:"):])
     if spec.startswith("zoo:"):
         from .. import zoo
 
-        return adapt(zoo.build(spec[4:]), call=call, name=spec[4:])
+        adapter = adapt(zoo.build(spec[4:]), call=call, name=spec[4:])
+        adapter.default_bounds = zoo.bounds(spec[4:])
+        return adapter
     if spec.endswith(".keras") or spec.endswith(".h5"):
         path = Path(spec)
         if not path.is_file():
             raise ModelLoadError(f"Model file not found: {spec}")
         import keras
 
+        from .. import zoo
+
+        zoo.register_layers()  # saved zoo models (e.g. sponge) use costlab's custom layers
         try:
             model = keras.saving.load_model(path, compile=False)
         except Exception as exc:  # keras raises many kinds for a bad file
@@ -101,4 +111,4 @@ def _load(spec, *, call):
                 raise ModelLoadError(f"Model factory {spec!r} raised {type(exc).__name__}: {exc}") from None
         return adapt(obj, call=call, name=attr)
     raise ModelLoadError(
-        f"Expected zoo:NAME, a path to a .keras file, or module:attribute. Received: {spec!r}")
+        f"Expected zoo:NAME, candle:NAME, a path to a .keras file, or module:attribute. Received: {spec!r}")
