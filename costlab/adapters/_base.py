@@ -31,3 +31,23 @@ class Adapter(Protocol):
     def memory_source(self): ...
 
     def describe(self) -> dict: ...
+
+
+class SpaceAdapter:
+    """Shared by adapters of models with an explicit `space` and no allocator statistics
+    (plain callables, candle): the signature comes from the space, memory from the process
+    peak."""
+
+    space = None
+    _memory = None
+
+    def signature(self) -> list[InputSignature]:
+        return [InputSignature(i.name, i.dtype, tuple(None if isinstance(s, str) else s for s in i.shape),
+                               (i.values.min, i.values.max)) for i in self.space.inputs]
+
+    def memory_source(self):
+        from ..memory import ProcessPeak
+
+        if self._memory is None:
+            self._memory = ProcessPeak() if ProcessPeak.available() else None
+        return self._memory

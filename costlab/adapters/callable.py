@@ -6,11 +6,10 @@ import hashlib
 import inspect
 
 from ..errors import CostlabError
-from ..memory import ProcessPeak
-from ._base import InputSignature
+from ._base import SpaceAdapter
 
 
-class CallableAdapter:
+class CallableAdapter(SpaceAdapter):
     """Profile a plain Python function `fn(inputs) -> outputs` over an explicit space.
 
     `inputs` is a dict `{input name: numpy array}` shaped by `space`. There are no
@@ -43,15 +42,6 @@ class CallableAdapter:
 
     def __call__(self, inputs):
         return self.fn(inputs)
-
-    def signature(self) -> list[InputSignature]:
-        return [InputSignature(i.name, i.dtype, tuple(None if isinstance(s, str) else s for s in i.shape),
-                               (i.values.min, i.values.max)) for i in self.space.inputs]
-
-    def memory_source(self):
-        if self._memory is None:
-            self._memory = ProcessPeak() if ProcessPeak.available() else None
-        return self._memory
 
     def describe(self) -> dict:
         try:

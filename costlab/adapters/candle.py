@@ -18,8 +18,7 @@ from importlib import metadata
 import numpy as np
 
 from ..errors import CostlabError, ModelLoadError
-from ..memory import ProcessPeak
-from ._base import InputSignature
+from ._base import SpaceAdapter
 
 _DTYPES = {"uint32": "u32", "int64": "i64", "float32": "f32", "float64": "f64", "uint8": "u8"}
 
@@ -33,7 +32,7 @@ def _candle():
     return candle
 
 
-class CandleAdapter:
+class CandleAdapter(SpaceAdapter):
     """Calls a candle module's `forward` on the inputs of an explicit space.
 
     Args:
@@ -84,15 +83,6 @@ class CandleAdapter:
         if self._forward is not None:
             return self._forward(self.module, tensors)
         return self.module.forward(*tensors)
-
-    def signature(self) -> list[InputSignature]:
-        return [InputSignature(i.name, i.dtype, tuple(None if isinstance(s, str) else s for s in i.shape),
-                               (i.values.min, i.values.max)) for i in self.space.inputs]
-
-    def memory_source(self):
-        if self._memory is None:
-            self._memory = ProcessPeak() if ProcessPeak.available() else None
-        return self._memory
 
     def sha256(self) -> str:
         """sha256 over the parameter names, shapes and values, in name order."""
