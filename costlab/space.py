@@ -170,6 +170,29 @@ class InputSpace:
             dims.append(d)
         return InputSpace(self.inputs, tuple(dims))
 
+    def with_values(self, **domains) -> InputSpace:
+        """A copy with some inputs' value domains replaced: `{input: (min, max)}`.
+
+        Example: `space.with_values(tokens=(0, 31999))` for a tokenizer's vocabulary.
+
+        Raises:
+            InvalidSpace: A name is not an input, or the domain is invalid for its dtype.
+        """
+        known = {i.name for i in self.inputs}
+        inputs = []
+        for name in domains:
+            if name not in known:
+                raise InvalidSpace(f"Unknown input {name!r}. Expected one of: {', '.join(sorted(known))}. "
+                                   f"Received: {name}={domains[name]!r}")
+        for i in self.inputs:
+            if i.name in domains:
+                d = domains[i.name]
+                if not isinstance(d, (tuple, list)) or len(d) != 2:
+                    raise InvalidSpace(f"Expected (min, max) for the values of input `{i.name}`. Received: {d!r}")
+                i = replace(i, values=ValueDomain(i.values.kind, d[0], d[1]))
+            inputs.append(i)
+        return InputSpace(tuple(inputs), self.dims)
+
     # --- validation ---------------------------------------------------------------------
     def _validate(self):
         if not self.inputs:

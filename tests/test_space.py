@@ -86,3 +86,14 @@ def test_a_zoo_model_loaded_by_name_brings_its_declared_ranges():
     assert InputSpace.from_model(zoo.build("recurrent")).dim("batch").max == 64  # the plain default
     assert InputSpace.from_model(load("zoo:recurrent"), bounds={"batch": (2, 8)}).dim("batch").max == 8
     assert zoo.bounds("attention") == {}
+
+
+def test_value_domains_can_be_overridden_in_code():
+    from costlab import zoo
+
+    space = InputSpace.from_model(zoo.build("attention")).with_values(tokens=(0, 9))
+    assert (space.inputs[0].values.min, space.inputs[0].values.max) == (0, 9)
+    with pytest.raises(InvalidSpace, match="Unknown input 'ids'.*tokens"):
+        space.with_values(ids=(0, 1))
+    with pytest.raises(InvalidSpace, match="values \\[0, 3000000000\\] do not fit dtype int32"):
+        space.with_values(tokens=(0, 3_000_000_000))
