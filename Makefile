@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/costlab run zoo:attention --latency-ms 20 --memory-mib 64 --out runs/demo
 
-# COSTLAB_SMOKE: notebooks run every step at small sizes
+# COSTLAB_SMOKE: notebooks run every step at small sizes; the baseline: the example CI cost
+# tests (tests/test_example_ci.py) hold zoo:attention to the stored run in data/sample_run
 test: $(STAMP)
-	COSTLAB_SMOKE=1 $(BIN)/python -m pytest
+	COSTLAB_SMOKE=1 $(BIN)/python -m pytest --costlab-baseline data/sample_run
 
 lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[notebooks]"

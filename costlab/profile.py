@@ -124,7 +124,7 @@ class Profile:
         run = Path(run_dir)
         meta = json.loads((run / "profile.json").read_text())
         table = pd.read_csv(run / "profile.csv", keep_default_na=False, na_values=[""])
-        table["error"] = table["error"].fillna("")
+        table["error"] = table["error"].astype(object).fillna("")
         return cls(table, InputSpace.from_dict(meta["space"]), meta["model"], meta["machine"],
                    not_launched=meta.get("not_launched", []))
 
@@ -280,7 +280,7 @@ class _Prober:
     def table(self) -> pd.DataFrame:
         cols = [*self.space.dim_names, *TABLE_COLUMNS]
         table = pd.DataFrame([{c: r.get(c) for c in cols} for r in self.rows], columns=cols)
-        table["error"] = table["error"].fillna("")
+        table["error"] = table["error"].astype(object).fillna("")
         return table
 
 
