@@ -102,7 +102,7 @@ def distinct_sizes(space: InputSpace, n: int, *, seed: int = 0, avoid=()) -> lis
 
 def churn(model, space: InputSpace | None = None, *, shapes: int = 16, seed: int = 0,
           isolation: str = "subprocess", avoid=(), timeout_s: float = 60.0,
-          memory_cap_mib: float = 4096) -> Churn:
+          memory_cap_mib: float = 4096, backend: str | None = None) -> Churn:
     """Send `shapes` distinct input shapes to one fresh process, then the same again.
 
     Args:
@@ -115,6 +115,7 @@ def churn(model, space: InputSpace | None = None, *, shapes: int = 16, seed: int
         avoid: Size dicts not to use. Defaults to `()`.
         timeout_s: Per-probe timeout of the worker. Defaults to `60`.
         memory_cap_mib: Per-probe memory cap of the worker. Defaults to `4096`.
+        backend: Keras backend of the worker (see `costlab.profile`). Defaults to `None`.
 
     Returns:
         A `Churn`.
@@ -130,7 +131,10 @@ def churn(model, space: InputSpace | None = None, *, shapes: int = 16, seed: int
     if len(sizes) < 2:
         raise CostlabError(f"The space has fewer than 2 distinct shapes to churn through. Received: {space.dims}")
     kw = dict(min_repeats=3, max_repeats=3, time_budget_s=1.0)
-    executor = (Subprocess(adapter, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s, **kw)
+    if backend is not None:
+        isolation = "subprocess"  # a backend is fixed per process
+    executor = (Subprocess(adapter, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,
+                           env={"KERAS_BACKEND": backend} if backend else None, **kw)
                 if isolation == "subprocess" else InProcess(adapter, **kw))
     rows = []
     with executor:

@@ -161,7 +161,8 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
 
         seen = [{d: int(r[d]) for d in prof.dims} for _, r in prof.table.iterrows()]
         shape_churn = measure_churn(adapter, asked, shapes=churn, seed=profile_kw.get("seed", 0),
-                                    isolation=profile_kw.get("isolation", "inprocess"), avoid=seen)
+                                    isolation=profile_kw.get("isolation", "inprocess"), avoid=seen,
+                                    backend=profile_kw.get("backend"))
         shape_churn.save(out)
     return Run(prof, models, pol, out, skipped, refined, _undetermined(prof, models, profile_kw), shape_churn,
                found)
