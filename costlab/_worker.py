@@ -14,15 +14,9 @@ from multiprocessing.connection import Connection
 
 
 def _import(spec: str):
-    import importlib
+    from costlab.adapters.loading import import_attribute
 
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    mod, _, attr = spec.partition(":")
-    obj = importlib.import_module(mod)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
+    return import_attribute(spec)
 
 
 def _load(ref: dict):

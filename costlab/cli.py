@@ -127,21 +127,11 @@ def _cmd_run(args) -> int:
 
 
 def _import_function(spec: str):
-    import importlib
+    from .adapters.loading import import_attribute
 
-    mod, _, attr = spec.partition(":")
-    if not mod or not attr:
+    if ":" not in spec:
         raise CostlabError(f"Expected MODULE:FUNCTION for --preprocess. Received: {spec!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        obj = importlib.import_module(mod)
-    except Exception as exc:
-        raise CostlabError(f"Could not import module {mod!r} for --preprocess: {exc}") from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise CostlabError(f"Module {mod!r} has no attribute {attr!r} (from --preprocess {spec!r})")
-        obj = getattr(obj, part)
+    obj = import_attribute(spec, error=CostlabError)
     if not callable(obj):
         raise CostlabError(f"--preprocess {spec!r} is not a function. Received: {type(obj).__name__}")
     return obj

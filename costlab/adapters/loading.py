@@ -19,6 +19,25 @@ def _is_keras_model(obj) -> bool:
     return isinstance(obj, keras.Model)
 
 
+def import_attribute(spec: str, *, error=ModelLoadError):
+    """The object `module:attribute` names (dots walk attributes), importing from the
+    working directory too; a missing module or attribute raises `error` naming it."""
+    mod_name, _, attr = spec.partition(":")
+    if not mod_name or not attr:
+        raise error(f"Expected MODULE:ATTRIBUTE. Received: {spec!r}")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj = importlib.import_module(mod_name)
+    except Exception as exc:
+        raise error(f"Could not import module {mod_name!r} from {spec!r}: {exc}") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise error(f"Module {mod_name!r} has no attribute {attr!r} (from {spec!r})")
+        obj = getattr(obj, part)
+    return obj
+
+
 def adapt(obj, *, call="predict_on_batch", name=None):
     """Wrap a model object in the adapter for its framework.
 
@@ -92,18 +111,8 @@ def _load(spec, *, call):
             raise ModelLoadError(f"Could not load Keras model from {spec}: {first}") from None
         return adapt(model, call=call, name=path.stem)
     if ":" in spec:
-        mod_name, _, attr = spec.partition(":")
-        if "" not in sys.path and os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        try:
-            module = importlib.import_module(mod_name)
-        except Exception as exc:
-            raise ModelLoadError(f"Could not import module {mod_name!r} from {spec!r}: {exc}") from None
-        obj = module
-        for part in attr.split("."):
-            if not hasattr(obj, part):
-                raise ModelLoadError(f"Module {mod_name!r} has no attribute {attr!r} (from {spec!r})")
-            obj = getattr(obj, part)
+        obj = import_attribute(spec)
+        attr = spec.partition(":")[2]
         if not _is_keras_model(obj) and callable(obj):
             try:
                 obj = obj()
