@@ -42,7 +42,7 @@ class InputRejected(CostlabError, ValueError):
         limit: The limit that was exceeded. Defaults to `None`.
         received: The value received. Defaults to `None`.
         status: The HTTP status a server should answer with (413 too large,
-            422 malformed). Defaults to `422`.
+            422 malformed, 429 distinct-shape cap reached). Defaults to `422`.
     """
 
     def __init__(self, message, *, input=None, dimension=None, limit=None, received=None,

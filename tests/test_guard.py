@@ -9,9 +9,16 @@ from costlab.guard import guarded
 from costlab.policy import SCHEMA_VERSION
 
 
-def _policy(**limits):
+def _policy(joint=None, shapes=None, payload=10**6, **limits):
     lim = {"batch": (1, 8), "seq_len": (4, 32), **limits}
-    return Policy({
+    extra = {"joint": [{"name": "batch×seq_len", "input": "ids", "dims": ["batch", "seq_len"], "max": joint}]
+             if joint else [],
+             "worst_admitted": {"sizes": {}, "predicted": {}, "upper": {}},
+             "request": {"max_payload_bytes": payload},
+             "serving": {"cpu": 1, "max_concurrency": 1, "max_queue": 1}}
+    if shapes:
+        extra["shapes"] = shapes
+    return Policy({**extra,
         "schema_version": SCHEMA_VERSION,
         "model": {"name": "m", "sha256": "0" * 64, "framework": "keras", "versions": {}},
         "measured_on": {"cpu": "x", "cores": 1, "memory_bytes": 1, "os": "linux"},
@@ -99,3 +106,139 @@ def test_guarded_wraps_a_keras_model(zoo_models):
     assert call(np.ones((2, 8), "int32")).shape == (2, 2)
     with pytest.raises(InputRejected, match="over the limit 32"):
         call(np.ones((2, 64), "int32"))
+
+
+JOINT = Guard(_policy(joint=64))
+
+
+def test_joint_budget_admits_long_or_wide_but_not_both():
+    assert JOINT.check(_ok(2, 32))["ids"].shape == (2, 32)  # 64 tokens: long sequences at a small batch
+    assert JOINT.check(_ok(8, 8))["ids"].shape == (8, 8)  # and a full batch of short ones
+    with pytest.raises(InputRejected, match=r"Joint budget `batch×seq_len` is 64; the input has batch=3 × "
+                                            r"seq_len=32 = 96") as info:
+        JOINT.check(_ok(3, 32))
+    assert (info.value.dimension, info.value.limit, info.value.received, info.value.status) == (
+        "batch×seq_len", 64, 96, 413)
+
+
+@given(st.integers(1, 8), st.integers(4, 32))
+def test_joint_guard_admits_exactly_the_policy_region(b, s):
+    policy = JOINT.policy
+    try:
+        JOINT.check(_ok(b, s))
+        admitted = True
+    except InputRejected:
+        admitted = False
+    assert admitted == policy.admits({"batch": b, "seq_len": s}) == (b * s <= 64)
+
+
+def test_payload_size_is_checked_before_reading():
+    guard = Guard(_policy(payload=1000))
+    guard.check_payload(1000)
+    with pytest.raises(InputRejected, match="Request body is 1001 bytes, over the limit 1000") as info:
+        guard.check_payload("1001")
+    assert info.value.status == 413
+    with pytest.raises(InputRejected, match="whole number of bytes"):
+        guard.check_payload("lots")
+
+
+BUCKETS = {"buckets": {"batch": [1, 2, 4, 8], "seq_len": [4, 8, 16, 32]}, "max_distinct": 3}
+
+
+def test_distinct_shape_cap_answers_429():
+    guard = Guard(_policy(shapes=BUCKETS))
+    for b, s in [(1, 4), (2, 5), (1, 4), (3, 7)]:
+        guard.check(_ok(b, s))
+    assert guard.distinct_shapes == 3
+    guard.check(_ok(2, 5))  # seen before: still admitted
+    with pytest.raises(InputRejected, match="cap of 3 distinct input shapes") as info:
+        guard.check(_ok(4, 9))
+    assert info.value.status == 429
+
+
+def test_padding_to_buckets_bounds_distinct_shapes():
+    guard = Guard(_policy(shapes={**BUCKETS, "max_distinct": 16}), pad=True)
+    ids = np.arange(1, 16, dtype="int32").reshape(3, 5)
+    out = guard.check({"ids": ids, "mask": np.ones((3, 5), "float32")})
+    assert out["ids"].shape == (4, 8) and out["mask"].shape == (4, 8)
+    assert (out["ids"][:3, :5] == ids).all() and out["ids"][3:].sum() == 0 and out["mask"][:, 5:].sum() == 0
+    for b in range(1, 9):
+        for s in range(4, 33):
+            guard.check(_ok(b, s))
+    assert guard.distinct_shapes == 16  # 4 batch buckets × 4 seq_len buckets
+    with pytest.raises(ValueError, match="needs shape buckets"):
+        Guard(_policy(), pad=True)
+
+
+def _app(policy):
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from costlab.guard import GuardMiddleware
+
+    async def predict(request):
+        inputs = request.state.costlab_inputs
+        body = await request.json()  # the body reaches the app unchanged
+        return JSONResponse({"shape": list(inputs["ids"].shape), "echo": len(body["inputs"]["ids"])})
+
+    async def health(request):
+        return JSONResponse({"ok": True})
+
+    app = Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health)])
+    return GuardMiddleware(app, policy)
+
+
+def _post(app, body, **kw):
+    import asyncio
+
+    import httpx
+
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            if body is None:
+                return await client.get("/health")
+            return await client.post("/predict", **({"content": body} if isinstance(body, bytes) else {"json": body}),
+                                     **kw)
+    return asyncio.run(go())
+
+
+def _req(b, s):
+    return {"inputs": {"ids": [[1] * s] * b, "mask": [[1.0] * s] * b}}
+
+
+def test_asgi_middleware_admits_and_rejects_with_status_and_reason():
+    app = _app(_policy(joint=64, payload=4000, shapes=BUCKETS))
+    ok = _post(app, _req(2, 8))
+    assert ok.status_code == 200 and ok.json() == {"shape": [2, 8], "echo": 2}
+    assert _post(app, None).json() == {"ok": True}  # other paths pass through
+    big = _post(app, _req(3, 32))
+    assert big.status_code == 413 and big.json()["dimension"] == "batch×seq_len" and big.json()["received"] == 96
+    bad = _post(app, {"inputs": {"ids": [[1000] * 8], "mask": [[1.0] * 8]}})
+    assert bad.status_code == 422 and bad.json()["dimension"] == "values" and bad.json()["received"] == 1000
+    assert _post(app, b"{not json").status_code == 422
+    huge = _post(app, b"[" + b"1," * 3000 + b"1]")
+    assert huge.status_code == 413 and huge.json()["dimension"] == "payload_bytes"
+    for b, s in [(1, 4), (1, 5)]:
+        assert _post(app, _req(b, s)).status_code == 200
+    many = _post(app, _req(1, 6))  # the fourth distinct shape
+    assert many.status_code == 429 and many.json()["dimension"] == "distinct_shapes"
+
+
+def test_fastapi_dependency():
+    from typing import Annotated
+
+    from fastapi import Depends, FastAPI
+
+    from costlab.guard import fastapi_dependency
+
+    app = FastAPI()
+    check = fastapi_dependency(_policy(joint=64))
+
+    @app.post("/predict")
+    async def predict(inputs: Annotated[dict, Depends(check)]):
+        return {"shape": list(inputs["ids"].shape)}
+
+    assert _post(app, _req(2, 8)).json() == {"shape": [2, 8]}
+    r = _post(app, _req(8, 32))
+    assert r.status_code == 413 and r.json()["detail"]["dimension"] == "batch×seq_len"
