@@ -2,7 +2,8 @@
 
 Reads `{"ref", "memory_cap_bytes"}` from FD_IN, loads the model once, answers
 `{"ready": ...}`, then for each `(inputs, measure_kw)` measures one probe under the
-memory cap and sends back its row; `None` or a closed pipe ends it.
+memory cap and sends back its row (or, when `measure_kw` has `"task": "throughput"`,
+runs `costlab.throughput.run`); `None` or a closed pipe ends it.
 """
 
 from __future__ import annotations
@@ -88,7 +89,13 @@ def main(argv) -> int:
         inputs, measure_kw = msg
         try:
             _limit(cap, hard)
-            row = run_probe(adapter, inputs, memory, measure_kw)
+            if measure_kw.get("task") == "throughput":
+                from costlab.throughput import run as throughput
+
+                kw = {k: v for k, v in measure_kw.items() if k != "task"}
+                row = throughput(adapter, inputs, **kw)
+            else:
+                row = run_probe(adapter, inputs, memory, measure_kw)
         except BaseException as exc:  # noqa: BLE001 - e.g. MemoryError outside the model call
             row = {"status": "oom" if isinstance(exc, MemoryError) else "error", "error": first_line(exc)}
         finally:

@@ -1,4 +1,4 @@
-"""The `costlab` command line: `run`, `verify`.
+"""The `costlab` command line: `run`, `verify`, `export`.
 
 Every error a user can cause prints one line, `costlab: error: ...`, and exits 2.
 """
@@ -50,10 +50,21 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="profile a model, fit cost curves, write a policy")
     r.add_argument("model", help=model_help)
-    r.add_argument("--latency-ms", type=_number(float), required=True, help="median latency budget per request")
-    r.add_argument("--memory-mib", type=_number(float), required=True, help="peak memory budget per request")
+    r.add_argument("--latency-ms", type=_number(float), help="median (p50) latency budget per request")
+    r.add_argument("--memory-mib", type=_number(float), help="peak tensor memory budget per request")
+    r.add_argument("--latency-p99-ms", type=_number(float), help="tail (p99) latency budget per request")
+    r.add_argument("--process-memory-mib", type=_number(float),
+                   help="memory of the whole serving process (container limit): bounds concurrency")
+    r.add_argument("--cores", type=_number(int), help="cores the server gets (default: this host's)")
+    r.add_argument("--budgets", metavar="FILE",
+                   help="budgets from a JSON or YAML file (fields of costlab.Budgets); flags given win")
     r.add_argument("--out", required=True, help="run directory to write")
-    r.add_argument("--margin", type=_number(float), default=0.9, help="keep upper bounds under margin × budget (default 0.9)")
+    r.add_argument("--margin", type=_number(float), default=None, help="keep upper bounds under margin × budget (default 0.9)")
+    r.add_argument("--no-joint", action="store_true", help="per-axis limits only, no joint budgets (tokens = batch × seq_len)")
+    r.add_argument("--throughput-s", type=_number(float, allow_zero=True), default=3.0,
+                   help="seconds of the concurrent run the rate limit comes from; 0 skips it (default 3)")
+    r.add_argument("--timeout-factor", type=_number(float), default=3.0,
+                   help="request timeout over the worst admitted tail latency (default 3)")
     r.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=MIN:MAX",
                    help="range to explore for a dimension (repeatable)")
     r.add_argument("--space", help="input space file, JSON or YAML (the layout of InputSpace.to_json), "
@@ -96,9 +107,34 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="re-measure inputs at and inside a policy's limits")
     v.add_argument("model", help=model_help)
     v.add_argument("policy", help="policy.json written by `costlab run`")
-    v.add_argument("--examples", type=_number(int, allow_zero=True), default=12, help="Hypothesis-drawn probes inside the limits (default 12)")
+    v.add_argument("--probes", type=_number(int), default=200,
+                   help="admitted inputs to measure, weighted to the boundary (default 200)")
+    v.add_argument("--no-tightness", action="store_true", help="skip bisecting each limit toward its boundary")
+    v.add_argument("--isolation", choices=["subprocess", "inprocess"], default="subprocess",
+                   help="measure in worker processes under a memory cap (default) or in this process")
+    v.add_argument("--probe-time", type=_number(float), default=0.2, help="seconds of repeats per probe (default 0.2)")
+    v.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None, help="Keras backend")
+    v.add_argument("--out", metavar="DIR", help="write verify.csv (probes) and tightness.csv here")
     v.add_argument("--seed", type=int, default=0)
+
+    e = sub.add_parser("export", help="write a policy as a serving configuration")
+    e.add_argument("policy", help="policy.json written by `costlab run`")
+    e.add_argument("--to", required=True, choices=[*_formats(), "all"], help="format, or all of them")
+    e.add_argument("--out", help="file to write (a directory for --to all); default: standard output")
+    e.add_argument("--model-name", help="model name to use in the configuration (default: the policy's)")
     return p
+
+
+def _formats():
+    from .exports import FORMATS
+
+    return list(FORMATS)
+
+
+#: File names `export --to all` writes.
+EXPORT_FILES = {"tfserving": "batching_parameters.txt", "triton": "config.pbtxt", "kubernetes": "resources.yaml",
+                "nginx": "nginx.conf", "ray": "serve_config.yaml", "bentoml": "bentoml_config.yaml",
+                "kserve": "inferenceservice.yaml"}
 
 
 def _cmd_run(args) -> int:
@@ -107,7 +143,16 @@ def _cmd_run(args) -> int:
     from .run import run
     from .space import InputSpace
 
-    budgets = Budgets(args.latency_ms, args.memory_mib, args.margin)
+    flags = {"latency_ms": args.latency_ms, "memory_mib": args.memory_mib, "margin": args.margin,
+             "latency_p99_ms": args.latency_p99_ms, "process_memory_mib": args.process_memory_mib,
+             "cores": args.cores}
+    if args.budgets:
+        budgets = Budgets.from_file(args.budgets, **flags)
+    else:
+        missing = [f"--{k.replace('_', '-')}" for k in ("latency_ms", "memory_mib") if flags[k] is None]
+        if missing:
+            raise CostlabError(f"the budgets {' and '.join(missing)} are required (or --budgets FILE)")
+        budgets = Budgets(**{k: v for k, v in flags.items() if v is not None})
     if args.space and not os.path.isfile(args.space):
         raise CostlabError(f"Input space file not found: {args.space}")
     adapter = adapters.load(args.model, call=args.call)
@@ -121,7 +166,8 @@ def _cmd_run(args) -> int:
                  extrapolate=args.extrapolate, seed=args.seed, isolation=args.isolation,
                  memory_cap_mib=args.memory_cap_mib, timeout_s=args.timeout,
                  probes_per_worker=args.probes_per_worker, resume=args.resume, churn=args.churn,
-                 boundary=not args.no_boundary, backend=args.backend)
+                 boundary=not args.no_boundary, backend=args.backend, joint=not args.no_joint,
+                 throughput_s=args.throughput_s, timeout_factor=args.timeout_factor)
     print(result.summary())
     return 0
 
@@ -147,15 +193,46 @@ def _cmd_verify(args) -> int:
     if adapter.describe()["sha256"] != policy.data["model"]["sha256"]:
         print(f"costlab: warning: {args.model} is not the model {args.policy} was made for "
               f"(sha256 differs)", file=sys.stderr)
-    report = verify(adapter, policy, examples=args.examples, seed=args.seed)
+    report = verify(adapter, policy, probes=args.probes, seed=args.seed, tightness=not args.no_tightness,
+                    isolation=args.isolation, probe_time_s=args.probe_time, backend=args.backend)
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        report.table.to_csv(Path(args.out) / "verify.csv", index=False)
+        if report.tightness is not None:
+            report.tightness.to_csv(Path(args.out) / "tightness.csv", index=False)
     print(report.summary())
     return 0 if report.ok else 1
+
+
+def _cmd_export(args) -> int:
+    from pathlib import Path
+
+    from .exports import FORMATS, export
+    from .policy import Policy
+
+    policy = Policy.from_json(args.policy)
+    formats = list(FORMATS) if args.to == "all" else [args.to]
+    texts = {f: export(policy, f, model_name=args.model_name) for f in formats}  # all or nothing
+    if args.to == "all":
+        out = Path(args.out or ".")
+        out.mkdir(parents=True, exist_ok=True)
+        for f, text in texts.items():
+            (out / EXPORT_FILES[f]).write_text(text)
+            print(f"{f:10s} -> {out / EXPORT_FILES[f]}")
+    elif args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(texts[args.to])
+    else:
+        sys.stdout.write(texts[args.to])
+    return 0
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"run": _cmd_run, "verify": _cmd_verify}[args.command](args)
+        return {"run": _cmd_run, "verify": _cmd_verify, "export": _cmd_export}[args.command](args)
     except CostlabError as exc:
         print(f"costlab: error: {exc}", file=sys.stderr)
         return 2

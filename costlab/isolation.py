@@ -297,6 +297,14 @@ class Subprocess:
         row.update(isolation=self.isolation, worker_pid=w.pid, worker_probe=index)
         return row
 
+    def task(self, name: str, inputs, **kw) -> dict:
+        """Run a named task other than a probe in the worker (`"throughput"`: see
+        `costlab.throughput.run`), under the same memory cap and timeout."""
+        w = self._ready()
+        row = w.probe(inputs, {"task": name, **kw}, self.timeout_s)
+        row.update(isolation=self.isolation, worker_pid=w.pid)
+        return row
+
     def close(self) -> None:
         if self.worker is not None:
             self.worker.close()

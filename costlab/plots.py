@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 UNITS = {"wall_s_median": ("median wall time", "ms", 1e3), "wall_s_p95": ("p95 wall time", "ms", 1e3),
+         "wall_s_p99": ("p99 wall time", "ms", 1e3),
          "peak_bytes": ("peak memory", "MiB", 1 / 2**20)}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -22,9 +23,12 @@ import pandas as pd
 from .errors import PolicyError
 from .space import Dimension, InputSpace, InputSpec, ValueDomain
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+#: Versions this costlab reads (1.0 lacks the joint, request, serving and shapes sections).
+READS = ("1.0", "1.1")
 #: Which budget bounds which fitted cost, and the unit conversion from the cost.
-BUDGET_OF_TARGET = {"wall_s_median": ("latency_ms", 1e3), "peak_bytes": ("memory_mib", 1 / 2**20)}
+BUDGET_OF_TARGET = {"wall_s_median": ("latency_ms", 1e3), "peak_bytes": ("memory_mib", 1 / 2**20),
+                    "wall_s_p99": ("latency_p99_ms", 1e3)}
 
 
 def schema() -> dict:
@@ -34,29 +38,81 @@ def schema() -> dict:
 
 @dataclass(frozen=True)
 class Budgets:
-    """What one request may cost.
+    """What one request, and the serving process, may cost.
 
     Args:
         latency_ms: Median warm latency per request, milliseconds.
         memory_mib: Peak tensor memory per request, MiB.
         margin: Limits keep the upper bound under `margin × budget`. Defaults to `0.9`.
+        latency_p99_ms: Tail latency per request (bounds the fitted `wall_s_p99`, the 99th
+            percentile of a probe's warm calls). Defaults to `None` (not budgeted).
+        process_memory_mib: Memory of the whole serving process (the container limit):
+            bounds how many requests may be in flight at once. Defaults to `None` (then
+            one request per core, and the container limit is derived).
+        cores: CPU cores the server gets. Defaults to `None` (the measuring host's).
     """
 
     latency_ms: float
     memory_mib: float
     margin: float = 0.9
+    latency_p99_ms: float | None = None
+    process_memory_mib: float | None = None
+    cores: int | None = None
 
     def __post_init__(self):
-        for name in ("latency_ms", "memory_mib"):
+        for name in ("latency_ms", "memory_mib", "latency_p99_ms", "process_memory_mib", "cores"):
             v = getattr(self, name)
+            if v is None and name not in ("latency_ms", "memory_mib"):
+                continue
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v) or v <= 0:
                 raise PolicyError(f"Expected a positive number for `{name}`. Received: {name}={v!r}")
-        if not (0 < self.margin <= 1):
+        if self.cores is not None and int(self.cores) != self.cores:
+            raise PolicyError(f"Expected a whole number of `cores`. Received: cores={self.cores!r}")
+        if not isinstance(self.margin, (int, float)) or not (0 < self.margin <= 1):
             raise PolicyError(f"Expected `margin` in (0, 1]. Received: margin={self.margin!r}")
 
+    @classmethod
+    def from_file(cls, path, **overrides) -> Budgets:
+        """Budgets from a JSON or YAML file of this class's fields; `overrides` that are
+        not `None` win (command-line flags over the file).
+
+        Raises:
+            PolicyError: Missing or unreadable file, unknown fields, bad values.
+        """
+        from .space import _read_mapping
+
+        data = _read_mapping(path, what="budgets")
+        if "budgets" in data and isinstance(data["budgets"], dict):  # a policy file's section
+            data = data["budgets"]
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise PolicyError(f"Budgets file {path}: unknown field(s) {unknown}; expected some of {sorted(known)}")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        missing = [k for k in ("latency_ms", "memory_mib") if k not in data]
+        if missing:
+            raise PolicyError(f"Budgets file {path}: missing field(s) {missing}")
+        try:
+            return cls(**data)
+        except PolicyError as exc:
+            raise PolicyError(f"Budgets file {path}: {exc}") from None
+
+    def targets(self) -> dict:
+        """`{cost target: (budget field, unit conversion from the cost)}` for the budgets set."""
+        out = {"wall_s_median": ("latency_ms", 1e3), "peak_bytes": ("memory_mib", 1 / 2**20)}
+        if self.latency_p99_ms is not None:
+            out["wall_s_p99"] = ("latency_p99_ms", 1e3)
+        return out
+
     def to_dict(self) -> dict:
-        return {"latency_ms": float(self.latency_ms), "memory_mib": float(self.memory_mib),
-                "margin": float(self.margin)}
+        out = {"latency_ms": float(self.latency_ms), "memory_mib": float(self.memory_mib),
+               "margin": float(self.margin)}
+        for k in ("latency_p99_ms", "process_memory_mib"):
+            if getattr(self, k) is not None:
+                out[k] = float(getattr(self, k))
+        if self.cores is not None:
+            out["cores"] = int(self.cores)
+        return out
 
 
 @dataclass(frozen=True)
@@ -83,10 +139,21 @@ class Policy:
         inputs = []
         default = {"kind": "float", "min": -np.inf, "max": np.inf}
         for name, spec in self.data["inputs"].items():
+            values = spec.get("values", default)
             inputs.append(InputSpec(name, spec["dtype"], tuple(spec["shape"]),
-                                    ValueDomain(**spec.get("values", default))))
+                                    ValueDomain(values["kind"], values["min"], values["max"])))
         dims = tuple(Dimension(n, lim["min"], lim["max"]) for n, lim in self.limits.items())
         return InputSpace(tuple(inputs), dims)
+
+    def region(self) -> _Region:
+        """The admitted sizes: per-dimension ranges and joint budgets."""
+        lims = self.limits
+        return _Region(list(lims), {n: v["min"] for n, v in lims.items()}, {n: v["max"] for n, v in lims.items()},
+                       [(j["dims"], j["max"]) for j in self.data.get("joint") or []])
+
+    def admits(self, sizes: dict) -> bool:
+        """Whether input sizes `{dimension: size}` are inside the limits and joint budgets."""
+        return bool(self.region().contains(pd.DataFrame({k: [v] for k, v in sizes.items()}))[0])
 
     def __repr__(self):
         lim = ", ".join(f"{n}≤{v['max']}" for n, v in self.limits.items())
@@ -137,8 +204,9 @@ def validate(data) -> None:
     if not isinstance(data, dict):
         raise PolicyError(f"A policy is a JSON object. Received: {type(data).__name__}")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise PolicyError(f"Unsupported schema_version {version!r}; this costlab reads {SCHEMA_VERSION!r}")
+    if version not in READS:
+        raise PolicyError(f"field `schema_version`: unsupported version {version!r}; this costlab reads "
+                          f"{', '.join(map(repr, READS))}")
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
@@ -148,28 +216,171 @@ def validate(data) -> None:
     for name, lim in data["limits"].items():
         if lim["min"] > lim["max"]:
             raise PolicyError(f"field `limits.{name}`: min={lim['min']} is larger than max={lim['max']}")
+    for i, j in enumerate(data.get("joint") or []):
+        unknown = [d for d in j["dims"] if d not in data["limits"]]
+        if unknown:
+            raise PolicyError(f"field `joint.{i}.dims`: {unknown} are not dimensions in `limits`")
 
 
-def _corner_costs(cost_models, dims, sizes) -> tuple[dict, dict]:
-    X = pd.DataFrame({d: [sizes[d]] for d in dims})
-    pred = {t: float(m.predict(X[m.dims_])[0]) for t, m in cost_models.items()}
-    upper = {t: float(m.upper(X[m.dims_])[0]) for t, m in cost_models.items()}
+def _frame(dims, sizes: dict) -> pd.DataFrame:
+    return pd.DataFrame({d: np.atleast_1d(np.asarray(sizes[d], dtype=float)) for d in dims})
+
+
+def _log_ints(lo: int, hi: int, n: int) -> np.ndarray:
+    if hi <= lo:
+        return np.array([lo], dtype=float)
+    return np.unique(np.floor(np.geomspace(lo, hi, n) + 1e-9).astype(int)).astype(float)
+
+
+class _Region:
+    """Admitted sizes: `lo ≤ x ≤ hi` per dimension and, per joint group, the product of its
+    dimensions ≤ its maximum. Costs grow with every size, so the most expensive admitted
+    input lies on the region's upper frontier: `frontier()` samples it (a log grid over
+    the box, and points on each joint maximum with one of its dimensions solved from the
+    others)."""
+
+    def __init__(self, dims, lo, hi, joint=()):
+        self.dims, self.lo, self.hi = list(dims), dict(lo), dict(hi)
+        self.joint = [(list(g), float(j)) for g, j in joint]
+        self._col = {d: k for k, d in enumerate(self.dims)}
+
+    def _contains(self, A: np.ndarray) -> np.ndarray:
+        lo = np.array([self.lo[d] for d in self.dims], dtype=float)
+        hi = np.array([self.hi[d] for d in self.dims], dtype=float)
+        ok = ((A >= lo) & (A <= hi)).all(axis=1)
+        for g, j in self.joint:
+            ok &= np.prod(A[:, [self._col[d] for d in g]], axis=1) <= j + 1e-9
+        return ok
+
+    def contains(self, X) -> np.ndarray:
+        """Which rows of `X` (a DataFrame with a column per dimension) are admitted."""
+        return self._contains(np.asarray(X[self.dims], dtype=float))
+
+    def frontier(self, n: int = 24) -> pd.DataFrame:
+        k = max(1, len(self.dims))
+        n = int(max(5, min(n, 8000 ** (1 / k))))  # ≤ 8000 grid points, 20 per axis in 3-D
+        axes = [_log_ints(self.lo[d], self.hi[d], n) for d in self.dims]
+        A = np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1)
+        parts = [A, np.array([[self.hi[d] for d in self.dims]], dtype=float)]
+        for g, j in self.joint:
+            for d in g:  # points on the joint maximum, `d` solved from the others
+                others = [self._col[o] for o in g if o != d]
+                P = A.copy()
+                c = self._col[d]
+                P[:, c] = np.minimum(self.hi[d], np.floor(j / np.prod(P[:, others], axis=1) + 1e-9))
+                parts.append(P[P[:, c] >= self.lo[d]])
+        A = np.concatenate(parts)
+        A = np.unique(A[self._contains(A)], axis=0)
+        return pd.DataFrame(A, columns=self.dims)
+
+    def log_volume(self, cap: dict, lo: dict, n: int = 40) -> float:
+        """Fraction of the space's log-size box `[lo, cap]` this region admits."""
+        k = max(1, len(self.dims))
+        n = int(max(5, min(n, 60000 ** (1 / k))))
+        axes = [np.geomspace(lo[d], cap[d], n) if cap[d] > lo[d] else np.array([lo[d]], float) for d in self.dims]
+        A = np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1)
+        return float(self._contains(A).mean())
+
+
+def _costs_at(cost_models, X: pd.DataFrame) -> tuple[dict, dict]:
+    pred = {t: m.predict(X[m.dims_]) for t, m in cost_models.items()}
+    upper = {t: m.upper(X[m.dims_]) for t, m in cost_models.items()}
     return pred, upper
 
 
+def _worst(cost_models, bounded, budgets, region: _Region) -> tuple[float, dict, dict, dict]:
+    """(largest ratio of upper bound to margin × budget over the region, the input where
+    it is reached, predicted and upper costs there per target)."""
+    X = region.frontier()
+    upper = {t: m.upper(X) for t, m in bounded.items()}
+    ratio = np.zeros(len(X))
+    for t, u in upper.items():
+        key, scale = budgets.targets()[t]
+        ratio = np.maximum(ratio, u * scale / (getattr(budgets, key) * budgets.margin))
+    i = int(np.argmax(ratio))
+    at = {d: int(X.iloc[i][d]) for d in region.dims}
+    pred, up = _costs_at(cost_models, _frame(region.dims, at))
+    return float(ratio[i]), at, {t: float(v[0]) for t, v in pred.items()}, {t: float(v[0]) for t, v in up.items()}
+
+
+def worst_on_joint(cost_models, budgets, region: _Region, dims, jmax) -> dict:
+    """The admitted input on a joint budget (its product within 5% of `jmax`) whose
+    upper-bound cost is the largest share of its budget: where to measure that budget's
+    boundary."""
+    budgets = Budgets(**budgets) if isinstance(budgets, dict) else budgets
+    bounded = {t: m for t, m in cost_models.items() if t in budgets.targets()}
+    X = region.frontier()
+    X = X[np.prod(X[list(dims)].to_numpy(float), axis=1) >= 0.95 * jmax]
+    if X.empty:
+        X = region.frontier()
+    ratio = np.zeros(len(X))
+    for t, m in bounded.items():
+        key, scale = budgets.targets()[t]
+        ratio = np.maximum(ratio, m.upper(X) * scale / getattr(budgets, key))
+    row = X.iloc[int(np.argmax(ratio))]
+    return {d: int(row[d]) for d in region.dims}
+
+
+def _binding(bounded, budgets, at: dict, dims) -> str:
+    _, up = _costs_at(bounded, _frame(dims, at))
+    ratios = {}
+    for t, u in up.items():
+        key, scale = budgets.targets()[t]
+        ratios[key] = float(u[0]) * scale / getattr(budgets, key)
+    key = max(ratios, key=ratios.get)
+    return {"latency_ms": "latency", "latency_p99_ms": "latency p99", "memory_mib": "memory"}[key]
+
+
+def _largest(feasible, a: float, b: float, steps: int = 40) -> float:
+    """Largest t in [a, b] with `feasible(t)`, given `feasible(a)`; bisection."""
+    if feasible(b):
+        return b
+    for _ in range(steps):
+        mid = (a + b) / 2
+        a, b = (mid, b) if feasible(mid) else (a, mid)
+    return a
+
+
 def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | None = None,
-               measured_on: dict | None = None, extrapolate: float = 1.0) -> Policy:
-    """Choose the largest box of input sizes whose worst corner stays within budget.
+               measured_on: dict | None = None, extrapolate: float = 1.0, joint: bool = True,
+               calibration: dict | None = None, churn: dict | None = None,
+               throughput: dict | None = None, timeout_factor: float = 3.0) -> Policy:
+    """Choose the limits whose most expensive admitted input stays within budget.
+
+    First a box: every dimension grows by the same fraction of its log range until the
+    calibrated upper bound of a budgeted cost at the box's corner reaches `margin × budget`
+    (dimensions no cost depends on get their full range). Then, per input with two or more
+    costly dimensions, a joint budget (the product of those dimensions, e.g. tokens =
+    batch × seq_len): each axis may then reach what it could alone with the others at
+    their minimum, as long as the product stays under a maximum — chosen, with the axis
+    maxima, so that the worst input on the whole admitted region's frontier stays within
+    budget and the region admits the most of the space (log-size measure). A joint budget
+    is kept only when it admits more than the box.
+
+    Then the request and serving figures: max batch, max payload bytes (raw and as JSON),
+    a request timeout (`timeout_factor` × the worst admitted tail latency's upper bound),
+    max concurrent requests and a container memory limit (in-flight × the process memory
+    of the worst admitted request, from `calibration`, + the process's resident memory
+    before any request, which holds the weights), a rate limit from `throughput` (a
+    measured concurrent run, `costlab.throughput`), and shape buckets with a cap on
+    distinct shapes when `churn` figures show that new shapes cost.
 
     Args:
-        cost_models: `{target: CostModel}`; targets in `BUDGET_OF_TARGET` are bounded by
-            their budget, others are reported only.
+        cost_models: `{target: CostModel}`; targets with a budget (`Budgets.targets()`) are
+            bounded, others are reported only.
         budgets: A `Budgets` or a dict of its fields.
         space: The input space that was profiled (inputs, dtypes, dimension ranges).
         model: The adapter's description (`Profile.model`). Defaults to `None`.
         measured_on: The host (`Profile.machine`). Defaults to `None`.
         extrapolate: Limits may reach this multiple of the largest size that was both
             measured and inside `space`. Defaults to `1.0` (never beyond either).
+        joint: Look for joint budgets. Defaults to `True`.
+        calibration: `Profile.calibration()`. Defaults to `None` (process memory = tensor
+            peak; the baseline unknown, so no container limit is derived).
+        churn: `Churn.figures`. Defaults to `None` (no shape section).
+        throughput: `costlab.throughput.measure(...)` figures. Defaults to `None` (no rate
+            limit).
+        timeout_factor: Request timeout over the worst admitted tail latency. Defaults to `3`.
 
     Returns:
         A validated `Policy`.
@@ -183,12 +394,17 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
         raise PolicyError(f"Expected Budgets or a dict for `budgets`. Received: {type(budgets).__name__}")
     if not cost_models:
         raise PolicyError("Expected at least one fitted cost model. Received: {}")
-    bounded = {t: m for t, m in cost_models.items() if t in BUDGET_OF_TARGET}
+    bounded = {t: m for t, m in cost_models.items() if t in budgets.targets()}
     if not bounded:
-        raise PolicyError(f"No cost model for a budgeted target {sorted(BUDGET_OF_TARGET)}. "
+        raise PolicyError(f"No cost model for a budgeted target {sorted(budgets.targets())}. "
+                          f"Received: {sorted(cost_models)}")
+    if budgets.latency_p99_ms is not None and "wall_s_p99" not in bounded:
+        raise PolicyError("A latency_p99_ms budget needs a fitted `wall_s_p99` cost model. "
                           f"Received: {sorted(cost_models)}")
     if not extrapolate >= 1:
         raise PolicyError(f"Expected `extrapolate` >= 1. Received: extrapolate={extrapolate!r}")
+    if not timeout_factor >= 1:
+        raise PolicyError(f"Expected `timeout_factor` >= 1. Received: timeout_factor={timeout_factor!r}")
     dims = space.dim_names
     lo = {d.name: d.min for d in space.dims}
     # Limits pass neither what was measured (a slice stopped early by a hard cap measured
@@ -203,56 +419,246 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
     free = {d for d in dims if all(m.exponents_.get(d, {"power": 0, "log": 0}) == {"power": 0, "log": 0}
                                    for m in bounded.values())}
 
-    def sizes_at(t):
-        return {d: cap[d] if d in free else max(lo[d], int(np.floor(lo[d] * (cap[d] / lo[d]) ** t + 1e-9)))
-                for d in dims}
+    def grown(base: dict, top: dict, t: float) -> dict:
+        return {d: top[d] if d in free else
+                max(base[d], int(np.floor(base[d] * (top[d] / base[d]) ** t + 1e-9))) for d in dims}
 
-    def over(sizes) -> dict:
-        _, up = _corner_costs(bounded, dims, sizes)
-        out = {}
-        for t, u in up.items():
-            key, scale = BUDGET_OF_TARGET[t]
-            out[key] = u * scale / (getattr(budgets, key) * budgets.margin)
-        return out
+    def ratio(region) -> float:
+        return _worst(cost_models, bounded, budgets, region)[0]
 
-    start = over(sizes_at(0.0))
-    if max(start.values()) > 1:
-        key = max(start, key=start.get)
+    box0 = _Region(dims, lo, grown(lo, cap, 0.0))
+    start = ratio(box0)
+    if start > 1:
+        key = _binding(bounded, budgets, box0.hi, dims)
         raise PolicyError(
-            f"Budget {key}={getattr(budgets, key)} cannot be met even by the smallest input "
-            f"{sizes_at(0.0)}: its upper-bound cost is {start[key]:.2f}× the budget × margin")
-    if max(over(sizes_at(1.0)).values()) <= 1:
-        t, binding = 1.0, "measured range"  # (times `extrapolate`)
-    else:
-        a, b = 0.0, 1.0
-        for _ in range(40):
-            mid = (a + b) / 2
-            a, b = (mid, b) if max(over(sizes_at(mid)).values()) <= 1 else (a, mid)
-        t = a
-        ratios = over(sizes_at(b))
-        binding = {"latency_ms": "latency", "memory_mib": "memory"}[max(ratios, key=ratios.get)]
-    final = sizes_at(t)
-    pred, upper = _corner_costs(cost_models, dims, final)
+            f"The {key} budget cannot be met even by the smallest input {box0.hi}: its upper-bound cost "
+            f"is {start:.2f}× the budget × margin")
+    t_box = _largest(lambda t: ratio(_Region(dims, lo, grown(lo, cap, t))) <= 1, 0.0, 1.0, steps=24)
+    box = _Region(dims, lo, grown(lo, cap, t_box))
+    region, joint_meta = box, []
+    if joint:
+        region, joint_meta = _joint(space, dims, lo, cap, free, box, ratio, grown)
+    worst_ratio, worst_at, pred, upper = _worst(cost_models, bounded, budgets, region)
+    binding = "measured range" if t_box >= 1.0 else _binding(bounded, budgets, worst_at, dims)
     limits = {}
     for d in dims:
-        by = "unconstrained" if d in free else binding
-        if d in hard and final[d] >= hard[d] and by in ("measured range", "unconstrained"):
+        by = "unconstrained" if d in free else ("measured range" if region.hi[d] >= cap[d] else binding)
+        if d in hard and region.hi[d] >= hard[d] and by in ("measured range", "unconstrained"):
             by = "model limit"
-        limits[d] = {"name": d, "min": int(lo[d]), "max": int(final[d]), "limited_by": by,
+        if any(d in m.get("clamps", ()) for m in joint_meta):
+            by = "joint budget"  # its maximum is the joint budget over the others' minimum
+        limits[d] = {"name": d, "min": int(lo[d]), "max": int(region.hi[d]), "limited_by": by,
                      "predicted": pred, "upper": upper}
+    joints = []
+    for (g, j), meta in zip(region.joint, joint_meta, strict=True):
+        joints.append({"name": meta["name"], "input": meta["input"], "dims": g, "max": int(j),
+                       "limited_by": binding, "predicted": pred, "upper": upper,
+                       "box_max": int(meta["box_max"])})
     inputs = {}
     for spec in space.inputs:
+        values = spec.values.to_dict()
+        if values["kind"] == "float":
+            values["finite"] = True  # NaN and infinity are rejected: no model's costs were measured on them
         inputs[spec.name] = {"dtype": spec.dtype, "shape": list(spec.shape),
-                             "dims": [{"name": s, "min": int(lo[s]), "max": int(final[s])}
+                             "dims": [{"name": s, "min": int(lo[s]), "max": int(region.hi[s])}
                                       for s in spec.shape if isinstance(s, str)],
-                             "values": spec.values.to_dict()}
+                             "values": values}
     data = {"schema_version": SCHEMA_VERSION,
             "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "model": model or {"name": "unknown", "sha256": "0" * 64, "framework": "unknown", "versions": {}},
             "measured_on": measured_on or _default_machine(),
-            "budgets": budgets.to_dict(), "inputs": inputs, "limits": limits,
+            "budgets": budgets.to_dict(), "inputs": inputs, "limits": limits, "joint": joints,
+            "worst_admitted": {"sizes": worst_at, "predicted": pred, "upper": upper,
+                               "budget_fraction": worst_ratio * budgets.margin},
+            "admitted_fraction": {"box": box.log_volume(cap, lo), "policy": region.log_volume(cap, lo)},
             "complexity": {t: m.complexity_ for t, m in cost_models.items()}}
+    data["request"] = _request(space, region, cost_models, upper, budgets, timeout_factor)
+    data["serving"] = _serving(data, upper, budgets, calibration, measured_on or data["measured_on"],
+                               throughput, timeout_factor)
+    shapes = _shapes(space, region, churn, data["serving"])
+    if shapes:
+        data["shapes"] = shapes
     return Policy(data)
+
+
+def _joint(space, dims, lo, cap, free, box, ratio, grown):
+    """Widen the box into (axis maxima, joint maximum) per input with ≥ 2 costly dims."""
+    groups, meta = [], []
+    for spec in space.inputs:
+        g = [s for s in dict.fromkeys(spec.shape) if isinstance(s, str) and s not in free]
+        if len(g) >= 2 and g not in groups:
+            groups.append(g)
+            meta.append({"input": spec.name, "name": "×".join(g)})
+    if not groups:
+        return box, []
+    # Each axis alone (the others at their minimum): how far it may go.
+    alone = {}
+    for d in dims:
+        if d in free:
+            alone[d] = box.hi[d]
+            continue
+
+        def along(t, d=d):
+            hi = {**box.hi, **{g: lo[g] for g in dims if g not in free}}
+            hi[d] = max(box.hi[d], int(np.floor(box.hi[d] * (cap[d] / box.hi[d]) ** t + 1e-9)))
+            return _Region(dims, lo, hi)
+        t = _largest(lambda t: ratio(along(t)) <= 1, 0.0, 1.0, steps=14)
+        alone[d] = along(t).hi[d]
+    best, best_vol = box, box.log_volume(cap, lo)
+    for s in (1.0, 0.75, 0.5, 0.25, 0.1):
+        hi = {d: box.hi[d] if d in free else
+              max(box.hi[d], int(np.floor(box.hi[d] * (alone[d] / box.hi[d]) ** s + 1e-9))) for d in dims}
+        lowprod = [float(np.prod([lo[d] for d in g])) for g in groups]
+        fullprod = [float(np.prod([hi[d] for d in g])) for g in groups]
+
+        def region_at(u, hi=hi, lowprod=lowprod, fullprod=fullprod):
+            return _Region(dims, lo, hi, [(g, lp * (fp / lp) ** u)
+                                          for g, lp, fp in zip(groups, lowprod, fullprod, strict=True)])
+        u = _largest(lambda u: ratio(region_at(u)) <= 1, 0.0, 1.0, steps=16)
+        r = region_at(u)
+        r.joint = [(g, float(np.floor(j + 1e-9))) for g, j in r.joint]
+        vol = r.log_volume(cap, lo)
+        if vol > best_vol * 1.05:
+            # The first (widest axis maxima) that admits clearly more than the box: each axis
+            # keeps as much of what it could do alone as the joint budget allows.
+            best, best_vol = r, vol
+            break
+    if best is box:
+        return box, []
+    # A joint maximum at or above the product of its axis maxima constrains nothing.
+    kept = [(g, j, m) for (g, j), m in zip(best.joint, meta, strict=True) if j < np.prod([best.hi[d] for d in g])]
+    # An axis maximum must itself be admitted: with the others at their minimum, under the joint maximum.
+    hi = dict(best.hi)
+    for g, j, m in kept:
+        for d in g:
+            rest = float(np.prod([lo[o] for o in g if o != d]))
+            top = max(lo[d], int(np.floor(j / rest + 1e-9)))
+            if top < hi[d]:
+                hi[d] = top
+                m.setdefault("clamps", []).append(d)
+    out = _Region(dims, lo, hi, [(g, j) for g, j, _ in kept])
+    return out, [{**m, "box_max": float(np.prod([box.hi[d] for d in g]))} for g, _, m in kept]
+
+
+#: Bytes per element written as JSON text for float dtypes, with its `", "` separator:
+#: a float32's shortest repr is at most 15 characters (`-1.2345678e-05`), a float64's 24.
+_JSON_FLOAT_CHARS = {2: 12, 4: 17, 8: 26}
+
+
+def _request(space, region, cost_models, upper, budgets, timeout_factor) -> dict:
+    """Max batch, max payload bytes and the request timeout for the admitted region."""
+    raw = json_bytes = 0
+    per_input = {}
+    for spec in space.inputs:
+        fixed = int(np.prod([s for s in spec.shape if isinstance(s, int)] or [1]))
+        free = [s for s in spec.shape if isinstance(s, str)]
+        # At most: the product of the axis maxima, or of a joint maximum and the other axes'.
+        elements = math.prod(int(region.hi[d]) for d in free)
+        for g, j in region.joint:
+            if set(g) <= set(free):
+                elements = min(elements, int(j) * math.prod(int(region.hi[d]) for d in free if d not in g))
+        elements *= fixed
+        item = np.dtype(spec.dtype).itemsize
+        if spec.values.kind == "int":
+            chars = max(len(str(int(spec.values.min))), len(str(int(spec.values.max)))) + 2
+        else:
+            chars = _JSON_FLOAT_CHARS.get(item, 25)
+        last = spec.shape[-1]
+        shortest = last if isinstance(last, int) else int(region.lo.get(last, 1))
+        rows = -(-elements // max(1, shortest))  # innermost rows, at most
+        jb = elements * chars + 3 * max(rows, 1) + len(spec.name) + 16
+        per_input[spec.name] = {"elements": elements, "raw_bytes": elements * item, "json_bytes": int(jb)}
+        raw += elements * item
+        json_bytes += jb
+    tail = next((t for t in ("wall_s_p99", "wall_s_p95", "wall_s_median") if t in upper), None)
+    out = {"max_payload_bytes": int(max(raw, json_bytes) + 256),
+           "max_payload_bytes_raw": int(raw), "max_payload_bytes_json": int(json_bytes + 256),
+           "payload": per_input}
+    if "batch" in region.hi:
+        out["max_batch"] = int(region.hi["batch"])
+        # A server that merges requests pads them to the longest: the merged batch must be
+        # admitted with every other dimension at its maximum.
+        merged = int(region.lo["batch"])
+        for b in range(int(region.hi["batch"]), int(region.lo["batch"]) - 1, -1):
+            if region.contains(_frame(region.dims, {**region.hi, "batch": b}))[0]:
+                merged = b
+                break
+        out["max_merged_batch"] = merged
+    if tail is not None:
+        worst_ms = upper[tail] * 1e3
+        out.update(timeout_ms=float(np.ceil(timeout_factor * worst_ms)), timeout_from=tail,
+                   worst_admitted_latency_ms=worst_ms)
+    return out
+
+
+def _serving(data, upper, budgets, calibration, machine, throughput, timeout_factor) -> dict:
+    """Concurrency, container memory, queue and rate limit for one serving process."""
+    cores = int(budgets.cores or machine.get("cores") or 1)
+    cal = calibration or {}
+    ratio = max(1.0, cal.get("ratio_max") or 1.0)
+    tensor_mib = upper.get("peak_bytes", 0.0) / 2**20
+    per_request_mib = tensor_mib * ratio
+    baseline = cal.get("baseline_rss_mib")
+    weights_mib = (data["model"].get("weights_bytes") or 0) / 2**20
+    out = {"cpu": cores, "per_request_memory_mib": per_request_mib, "process_over_tensor": ratio,
+           "baseline_rss_mib": baseline, "weights_mib": weights_mib}
+    if budgets.process_memory_mib is not None and baseline is not None:
+        room = budgets.process_memory_mib * budgets.margin - baseline
+        by_memory = int(room // per_request_mib) if per_request_mib > 0 else cores
+        if by_memory < 1:
+            raise PolicyError(
+                f"The process memory budget process_memory_mib={budgets.process_memory_mib:g} does not hold one "
+                f"request: {baseline:.0f} MiB resident before any request + {per_request_mib:.1f} MiB for the "
+                f"worst admitted request, under margin {budgets.margin:g}")
+        out["max_concurrency"] = max(1, min(cores, by_memory))
+        out["concurrency_from"] = "cores" if cores <= by_memory else "process memory"
+    else:
+        out["max_concurrency"] = cores
+        out["concurrency_from"] = "cores"
+    c = out["max_concurrency"]
+    # Requests waiting beyond those in flight: each waits ≤ (timeout_factor − 1) services.
+    out["max_queue"] = int(max(1, np.floor((timeout_factor - 1) * c)))
+    if baseline is not None:
+        need = baseline + (c + 0) * per_request_mib
+        out["container_memory_request_mib"] = int(np.ceil(need / 16) * 16)
+        out["container_memory_mib"] = int(np.ceil(need / budgets.margin / 16) * 16)
+        if budgets.process_memory_mib is not None:
+            out["container_memory_mib"] = int(min(out["container_memory_mib"], budgets.process_memory_mib))
+    if throughput:
+        rps = float(throughput["rps"])
+        out["throughput"] = throughput
+        out["rate_limit_rps"] = round(rps * budgets.margin, 3)
+        out["burst"] = int(c + out["max_queue"])
+    return out
+
+
+def _shapes(space, region, churn, serving) -> dict | None:
+    """Shape buckets and a cap on distinct shapes, when new shapes were measured to cost."""
+    if not churn:
+        return None
+    growth = churn.get("rss_growth_mib_per_new_shape") or 0.0
+    costly = churn.get("retraced", 0) > 0 or churn.get("new_shape_cold_over_warm", 1) > 2 or growth > 0.25
+    evidence = {k: churn.get(k) for k in ("shapes", "retraced", "new_shape_cold_ms_median",
+                                          "new_shape_cold_over_warm", "warm_ms_median",
+                                          "rss_growth_mib_per_new_shape")}
+    if not costly:
+        return {"buckets": {}, "max_distinct": None, "reason": "new shapes measured no extra cost",
+                "evidence": evidence}
+    buckets = {}
+    for d in space.dims:
+        lo, hi = int(region.lo[d.name]), int(region.hi[d.name])
+        edges = [b for b in (2 ** k for k in range(0, 40)) if lo <= b < hi]
+        buckets[d.name] = sorted({*edges, hi}) if hi > lo else [hi]
+    padded = int(np.prod([len(b) for b in buckets.values()]))
+    memory = serving.get("container_memory_mib")
+    if growth > 0 and memory:
+        # New shapes may use at most a tenth of the container's memory for what they keep.
+        cap = max(padded, int(0.1 * memory / growth))
+    else:
+        cap = padded
+    return {"buckets": buckets, "max_distinct": int(cap), "padded_shapes": padded,
+            "reason": (f"a new shape costs {churn.get('new_shape_cold_over_warm', 0):.1f}× a warm call and "
+                       f"{growth:+.2f} MiB resident memory"), "evidence": evidence}
 
 
 def _default_machine() -> dict:

@@ -2,8 +2,10 @@
 
 - `--costlab-baseline DIR`: a stored `costlab run` directory; the `costlab_baseline`
   fixture returns its path (tests using it are skipped without the option).
-- `--costlab-tolerance X`: allowed relative growth of the cost at the limits in
+- `--costlab-tolerance X`: allowed relative growth of the memory cost at the limits in
   `assert_no_regression` (default 0.25); the `costlab_tolerance` fixture returns it.
+- `--costlab-time-tolerance X`: the same for wall time (default 0.5: a shared runner's
+  speed drifts more); the `costlab_time_tolerance` fixture returns it.
 - Hypothesis profiles `costlab-ci` (derandomised, 20 examples, no deadline, no example
   database) and `costlab-dev` (50 examples, no deadline): `pytest --hypothesis-profile=costlab-ci`.
 
@@ -22,7 +24,9 @@ def pytest_addoption(parser):
     group.addoption("--costlab-baseline", metavar="DIR", default=None,
                     help="a `costlab run` directory to hold models to (assert_no_regression)")
     group.addoption("--costlab-tolerance", type=float, default=0.25,
-                    help="allowed relative growth of the cost at the baseline's limits (default 0.25)")
+                    help="allowed relative growth of the memory at the baseline's limits (default 0.25)")
+    group.addoption("--costlab-time-tolerance", type=float, default=0.5,
+                    help="allowed relative growth of the wall time at the baseline's limits (default 0.5)")
 
 
 def pytest_configure(config):
@@ -47,3 +51,8 @@ def costlab_baseline(request) -> Path:
 @pytest.fixture
 def costlab_tolerance(request) -> float:
     return float(request.config.getoption("--costlab-tolerance"))
+
+
+@pytest.fixture
+def costlab_time_tolerance(request) -> float:
+    return float(request.config.getoption("--costlab-time-tolerance"))

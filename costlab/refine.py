@@ -123,7 +123,8 @@ def _within(row, budgets) -> bool:
     return lat <= budgets.latency_ms * budgets.margin and mem <= budgets.memory_mib * budgets.margin
 
 
-def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, **profile_kw):
+def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, starts: dict | None = None,
+             searches: dict | None = None, **profile_kw):
     """Measure around the policy's corner, bisecting each axis toward the budget boundary.
 
     From the corner (every dimension at its limit), each limited dimension in turn is
@@ -141,6 +142,14 @@ def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, **prof
         asked: The input space the user asked for (the search stays inside it). Defaults
             to `prof.space`.
         steps: Bisections per dimension. Defaults to `6`.
+        starts: `{dimension: sizes}` to start each dimension's search from instead of
+            the corner, e.g. the most expensive admitted input with that dimension at its
+            limit when joint budgets cut the corner off (`costlab.verify.edge_points`).
+            Defaults to `None`.
+        searches: `{label: (dimension, sizes)}`: bisect `dimension` from `sizes` (its
+            start is `sizes[dimension]`) instead of the limited dimensions, e.g. from the
+            most expensive input on a joint budget. Found entries are keyed by label.
+            Defaults to `None`.
         **profile_kw: `profile`'s settings (isolation, caps, log_path, resume, ...).
 
     Returns:
@@ -153,43 +162,48 @@ def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, **prof
     asked = asked or prof.space
     budgets = policy.budgets
     limits = {d: lim["max"] for d, lim in policy.limits.items()}
-    dims = [d for d, lim in policy.limits.items() if lim["limited_by"] in ("latency", "memory")]
-    if not dims:
+    dims = [d for d, lim in policy.limits.items() if lim["limited_by"] in ("latency", "latency p99", "memory")]
+    starts = starts or {}
+    if searches is None:
+        searches = {d: (d, {**limits, **starts.get(d, {})}) for d in dims}
+    if not searches:
         return prof, {}
     adapter, _, describe = _prepare(model, asked, profile_kw.get("preprocess"))
     seed = profile_kw.get("seed", 0)
     plan = plan_id(describe, asked, kind="boundary", limits=limits, budgets=budgets.to_dict(), steps=steps,
+                   searches={k: [d, v] for k, (d, v) in searches.items()},
                    **{k: v for k, v in profile_kw.items() if k in ("isolation", "min_repeats", "max_repeats",
                                                                    "probe_time_s", "seed")})
     found = {}
     kw = {k: v for k, v in profile_kw.items() if k not in ("points", "examples", "rounds", "seed", "preprocess")}
-    with session(adapter, asked, plan=plan, total=len(dims) * (steps + 2), **kw) as prober:
-        def at(d, size, step):
-            sizes = {**limits, d: int(size)}
+    with session(adapter, asked, plan=plan, total=len(searches) * (steps + 2), **kw) as prober:
+        def at(label, d, start, size, step):
+            sizes = {**start, d: int(size)}
             return _within(prober.run(sizes, lambda s=sizes: asked.random_inputs(s, seed=seed + step), f"boundary:{d}",
-                                      0, seed + step, f"boundary/{d}/{step}"), budgets)
+                                      0, seed + step, f"boundary/{label}/{step}"), budgets)
 
-        for d in dims:
-            lo_d, hi_d = asked.dim(d).min, asked.dim(d).max
-            if at(d, limits[d], 0):
-                good, bad = limits[d], None
-                if hi_d > limits[d]:
-                    if at(d, hi_d, 1):
+        for label, (d, start) in searches.items():
+            lo_d, hi_d, first = asked.dim(d).min, asked.dim(d).max, int(start[d])
+            if at(label, d, start, first, 0):
+                good, bad = first, None
+                if hi_d > first:
+                    if at(label, d, start, hi_d, 1):
                         good = hi_d
                     else:
                         bad = hi_d
             else:
-                good, bad = lo_d, limits[d]
+                good, bad = lo_d, first
             step = 2
             while bad is not None and bad - good > 1 and step < steps + 2:
                 mid = int(round(math.sqrt(good * bad)))
                 mid = min(max(mid, good + 1), bad - 1)
-                if at(d, mid, step):
+                if at(label, d, start, mid, step):
                     good = mid
                 else:
                     bad = mid
                 step += 1
-            found[d] = {"limit": limits[d], "boundary": good, "exact": bad is not None and bad - good <= 1}
+            found[label] = {"limit": first, "boundary": good, "exact": bad is not None and bad - good <= 1,
+                            "dim": d, "start": {k: int(v) for k, v in start.items()}}
     table = pd.concat([prof.table, prober.table()], ignore_index=True)
     return (Profile(table, prof.space, prof.model, prof.machine, preprocess=prof.preprocess,
                     resumed=prof.resumed + prober.resumed, not_launched=prof.not_launched), found)

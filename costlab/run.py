@@ -52,12 +52,36 @@ class Run:
         lines.append("limits:")
         for d, lim in self.policy.limits.items():
             lines.append(f"  {d:10s} {lim['min']}..{lim['max']}  (limited by {lim['limited_by']})")
-        any_lim = next(iter(self.policy.limits.values()))
-        pred = any_lim["predicted"]
-        units = {"wall_s_median": (1e3, "ms"), "peak_bytes": (1 / 2**20, "MiB")}
+        data = self.policy.data
+        frac = data.get("admitted_fraction") or {}
+        for j in data.get("joint") or []:
+            lines.append(f"  {j['name']:10s} ≤ {j['max']}  (joint budget on {j['input']}; the per-axis box alone "
+                         f"would stop at {j['box_max']}; admits {frac.get('policy', 0):.0%} of the profiled "
+                         f"space against {frac.get('box', 0):.0%})")
+        worst = data.get("worst_admitted") or {"sizes": {}, "predicted": {}, "upper": {}}
+        pred, up = worst["predicted"], worst["upper"]
+        units = {"wall_s_median": (1e3, "ms"), "wall_s_p99": (1e3, "ms p99"), "peak_bytes": (1 / 2**20, "MiB")}
         shown = [(t, *units[t]) for t in units if t in pred]
-        lines.append("at the limits: predicted " + ", ".join(f"{pred[t] * k:.2f} {u}" for t, k, u in shown)
-                     + "; upper bound " + ", ".join(f"{any_lim['upper'][t] * k:.2f} {u}" for t, k, u in shown))
+        lines.append(f"worst admitted input {worst['sizes']}: predicted "
+                     + ", ".join(f"{pred[t] * k:.2f} {u}" for t, k, u in shown)
+                     + "; upper bound " + ", ".join(f"{up[t] * k:.2f} {u}" for t, k, u in shown))
+        req, srv = data.get("request") or {}, data.get("serving") or {}
+        if req:
+            lines.append(f"request: max payload {req['max_payload_bytes']} bytes (raw {req['max_payload_bytes_raw']}, "
+                         f"JSON {req['max_payload_bytes_json']})"
+                         + (f", timeout {req['timeout_ms']:g} ms" if "timeout_ms" in req else ""))
+        if srv:
+            mem = (f", container memory {srv['container_memory_mib']} MiB (request {srv['container_memory_request_mib']})"
+                   if "container_memory_mib" in srv else "")
+            rate = (f", rate limit {srv['rate_limit_rps']:g} req/s burst {srv['burst']} (measured "
+                    f"{srv['throughput']['rps']:.1f} req/s with {srv['throughput']['concurrency']} concurrent clients "
+                    f"at the worst admitted input)" if "rate_limit_rps" in srv else "")
+            lines.append(f"serving: {srv['max_concurrency']} in flight ({srv['concurrency_from']}), queue "
+                         f"{srv['max_queue']}{mem}{rate}")
+        shapes = data.get("shapes")
+        if shapes and shapes.get("buckets"):
+            lines.append(f"shapes: pad to buckets {shapes['buckets']}, at most {shapes['max_distinct']} distinct "
+                         f"shapes ({shapes['reason']})")
         cal = self.profile.calibration()
         if cal["process_peak_mib"] is not None:
             ratio = (f"; process growth / tensor peak: median {cal['ratio_median']:.2f}, "
@@ -72,11 +96,14 @@ class Run:
             if len(failed) > 10:
                 lines.append(f"  … and {len(failed) - 10} more (failures/failures.jsonl)")
         if self.boundary:
-            lines.append("budget boundary measured from the corner of the first limits "
-                         "(largest size within margin × budget, others at their limits):")
-            for d, b in self.boundary.items():
-                lines.append(f"  {d:10s} first limit {b['limit']}, measured boundary {'' if b['exact'] else '≥ '}"
-                             f"{b['boundary']}; final limit {self.policy.limits[d]['max']}")
+            lines.append("budget boundary measured by bisection (largest size within margin × budget along one "
+                         "axis; from the box corner of the first limits, then from the joint region's edges):")
+            for key, b in self.boundary.items():
+                d = b.get("dim", key.split("@")[0])
+                start = f" at {b['start']}" if "start" in b and b.get("from") != "box corner" else ""
+                lines.append(f"  {d:10s} from the {b.get('from', 'box corner')}{start}: started at {b['limit']}, "
+                             f"measured boundary {'' if b['exact'] else '≥ '}{b['boundary']}; final limit "
+                             f"{self.policy.limits[d]['max']}")
         if self.profile.not_launched:
             worst = max(self.profile.not_launched, key=lambda p: math.prod(p["sizes"].values()))
             lines.append(f"not launched: {len(self.profile.not_launched)} probes their slice predicted over the "
@@ -90,12 +117,13 @@ class Run:
 
 
 def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine: bool = True,
-        resume: bool = False, churn: int = 16, boundary: bool = True, **profile_kw) -> Run:
+        resume: bool = False, churn: int = 16, boundary: bool = True, throughput_s: float = 3.0,
+        joint: bool = True, timeout_factor: float = 3.0, **profile_kw) -> Run:
     """Profile `model`, fit its cost curves, synthesise a policy and write them to `out_dir`.
 
     Writes `profile.csv` (one row per probe), `profile.json` (space, model, machine),
     `probes.jsonl` (each probe as it finished), `failures/` (the inputs of every failing
-    probe, `failures.jsonl` listing them), `churn.json`, `cost_models.json`
+    probe, `failures.jsonl` listing them), `churn.json`, `throughput.json`, `cost_models.json`
     (`{target: CostModel.to_dict()}`), `policy.json` and `plots/*.png`.
 
     Args:
@@ -115,6 +143,12 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         boundary: After a first synthesis, bisect each limited axis from the policy's
             corner toward the measured budget boundary (`costlab.refine.boundary`), then
             fit and synthesise again with those probes. Defaults to `True`.
+        throughput_s: Seconds of a concurrent run at the worst admitted input with the
+            policy's `max_concurrency` clients (`costlab.throughput`, written to
+            `throughput.json`): the rate limit comes from it; `0` skips it (no rate
+            limit). Defaults to `3`.
+        joint: Look for joint budgets (`synthesize`). Defaults to `True`.
+        timeout_factor: See `synthesize`. Defaults to `3`.
         **profile_kw: Passed to `profile`.
 
     Returns:
@@ -142,28 +176,67 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     prof.save(out)  # before anything can fail: nothing measured is lost
     if not any(t in models for t in ("wall_s_median", "peak_bytes")):
         raise FitError("No cost curve could be fitted: " + "; ".join(f"{t}: {r}" for t, r in skipped.items()))
-    pol = synthesize(models, budgets, space=asked, model=prof.model, measured_on=prof.machine,
-                     extrapolate=extrapolate)
+    synth_kw = dict(space=asked, extrapolate=extrapolate, joint=joint, timeout_factor=timeout_factor)
+    # The boundary search starts from the corner of a per-axis box: no joint budget yet.
+    pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
+                     calibration=prof.calibration(), **{**synth_kw, "joint": False})
     found = None
     if boundary:
         prof, found = _boundary(adapter, prof, pol, asked=asked, log_path=log, **profile_kw)
+        found = {d: {**b, "from": "box corner"} for d, b in found.items()}
         prof.save(out)
         models, skipped = fit_profile_notes(prof)
-        pol = synthesize(models, budgets, space=asked, model=prof.model, measured_on=prof.machine,
-                         extrapolate=extrapolate)
+        pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
+                         calibration=prof.calibration(), **synth_kw)
+        if pol.data["joint"]:
+            # Joint budgets cut the box's corner off: search again from the most expensive
+            # admitted input with each budget-limited dimension at its new limit, and from
+            # the most expensive input on each joint budget along each of its dimensions.
+            from .policy import worst_on_joint
+            from .verify import edge_points
+
+            region = pol.region()
+            searches = {f"{d}@edge": (d, start) for d, start in edge_points(region).items()
+                        if pol.limits[d]["limited_by"] in ("latency", "latency p99", "memory")}
+            for j in pol.data["joint"]:
+                w = worst_on_joint(models, budgets, region, j["dims"], j["max"])
+                searches.update({f"{d}@{j['name']}": (d, w) for d in j["dims"] if w[d] < asked.dim(d).max})
+            prof, again = _boundary(adapter, prof, pol, asked=asked, log_path=log, searches=searches, **profile_kw)
+            found.update({k: {**b, "from": "joint edge" if k.endswith("@edge") else "joint budget " + k.split("@")[1]}
+                          for k, b in again.items()})
+            prof.save(out)
+            models, skipped = fit_profile_notes(prof)
+            pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
+                             calibration=prof.calibration(), **synth_kw)
         (out / "boundary.json").write_text(json.dumps(found, indent=2) + "\n")
+    else:
+        pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
+                         calibration=prof.calibration(), **synth_kw)
     (out / "cost_models.json").write_text(json.dumps({t: m.to_dict() for t, m in models.items()}, indent=2) + "\n")
-    pol.to_json(out / "policy.json")
-    plots.save_all(prof, {t: m for t, m in models.items() if t != "wall_s_p95"}, out / "plots")
+    pol.to_json(out / "policy.json")  # written now, rewritten below with the serving figures
+    plots.save_all(prof, {t: m for t, m in models.items() if t not in ("wall_s_p95", "wall_s_p99")}, out / "plots")
+    isolation = profile_kw.get("isolation", "inprocess")
     shape_churn = None
     if churn:
         from .churn import churn as measure_churn
 
         seen = [{d: int(r[d]) for d in prof.dims} for _, r in prof.table.iterrows()]
         shape_churn = measure_churn(adapter, asked, shapes=churn, seed=profile_kw.get("seed", 0),
-                                    isolation=profile_kw.get("isolation", "inprocess"), avoid=seen,
-                                    backend=profile_kw.get("backend"))
+                                    isolation=isolation, avoid=seen, backend=profile_kw.get("backend"))
         shape_churn.save(out)
+    rate = None
+    if throughput_s:
+        from .throughput import measure as measure_throughput
+
+        rate = measure_throughput(adapter, pol.data["worst_admitted"]["sizes"], space=asked,
+                                  concurrency=pol.data["serving"]["max_concurrency"], duration_s=throughput_s,
+                                  isolation=isolation, backend=profile_kw.get("backend"),
+                                  seed=profile_kw.get("seed", 0))
+        (out / "throughput.json").write_text(json.dumps(rate, indent=2) + "\n")
+    if shape_churn is not None or rate is not None:
+        pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine, calibration=prof.calibration(),
+                         churn=shape_churn.figures if shape_churn is not None else None, throughput=rate, **synth_kw)
+        pol.to_json(out / "policy.json")
     return Run(prof, models, pol, out, skipped, refined, _undetermined(prof, models, profile_kw), shape_churn,
                found)
 

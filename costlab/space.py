@@ -309,22 +309,8 @@ class InputSpace:
         Raises:
             InvalidSpace: Missing file, unknown suffix, or malformed content.
         """
-        p = Path(path)
-        if not p.is_file():
-            raise InvalidSpace(f"Input space file not found: {path}")
-        if p.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            try:
-                data = yaml.safe_load(p.read_text())
-            except yaml.YAMLError as exc:
-                raise InvalidSpace(f"Input space is not valid YAML ({exc}): {path}") from None
-            if not isinstance(data, dict):
-                raise InvalidSpace(f"Expected a mapping with `inputs` and `dims` in {path}. Received: {type(data).__name__}")
-            return cls.from_dict(data)
-        if p.suffix.lower() == ".json":
-            return cls.from_json(p)
-        raise InvalidSpace(f"Expected a .json, .yaml or .yml input space file. Received: {path}")
+        data = _read_mapping(path, what="input space", error=InvalidSpace)
+        return cls.from_dict(data)
 
     def check_model(self, model) -> InputSpace:
         """Check that this space can feed `model`: same input names, ranks, fixed sizes.
@@ -360,3 +346,27 @@ class InputSpace:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as exc:
             raise InvalidSpace(f"Input space is not valid JSON ({exc.msg} at line {exc.lineno}): {path_or_text}") from None
+
+
+def _read_mapping(path, *, what: str, error=None) -> dict:
+    """A JSON or YAML file holding one mapping; `error` (default `PolicyError`) names the
+    file and what was wrong."""
+    import yaml
+
+    from .errors import PolicyError
+
+    error = error or PolicyError
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in (".json", ".yaml", ".yml"):
+        raise error(f"Expected a .json, .yaml or .yml {what} file. Received: {path}")
+    if not p.is_file():
+        raise error(f"{what.capitalize()} file not found: {path}")
+    try:
+        data = json.loads(p.read_text()) if suffix == ".json" else yaml.safe_load(p.read_text())
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        kind = "JSON" if suffix == ".json" else "YAML"
+        raise error(f"{what.capitalize()} file is not valid {kind} ({exc}): {path}") from None
+    if not isinstance(data, dict):
+        raise error(f"Expected a mapping in the {what} file {path}. Received: {type(data).__name__}")
+    return data

@@ -61,7 +61,7 @@ def test_candle_bert_policy_respects_max_position_embeddings(tmp_path):
     lim = run.policy.limits["seq_len"]
     assert lim["max"] == 512 and lim["limited_by"] == "model limit"
     assert run.policy.data["model"]["hard_limits"] == {"seq_len": 512}
-    report = costlab.verify(bert, run.policy, examples=3, min_repeats=3, probe_time_s=0.05, progress=False)
+    report = costlab.verify(bert, run.policy, probes=6, tightness=False, min_repeats=3, probe_time_s=0.05, progress=False)
     assert report.ok, report.summary()
 
 

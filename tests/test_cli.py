@@ -51,6 +51,13 @@ def _one_line_error(proc, *needles):
     pytest.param(["run", "zoo:mlp", "--latency-ms", "5", "--memory-mib", "5", "--out", "x", "--examples", "-1"],
                  ["--examples", "received '-1'"], id="negative-examples"),
     pytest.param(["verify", "zoo:mlp", "absent.json"], ["Policy file not found: absent.json"], id="missing-policy"),
+    pytest.param(["run", "zoo:mlp", "--budgets", "absent.yaml", "--out", "x"],
+                 ["Budgets file not found: absent.yaml"], id="missing-budgets-file"),
+    pytest.param(["run", "zoo:mlp", "--budgets", "budgets.txt", "--out", "x"],
+                 ["Expected a .json, .yaml or .yml budgets file", "budgets.txt"], id="budgets-file-suffix"),
+    pytest.param(["export", "absent.json", "--to", "triton"], ["Policy file not found: absent.json"],
+                 id="export-missing-policy"),
+    pytest.param(["export", "p.json", "--to", "torchserve"], ["invalid choice: 'torchserve'"], id="export-format"),
     pytest.param(["frobnicate"], ["invalid choice: 'frobnicate'"], id="unknown-command"),
 ])
 def test_user_errors_are_one_line_and_exit_2(args, needles, tmp_path):
@@ -89,7 +96,7 @@ def test_run_then_verify_a_saved_keras_file(tmp_path):
     assert list((out / "plots").glob("*.png"))
     models = json.loads((out / "cost_models.json").read_text())
     assert set(models) >= {"wall_s_median", "peak_bytes"}
-    verify = costlab("verify", DATA / "attention.keras", out / "policy.json", "--examples", "3")
+    verify = costlab("verify", DATA / "attention.keras", out / "policy.json", "--probes", "12")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "0 violation(s)" in verify.stdout
 
@@ -113,3 +120,19 @@ def test_preprocess_function_is_measured_in_isolated_workers(tmp_path):
     bad = costlab("run", "zoo:mlp", "--latency-ms", "5", "--memory-mib", "5", "--out", "x",
                   "--preprocess", "serving", cwd=tmp_path)
     _one_line_error(bad, "MODULE:FUNCTION", "'serving'")
+
+
+def test_export_writes_every_format_from_a_policy(tmp_path):
+    import yaml
+
+    from costlab.cli import EXPORT_FILES
+
+    proc = costlab("export", DATA / "sample_run" / "policy.json", "--to", "all", "--out", tmp_path / "cfg")
+    assert proc.returncode == 0, proc.stderr
+    for fmt, name in EXPORT_FILES.items():
+        assert (tmp_path / "cfg" / name).is_file() and fmt in proc.stdout
+    resources = yaml.safe_load((tmp_path / "cfg" / "resources.yaml").read_text())
+    policy = json.loads((DATA / "sample_run" / "policy.json").read_text())
+    assert resources["resources"]["limits"]["memory"] == f"{policy['serving']['container_memory_mib']}Mi"
+    one = costlab("export", DATA / "sample_run" / "policy.json", "--to", "nginx")
+    assert one.returncode == 0 and f"client_max_body_size {policy['request']['max_payload_bytes']};" in one.stdout

@@ -33,7 +33,9 @@ def test_guard_refuses_what_the_policy_refuses():
 
 
 @pytest.mark.costlab
-def test_model_is_no_more_expensive_than_the_baseline(model, costlab_baseline, costlab_tolerance):
+def test_model_is_no_more_expensive_than_the_baseline(model, costlab_baseline, costlab_tolerance,
+                                                     costlab_time_tolerance):
     # runs with `pytest --costlab-baseline data/sample_run`; skipped without it
     assert adapt(model).sha256() == Policy.from_json(costlab_baseline / "policy.json").data["model"]["sha256"]
-    testing.assert_no_regression(model, costlab_baseline, tolerance=costlab_tolerance)
+    testing.assert_no_regression(model, costlab_baseline, tolerance=costlab_tolerance,
+                                 time_tolerance=costlab_time_tolerance)

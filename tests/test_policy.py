@@ -22,21 +22,108 @@ def models():
             "peak_bytes": CostModel(target="peak_bytes").fit(X, m)}
 
 
-def _corner(policy):
-    return pd.DataFrame({d: [lim["max"]] for d, lim in policy.limits.items()})
+def _admitted_grid(policy):
+    """Every admitted (batch, seq_len) on a fine grid: all batches × 200 sequence lengths."""
+    b, sl = np.meshgrid(np.arange(1, 65), np.unique(np.geomspace(8, 1024, 200).astype(int)))
+    X = pd.DataFrame({"batch": b.ravel(), "seq_len": sl.ravel()})
+    return X[policy.region().contains(X)]
 
 
-def test_the_worst_admitted_input_stays_within_budget(models):
+@pytest.mark.parametrize("joint", [False, True])
+def test_every_admitted_input_stays_within_budget(models, joint):
     budgets = Budgets(latency_ms=20, memory_mib=64, margin=0.9)
-    policy = synthesize(models, budgets, space=SPACE)
-    corner = _corner(policy)
-    assert models["wall_s_median"].upper(corner)[0] * 1e3 <= 20 * 0.9
-    assert models["peak_bytes"].upper(corner)[0] / 2**20 <= 64 * 0.9
-    # and it is not needlessly tight: one step further on every axis breaks a budget
-    step = corner + 1
+    policy = synthesize(models, budgets, space=SPACE, joint=joint)
+    X = _admitted_grid(policy)
+    assert len(X) > 100
+    assert (models["wall_s_median"].upper(X) * 1e3 <= 20 * 0.9 + 1e-9).all()
+    assert (models["peak_bytes"].upper(X) / 2**20 <= 64 * 0.9 + 1e-9).all()
+    worst = policy.data["worst_admitted"]
+    assert policy.admits(worst["sizes"]) and worst["budget_fraction"] <= 0.9 + 1e-9
+    assert {lim["limited_by"] for lim in policy.limits.values()} <= {"latency", "memory", "measured range"}
+
+
+def test_box_limits_are_not_needlessly_tight(models):
+    policy = synthesize(models, Budgets(latency_ms=20, memory_mib=64), space=SPACE, joint=False)
+    assert policy.data["joint"] == []
+    step = pd.DataFrame({d: [lim["max"] + 1] for d, lim in policy.limits.items()})
     over = max(models["wall_s_median"].upper(step)[0] * 1e3 / 18, models["peak_bytes"].upper(step)[0] / 2**20 / 57.6)
     assert over > 1
-    assert {lim["limited_by"] for lim in policy.limits.values()} <= {"latency", "memory"}
+
+
+def test_a_joint_budget_admits_more_than_the_box(models):
+    box = synthesize(models, Budgets(latency_ms=20, memory_mib=64), space=SPACE, joint=False)
+    pol = synthesize(models, Budgets(latency_ms=20, memory_mib=64), space=SPACE)
+    (j,) = pol.data["joint"]
+    assert j["dims"] == ["batch", "seq_len"] and j["input"] == "tokens"
+    frac = pol.data["admitted_fraction"]
+    assert frac["policy"] > frac["box"] * 1.1 and frac["box"] == pytest.approx(box.data["admitted_fraction"]["box"])
+    assert len(_admitted_grid(pol)) > len(_admitted_grid(box))
+    # longer sequences at small batches, larger batches of short sequences
+    assert pol.limits["seq_len"]["max"] > box.limits["seq_len"]["max"]
+    assert pol.limits["batch"]["max"] > box.limits["batch"]["max"]
+    # and the joint maximum binds: one more token on the worst joint input breaks a budget
+    wider = Policy({**pol.to_dict(), "joint": [{**j, "max": int(j["max"] * 1.1)}]})
+    extra = _admitted_grid(wider)
+    extra = extra[~pol.region().contains(extra)]
+    assert (models["wall_s_median"].upper(extra) * 1e3 > 18).any() or (models["peak_bytes"].upper(extra) / 2**20 > 57.6).any()
+
+
+def test_request_and_serving_figures(models):
+    cal = {"ratio_max": 1.25, "baseline_rss_mib": 700.0}
+    tp = {"rps": 80.0, "concurrency": 2}
+    churn = {"shapes": 16, "retraced": 2, "new_shape_cold_over_warm": 3.0, "rss_growth_mib_per_new_shape": 1.0}
+    pol = synthesize(models, Budgets(20, 64, cores=2), space=SPACE, calibration=cal, throughput=tp, churn=churn,
+                     measured_on={"cpu": "x", "cores": 8, "memory_bytes": 1, "os": "linux"})
+    d = pol.data
+    worst = d["worst_admitted"]
+    # payload: the largest admitted input, JSON-encoded as a client would, fits
+    X = _admitted_grid(pol)
+    b, sl = X.assign(n=X.batch * X.seq_len).sort_values("n").iloc[-1][["batch", "seq_len"]]
+    body = json.dumps({"inputs": {"tokens": np.full((int(b), int(sl)), 999).tolist()}})
+    assert len(body) <= d["request"]["max_payload_bytes"] < 2 * len(body)
+    assert int(b * sl * 4) <= d["request"]["max_payload_bytes_raw"] <= int(b * sl * 4 * 1.01)
+    assert d["request"]["max_batch"] == pol.limits["batch"]["max"]
+    assert d["request"]["max_merged_batch"] * pol.limits["seq_len"]["max"] <= d["joint"][0]["max"]
+    assert d["request"]["timeout_ms"] == pytest.approx(np.ceil(3 * worst["upper"]["wall_s_median"] * 1e3))
+    s = d["serving"]
+    assert s["cpu"] == 2 and s["max_concurrency"] == 2 and s["concurrency_from"] == "cores"
+    per = worst["upper"]["peak_bytes"] / 2**20 * 1.25
+    assert s["per_request_memory_mib"] == pytest.approx(per)
+    assert s["container_memory_request_mib"] >= 700 + 2 * per
+    assert s["rate_limit_rps"] == pytest.approx(72.0) and s["burst"] == 2 + s["max_queue"]
+    assert d["shapes"]["buckets"]["batch"][-1] == pol.limits["batch"]["max"]
+    assert d["shapes"]["max_distinct"] >= d["shapes"]["padded_shapes"]
+    assert d["inputs"]["tokens"]["values"] == {"kind": "int", "min": 0, "max": 999}
+    # a process memory budget that holds only one worst request caps concurrency
+    one = synthesize(models, Budgets(20, 64, cores=4, process_memory_mib=(700 + 1.5 * per) / 0.9), space=SPACE,
+                     calibration=cal)
+    assert one.data["serving"]["max_concurrency"] == 1 and one.data["serving"]["concurrency_from"] == "process memory"
+    with pytest.raises(PolicyError, match="does not hold one request"):
+        synthesize(models, Budgets(20, 64, process_memory_mib=500), space=SPACE, calibration=cal)
+
+
+def test_budgets_from_a_file(tmp_path):
+    (tmp_path / "b.yaml").write_text("latency_ms: 20\nmemory_mib: 64\nlatency_p99_ms: 50\ncores: 2\n")
+    b = Budgets.from_file(tmp_path / "b.yaml", memory_mib=32, margin=None)
+    assert (b.latency_ms, b.memory_mib, b.latency_p99_ms, b.cores, b.margin) == (20, 32, 50, 2, 0.9)
+    (tmp_path / "c.json").write_text(json.dumps({"latency_ms": 20, "memory": 64}))
+    with pytest.raises(PolicyError, match=r"unknown field\(s\) \['memory'\]"):
+        Budgets.from_file(tmp_path / "c.json")
+    with pytest.raises(PolicyError, match="not found"):
+        Budgets.from_file(tmp_path / "absent.yaml")
+
+
+def test_a_p99_budget_needs_a_p99_curve(models):
+    with pytest.raises(PolicyError, match="needs a fitted `wall_s_p99`"):
+        synthesize(models, Budgets(20, 64, latency_p99_ms=40), space=SPACE)
+
+
+def test_version_1_0_policies_are_still_read():
+    from pathlib import Path
+
+    old = json.loads((Path(__file__).parents[1] / "data" / "policy_v1.0.json").read_text())
+    assert old["schema_version"] == "1.0"
+    assert Policy.from_dict(old).limits
 
 
 def test_loose_budgets_stop_at_the_measured_range(models):
@@ -59,7 +146,7 @@ def test_limits_never_exceed_what_was_measured():
 
 
 def test_budgets_no_input_can_meet_are_an_error(models):
-    with pytest.raises(PolicyError, match=r"latency_ms=0.001 cannot be met even by the smallest input"):
+    with pytest.raises(PolicyError, match=r"The latency budget cannot be met even by the smallest input"):
         synthesize(models, Budgets(latency_ms=0.001, memory_mib=64), space=SPACE)
 
 
@@ -93,7 +180,7 @@ def _broken(policy, edit):
 
 
 @pytest.mark.parametrize("edit, message", [
-    pytest.param(lambda d: d.update(schema_version="9.9"), "Unsupported schema_version '9.9'", id="wrong-version"),
+    pytest.param(lambda d: d.update(schema_version="9.9"), r"field `schema_version`: unsupported version '9.9'", id="wrong-version"),
     pytest.param(lambda d: d["budgets"].pop("latency_ms"), r"field `budgets`: 'latency_ms' is a required", id="missing-budget"),
     pytest.param(lambda d: d["budgets"].update(memory_mib="lots"), r"field `budgets.memory_mib`", id="budget-not-number"),
     pytest.param(lambda d: d["limits"]["batch"].update(max=-3), r"field `limits.batch.max`", id="negative-limit"),
