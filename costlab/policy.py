@@ -619,7 +619,7 @@ def _serving(data, upper, budgets, calibration, machine, throughput, timeout_fac
     # Requests waiting beyond those in flight: each waits ≤ (timeout_factor − 1) services.
     out["max_queue"] = int(max(1, np.floor((timeout_factor - 1) * c)))
     if baseline is not None:
-        need = baseline + (c + 0) * per_request_mib
+        need = baseline + c * per_request_mib
         out["container_memory_request_mib"] = int(np.ceil(need / 16) * 16)
         out["container_memory_mib"] = int(np.ceil(need / budgets.margin / 16) * 16)
         if budgets.process_memory_mib is not None:
