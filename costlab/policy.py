@@ -273,6 +273,20 @@ class _Region:
         A = np.unique(A[self._contains(A)], axis=0)
         return pd.DataFrame(A, columns=self.dims)
 
+    def onto(self, sizes: dict) -> dict:
+        """`sizes` moved into the region: clipped per axis, then scaled down per joint budget."""
+        s = {d: int(min(max(v, self.lo[d]), self.hi[d])) for d, v in sizes.items()}
+        for g, j in self.joint:
+            prod = math.prod(s[d] for d in g)
+            if prod > j:
+                f = (j / prod) ** (1 / len(g))
+                for d in g:
+                    s[d] = max(self.lo[d], int(math.floor(s[d] * f)))
+                while math.prod(s[d] for d in g) > j:  # rounding: shave the largest
+                    d = max(g, key=lambda d: s[d] - self.lo[d])
+                    s[d] -= 1
+        return s
+
     def log_volume(self, cap: dict, lo: dict, n: int = 40) -> float:
         """Fraction of the space's log-size box `[lo, cap]` this region admits."""
         k = max(1, len(self.dims))

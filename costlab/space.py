@@ -268,6 +268,12 @@ class InputSpace:
                     sizes[name] = int(inputs[spec.name].shape[axis])
         return sizes
 
+    def cut(self, inputs: dict, sizes: dict) -> dict[str, np.ndarray]:
+        """Inputs sliced down to smaller `sizes`, keeping their values (e.g. a drawn
+        input moved inside a policy's joint budget)."""
+        shapes = self.shapes(sizes)
+        return {k: np.ascontiguousarray(v[tuple(slice(0, n) for n in shapes[k])]) for k, v in inputs.items()}
+
     def random_inputs(self, sizes: dict, *, seed: int = 0) -> dict[str, np.ndarray]:
         """Inputs of the given sizes with values drawn uniformly from each domain."""
         rng = np.random.default_rng(seed)

@@ -31,7 +31,6 @@ import pandas as pd
 from .errors import CostlabError, InputRejected
 from .measure import measure
 from .policy import Policy
-from .verify import _cut, _onto
 
 #: Settings of the Hypothesis profiles the plugin registers (see `register_profiles`).
 PROFILES = {
@@ -115,7 +114,7 @@ def assert_within_policy(model, policy, *, examples: int = 20, seed: int = 0, re
 
     region = pol.region()
     worst = (pol.data.get("worst_admitted") or {}).get("sizes") or {d.name: d.max for d in space.dims}
-    worst = _onto(region, {d.name: worst.get(d.name, d.max) for d in space.dims})
+    worst = region.onto({d.name: worst.get(d.name, d.max) for d in space.dims})
     check(space.random_inputs(worst, seed=seed), "the policy's most expensive admitted")
 
     @hseed(seed)
@@ -125,9 +124,9 @@ def assert_within_policy(model, policy, *, examples: int = 20, seed: int = 0, re
     @given(strategies.from_input_space(space))
     def drawn(inputs):
         sizes = space.sizes_of(inputs)
-        inside = _onto(region, sizes)  # joint budgets: moved onto the admitted region
+        inside = region.onto(sizes)  # joint budgets: moved onto the admitted region
         if inside != sizes:
-            inputs = _cut(inputs, space, inside)
+            inputs = space.cut(inputs, inside)
         ms, mib = check(inputs, "a drawn")
         target(ms / max_ms, label="latency / budget")
         target(mib / max_mib if max_mib else 0.0, label="memory / budget")

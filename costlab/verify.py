@@ -101,27 +101,6 @@ def edge_points(region, dims=None) -> dict:
     return out
 
 
-def _onto(region, sizes: dict) -> dict:
-    """`sizes` moved into the region: clipped per axis, then scaled down per joint budget."""
-    s = {d: int(min(max(v, region.lo[d]), region.hi[d])) for d, v in sizes.items()}
-    for g, j in region.joint:
-        prod = math.prod(s[d] for d in g)
-        if prod > j:
-            f = (j / prod) ** (1 / len(g))
-            for d in g:
-                s[d] = max(region.lo[d], int(math.floor(s[d] * f)))
-            while math.prod(s[d] for d in g) > j:  # rounding: shave the largest
-                d = max(g, key=lambda d: s[d] - region.lo[d])
-                s[d] -= 1
-    return s
-
-
-def _cut(inputs: dict, space, sizes: dict) -> dict:
-    """Slice drawn arrays down to `sizes` (keeping their values)."""
-    shapes = space.shapes(sizes)
-    return {k: np.ascontiguousarray(v[tuple(slice(0, n) for n in shapes[k])]) for k, v in inputs.items()}
-
-
 def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness: bool = True,
            steps: int = 8, search_factor: float = 4.0, isolation: str = "subprocess",
            memory_cap_mib: float = 4096, timeout_s: float = 120.0, min_repeats: int = 3,
@@ -172,7 +151,7 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
     region = policy.region()
     dims = space.dim_names
     worst = (policy.data.get("worst_admitted") or {}).get("sizes") or dict(region.hi)
-    worst = _onto(region, {d: worst.get(d, region.hi[d]) for d in dims})
+    worst = region.onto({d: worst.get(d, region.hi[d]) for d in dims})
     edges = edge_points(region, dims)
     named = [("worst", worst), ("floor", dict(region.lo))] + [(f"edge:{d}", s) for d, s in edges.items()]
     rng = np.random.default_rng(seed)
@@ -184,8 +163,8 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
     drawn = strategies.draw_examples(strategies.from_input_space(space), probes - len(points), seed=seed)
     for inp in drawn:
         s = space.sizes_of(inp)
-        t = _onto(region, s)
-        points.append(("hypothesis", t, _cut(inp, space, t) if t != s else inp))
+        t = region.onto(s)
+        points.append(("hypothesis", t, space.cut(inp, t) if t != s else inp))
     b = policy.budgets
     kw = dict(min_repeats=min_repeats, max_repeats=max(min_repeats, 50), time_budget_s=probe_time_s)
     executor = (InProcess(adapter, **kw) if isolation == "inprocess" and backend is None else
