@@ -26,9 +26,6 @@ from .space import Dimension, InputSpace, InputSpec, ValueDomain
 SCHEMA_VERSION = "1.1"
 #: Versions this costlab reads (1.0 lacks the joint, request, serving and shapes sections).
 READS = ("1.0", "1.1")
-#: Which budget bounds which fitted cost, and the unit conversion from the cost.
-BUDGET_OF_TARGET = {"wall_s_median": ("latency_ms", 1e3), "peak_bytes": ("memory_mib", 1 / 2**20),
-                    "wall_s_p99": ("latency_p99_ms", 1e3)}
 
 
 def schema() -> dict:
@@ -451,7 +448,7 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
     box = _Region(dims, lo, grown(lo, cap, t_box))
     region, joint_meta = box, []
     if joint:
-        region, joint_meta = _joint(space, dims, lo, cap, free, box, ratio, grown)
+        region, joint_meta = _joint(space, dims, lo, cap, free, box, ratio)
     worst_ratio, worst_at, pred, upper = _worst(cost_models, bounded, budgets, region)
     binding = "measured range" if t_box >= 1.0 else _binding(bounded, budgets, worst_at, dims)
     limits = {}
@@ -495,7 +492,7 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
     return Policy(data)
 
 
-def _joint(space, dims, lo, cap, free, box, ratio, grown):
+def _joint(space, dims, lo, cap, free, box, ratio):
     """Widen the box into (axis maxima, joint maximum) per input with ≥ 2 costly dims."""
     groups, meta = [], []
     for spec in space.inputs:
