@@ -433,6 +433,12 @@ class CostModel:
             raise FitError(f"Malformed cost model: missing or wrong field {exc}") from None
         return m
 
+    def _repr_html_(self):
+        """An HTML table of the fitted terms with an inline plot, for notebooks."""
+        from .display import cost_model_html
+
+        return cost_model_html(self)
+
     def __repr__(self):
         if hasattr(self, "complexity_"):
             return f"CostModel(target={self.target!r}, complexity={self.complexity_!r})"
