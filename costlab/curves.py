@@ -12,16 +12,20 @@ the largest point is dropped as a duplicate of a lower one.
 Rows measured at the same sizes (replicates, repeated rounds) are pooled by their median
 before fitting; `upper()` is still calibrated on the individual rows.
 
-Selection favours extrapolation: each hypothesis is scored by the median |log(pred/true)|
-of each of the largest points when fitted on all the others (leave-one-out restricted to
-the largest `holdout` share). Hypotheses scoring within `margin` of the best, plus the
-data's own scatter (the best hypothesis's median in-sample error), are all consistent with
-the data. Of those, the one reported (`complexity_`) has the fewest
-fractional powers, then the lowest degree (powers first, then log factors): costs of ML
-models are mostly integer-power polynomials, and on repeated real profiles of the zoo
-models this rule recovered the architectures' powers at least as often as choosing the
-best score or the lowest degree alone. The others are listed in `ambiguous_`, and `upper()`
-bounds with the steepest of them.
+Selection is robust and favours evidence over flexibility. Every hypothesis is fitted by
+iteratively reweighted NNLS (Huber, then Tukey's bisquare on log residuals); points further
+than 5 robust standard deviations (at least 1%) from the most flexible hypothesis are left
+out of the choice as outliers (a stalled call at the top size would otherwise read as steep
+growth or bend the fit). Each hypothesis is then scored by BIC on the log residuals
+(`n·log(RSS/n) + k·log n`, k its non-zero coefficients). Hypotheses within `margin` of the
+best BIC are consistent with the data; the one reported (`complexity_`) is, among those
+within `simplicity` of the best, the one with the fewest fractional powers, then the lowest
+degree (powers first, then log factors): costs of ML models are mostly integer-power
+polynomials, and allocator staircases in real memory profiles make steeper classes fit
+slightly better. The others are listed in `ambiguous_`, and `upper()` bounds with the
+steepest of them. `score_` is the median |log(pred/true)| of each of the largest points
+(the `holdout` share) when fitted on all the others: how well the chosen class
+extrapolates; those held-out errors also calibrate the bound beyond the data.
 
 Example:
     >>> import pandas as pd
@@ -112,12 +116,34 @@ class _Hypothesis:
             cols.append(col)
         return np.column_stack(cols)
 
-    def fit(self, X, y) -> np.ndarray:
+    def fit(self, X, y, w=None) -> np.ndarray:
+        """Non-negative coefficients minimising the (weighted) squared relative error."""
         A = self.design(X) / y[:, None]
         scale = A.max(axis=0)
         scale[scale == 0] = 1.0
-        coef, _ = nnls(A / scale, np.ones(len(y)), maxiter=50 * A.shape[1])
+        sw = np.ones(len(y)) if w is None else np.sqrt(w)
+        coef, _ = nnls(A / scale * sw[:, None], sw, maxiter=50 * A.shape[1])
         return coef / scale
+
+    def robust_fit(self, X, y, iters=10):
+        """Iteratively reweighted `fit`: Huber weights first, then Tukey's bisquare, on
+        log residuals scaled by their MAD, so a wild point (a stalled call, an allocator
+        step) stops pulling the curve. Returns `(coef, log residuals, weights)`."""
+        w = np.ones(len(y))
+        for it in range(iters):
+            coef = self.fit(X, y, w)
+            r = np.log(y / np.maximum(self.design(X) @ coef, 1e-300))
+            s = max(1.4826 * float(np.median(np.abs(r - np.median(r)))), 1e-3)
+            if it < 3:
+                a = np.abs(r) / (1.5 * s)
+                new = np.where(a <= 1, 1.0, 1.0 / np.maximum(a, 1e-12))
+            else:
+                b = np.abs(r) / (4.685 * s)
+                new = np.where(b < 1, (1 - b * b) ** 2, 0.0)
+            if new.sum() < 0.5 * len(y) or np.allclose(new, w, atol=1e-3):
+                break
+            w = new
+        return coef, r, w
 
 
 class CostModel:
@@ -128,9 +154,12 @@ class CostModel:
             recorded only. Defaults to `None`.
         exponents: Candidate leading (power, log power) per dimension. Defaults to
             `EXPONENTS`.
-        holdout: Share of the largest points scored by leave-one-out. Defaults to `0.3`.
-        margin: Relative score margin within which hypotheses count as consistent with
-            the data (on top of the data's scatter). Defaults to `0.15`.
+        holdout: Share of the largest points scored by leave-one-out (`score_`, and the
+            bound's calibration beyond the data). Defaults to `0.3`.
+        margin: BIC difference within which classes count as consistent with the data
+            (listed in `ambiguous_`, bounded by `upper`). Defaults to `6.0` (odds ≈ 20:1).
+        simplicity: BIC difference within which the simplest class is reported rather
+            than the best-scoring one. Defaults to `6.0` (the simplest consistent class).
         negligible: Share of the cost at the largest point under which a leading factor
             counts as absent. Defaults to `0.03`.
         q: Quantile of the upper bound's calibration. Defaults to `0.95`.
@@ -147,18 +176,20 @@ class CostModel:
         ambiguous_: Other classes the data cannot tell apart from the chosen one.
         consistent_: Exponents of every class consistent with the data, chosen first.
         score_: Held-out median |log(pred/true)| of the chosen hypothesis.
+        outliers_: Points left out of the class choice as outliers.
         upper_factor_: Multiplier from the bound's curve to the calibrated `q` upper bound
             outside the measured range (inside it, `upper_factors` calibrates locally).
         range_: `{dim: [min, max]}` measured.
         n_points_: Distinct sizes fitted; `n_rows_`: rows before pooling replicates.
     """
 
-    def __init__(self, *, target=None, exponents=EXPONENTS, holdout=0.3, margin=0.15,
+    def __init__(self, *, target=None, exponents=EXPONENTS, holdout=0.3, margin=6.0, simplicity=6.0,
                  negligible=0.03, q=0.95, out_of_range="extrapolate", floor=None):
         self.target = target
         self.holdout = holdout
         self.exponents = exponents
         self.margin = margin
+        self.simplicity = simplicity
         self.negligible = negligible
         self.q = q
         self.out_of_range = out_of_range
@@ -235,27 +266,36 @@ class CostModel:
         lo, hi = Xv.min(axis=0), Xv.max(axis=0)
         size = (np.log(Xv) - np.log(lo)) / np.where(hi > lo, np.log(hi) - np.log(lo), 1.0)
         size = size.sum(axis=1)
-        folds = self._folds(size)
+        hyps = [_Hypothesis(dims, exps) for exps in itertools.product(self.exponents, repeat=len(dims))]
+        self._fit_dims = dims
+        inl = self._inliers(Xv, y)
+        Xi, yi = Xv[inl], y[inl]
+        folds = self._folds(size[inl])
+        n_in = len(yi)
         results = []
-        for exps in itertools.product(self.exponents, repeat=len(dims)):
-            h = _Hypothesis(dims, exps)
-            coef = h.fit(Xv, y)
+        for h in hyps:
+            coef = h.fit(Xi, yi)
             if not self._leading_present(h, coef, hi):
                 continue
-            # signed log(true / predicted) of each held-out point
-            heldout = np.concatenate([np.log(y[test] / np.maximum(h.design(Xv[test]) @ h.fit(Xv[train], y[train]), 1e-300))
+            res = np.log(yi / np.maximum(h.design(Xi) @ coef, 1e-300))
+            k = int((coef > 0).sum())
+            # BIC of a log-normal error model: n·log(RSS/n) + k·log n. RSS is floored at
+            # 0.01% relative error, the resolution of any measured cost, so exact data
+            # leaves the choice to the parameter count.
+            bic = n_in * np.log(max(float(res @ res) / n_in, 1e-8)) + k * np.log(n_in)
+            # signed log(true / predicted) of each held-out point (the largest sizes)
+            heldout = np.concatenate([np.log(yi[test] / np.maximum(h.design(Xi[test]) @ h.fit(Xi[train], yi[train]), 1e-300))
                                       for train, test in folds])
-            insample = np.log(y / np.maximum(h.design(Xv) @ coef, 1e-300))
-            results.append({"h": h, "coef": coef, "heldout": heldout,
-                            "noise": float(np.median(np.abs(insample))),
+            results.append({"h": h, "coef": coef, "heldout": heldout, "bic": float(bic),
                             "score": float(np.median(np.abs(heldout)))})
         if not results:
             raise FitError("No hypothesis fits these costs (all leading terms negligible)")
         chosen, ok = self._select(results)
+        self.outliers_ = int((~inl).sum())
         steep = max(ok, key=lambda r: (_degree(r["h"].exps), -r["score"]))
         if select is not None:  # the class is chosen; its coefficients come from every row
-            chosen = {**chosen, "coef": chosen["h"].fit(Xall, y_all)}
-            steep = {**steep, "coef": steep["h"].fit(Xall, y_all)}
+            chosen = {**chosen, "coef": chosen["h"].robust_fit(Xall, y_all)[0]}
+            steep = {**steep, "coef": steep["h"].robust_fit(Xall, y_all)[0]}
             lo, hi = Xall.min(axis=0), Xall.max(axis=0)
         self.dims_ = dims
         self._h, self._coef = chosen["h"], chosen["coef"]
@@ -285,14 +325,36 @@ class CostModel:
         return self
 
     def _select(self, results):
-        """The reported hypothesis and every hypothesis consistent with the data."""
-        best = min(results, key=lambda r: r["score"])
-        # Held-out errors that differ by less than the data's own scatter (the best
-        # hypothesis's in-sample error: noise, allocator steps) cannot tell classes apart.
-        tol = best["score"] * (1 + self.margin) + max(0.01, best["noise"])
-        ok = sorted((r for r in results if r["score"] <= tol),
-                    key=lambda r: (_fractional(r["h"].exps), _degree(r["h"].exps), r["score"]))
-        return ok[0], ok
+        """The reported hypothesis and every hypothesis consistent with the data.
+
+        Consistent: BIC within `margin` of the best (a BIC difference of 6 is odds of
+        about 20:1). Reported: among those within `simplicity` of the best, the one with
+        the fewest fractional powers, then the lowest degree (powers first, then log
+        factors): costs of ML models are mostly integer-power polynomials.
+        """
+        best = min(r["bic"] for r in results)
+        order = (lambda r: (_fractional(r["h"].exps), _degree(r["h"].exps), r["bic"]))
+        ok = sorted((r for r in results if r["bic"] <= best + self.margin), key=order)
+        chosen = min((r for r in ok if r["bic"] <= best + self.simplicity), key=order)
+        return chosen, [chosen] + [r for r in ok if r is not chosen]
+
+    def _inliers(self, X, y, cut=5.0):
+        """Points the class choice may use: those within `cut` robust standard deviations
+        (at least 1%) of the most flexible hypothesis (every dimension at its steepest
+        candidate, with all lower terms), fitted robustly. A stalled call or a replicate
+        hit by a neighbour's load is left out instead of bending the choice, while steep
+        growth, which that hypothesis can follow, is never mistaken for an outlier. At
+        most a fifth of the points are left out."""
+        n = len(y)
+        h = _Hypothesis(self._fit_dims, tuple(max(self.exponents) for _ in self._fit_dims))
+        coef, r, _ = h.robust_fit(X, y)
+        k = max(int((coef > 0).sum()), 1)
+        sd = 1.4826 * float(np.median(np.abs(r))) * math.sqrt(n / max(n - k, 1))
+        inl = np.abs(r) <= cut * max(sd, 0.01)
+        keep = max(5, math.ceil(0.8 * n))
+        if inl.sum() < keep:
+            inl = np.abs(r) <= np.sort(np.abs(r))[keep - 1]
+        return inl
 
     def _folds(self, size):
         """Leave out, one at a time, each of the largest `holdout` share of the points.

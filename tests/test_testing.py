@@ -40,7 +40,7 @@ def baseline(tmp_path_factory):
     sys.modules["cost_models_under_test"] = mod
     spec.loader.exec_module(mod)
     out = tmp_path_factory.mktemp("baseline")
-    costlab.run(CallableAdapter(mod.fast, SPACE), {"latency_ms": 1e4, "memory_mib": 1e4}, out, points=6,
+    costlab.run(CallableAdapter(mod.fast, SPACE), {"latency_ms": 1e4, "memory_mib": 1e4}, out, points=8,
                 examples=0, rounds=1, churn=0, boundary=False, min_repeats=5, probe_time_s=0.1, progress=False)
     return out, d
 
@@ -58,7 +58,8 @@ import cost_models_under_test as m
 def test_no_regression(costlab_baseline, costlab_tolerance, costlab_time_tolerance):
     space = Profile.load(costlab_baseline).space
     testing.assert_no_regression(CallableAdapter(m.{name}, space), costlab_baseline, tolerance=costlab_tolerance,
-                                 time_tolerance=costlab_time_tolerance, min_repeats=5, probe_time_s=0.1)
+                                 time_tolerance=costlab_time_tolerance, points=7, min_repeats=5,
+                                 probe_time_s=0.1)
 ''')
     return pytester.runpytest("--costlab-baseline", str(out), "--costlab-tolerance", "1.0",
                               "--costlab-time-tolerance", "1.0", "-p", "no:nbmake")
