@@ -333,7 +333,10 @@ class CostModel:
         factors): costs of ML models are mostly integer-power polynomials.
         """
         best = min(r["bic"] for r in results)
-        order = (lambda r: (_fractional(r["h"].exps), _degree(r["h"].exps), r["bic"]))
+
+        def order(r):
+            return (_fractional(r["h"].exps), _degree(r["h"].exps), r["bic"])
+
         ok = sorted((r for r in results if r["bic"] <= best + self.margin), key=order)
         chosen = min((r for r in ok if r["bic"] <= best + self.simplicity), key=order)
         return chosen, [chosen] + [r for r in ok if r is not chosen]
