@@ -152,6 +152,12 @@ class Policy:
         """Whether input sizes `{dimension: size}` are inside the limits and joint budgets."""
         return bool(self.region().contains(pd.DataFrame({k: [v] for k, v in sizes.items()}))[0])
 
+    def _repr_html_(self):
+        """Budgets, limits with their evidence, joint budgets and a picture, for notebooks."""
+        from .display import policy_html
+
+        return policy_html(self)
+
     def __repr__(self):
         lim = ", ".join(f"{n}≤{v['max']}" for n, v in self.limits.items())
         return f"Policy(model={self.data['model']['name']!r}, {lim})"

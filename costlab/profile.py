@@ -107,6 +107,12 @@ class Profile:
                 "process_peak_mib": float(t["process_peak_bytes"].max() / 2**20)
                 if t["process_peak_bytes"].notna().any() else None}
 
+    def _repr_html_(self):
+        """Probes by status, dimension ranges, the first rows and a picture, for notebooks."""
+        from .display import profile_html
+
+        return profile_html(self)
+
     def save(self, out_dir) -> Path:
         """Write `profile.csv` and `profile.json` (space, model, machine, calibration) to `out_dir`."""
         out = Path(out_dir)
