@@ -1,4 +1,4 @@
-"""The `costlab` command line: `run`, `verify`, `export`.
+"""The `costlab` command line: `run`, `verify`, `export`, `report`.
 
 Every error a user can cause prints one line, `costlab: error: ...`, and exits 2.
 """
@@ -117,6 +117,10 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--out", metavar="DIR", help="write verify.csv (probes) and tightness.csv here")
     v.add_argument("--seed", type=int, default=0)
 
+    rp = sub.add_parser("report", help="write one self-contained HTML report of a run directory")
+    rp.add_argument("run_dir", metavar="RUN_DIR", help="directory written by `costlab run`")
+    rp.add_argument("--out", metavar="FILE", help="file to write (default: RUN_DIR/report.html)")
+
     e = sub.add_parser("export", help="write a policy as a serving configuration")
     e.add_argument("policy", help="policy.json written by `costlab run`")
     e.add_argument("--to", required=True, choices=[*_formats(), "all"], help="format, or all of them")
@@ -229,10 +233,18 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from .report import write_report
+
+    print(write_report(args.run_dir, args.out))
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"run": _cmd_run, "verify": _cmd_verify, "export": _cmd_export}[args.command](args)
+        return {"run": _cmd_run, "verify": _cmd_verify, "export": _cmd_export,
+                "report": _cmd_report}[args.command](args)
     except CostlabError as exc:
         print(f"costlab: error: {exc}", file=sys.stderr)
         return 2
