@@ -112,7 +112,7 @@ class Run:
             lines.append(self.churn.summary())
         if self.profile.resumed:
             lines.append(f"resumed: {self.profile.resumed} probes taken from {self.out_dir}/probes.jsonl")
-        lines.append(f"files: {self.out_dir}/policy.json, profile.csv, cost_models.json, plots/")
+        lines.append(f"files: {self.out_dir}/policy.json, profile.csv, cost_models.json, plots/, report.html")
         return "\n".join(lines)
 
 
@@ -124,7 +124,8 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     Writes `profile.csv` (one row per probe), `profile.json` (space, model, machine),
     `probes.jsonl` (each probe as it finished), `failures/` (the inputs of every failing
     probe, `failures.jsonl` listing them), `churn.json`, `throughput.json`, `cost_models.json`
-    (`{target: CostModel.to_dict()}`), `policy.json` and `plots/*.png`.
+    (`{target: CostModel.to_dict()}`), `policy.json`, `plots/*.png` and `report.html`
+    (`costlab.report.write_report`).
 
     Args:
         model: A Keras model or adapter.
@@ -214,7 +215,8 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
                          calibration=prof.calibration(), **synth_kw)
     (out / "cost_models.json").write_text(json.dumps({t: m.to_dict() for t, m in models.items()}, indent=2) + "\n")
     pol.to_json(out / "policy.json")  # written now, rewritten below with the serving figures
-    plots.save_all(prof, {t: m for t, m in models.items() if t not in ("wall_s_p95", "wall_s_p99")}, out / "plots")
+    plots.save_all(prof, {t: m for t, m in models.items() if t not in ("wall_s_p95", "wall_s_p99")}, out / "plots",
+                   policy=pol)
     isolation = profile_kw.get("isolation", "inprocess")
     shape_churn = None
     if churn:
@@ -237,6 +239,9 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine, calibration=prof.calibration(),
                          churn=shape_churn.figures if shape_churn is not None else None, throughput=rate, **synth_kw)
         pol.to_json(out / "policy.json")
+    from .report import write_report
+
+    write_report(out)  # report.html: everything above in one self-contained file
     return Run(prof, models, pol, out, skipped, refined, _undetermined(prof, models, profile_kw), shape_churn,
                found)
 
