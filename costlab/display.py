@@ -311,7 +311,7 @@ def policy_html(policy) -> str:
         parts += [_heading("Shapes", shapes.get("reason", "")),
                   html_table([(k, v) for k, v in (shapes.get("buckets") or {}).items()]
                              + [("max distinct shapes", shapes.get("max_distinct"))], ("dimension", "buckets"))]
-    fig, ax = plots.figure(width=6.0, height=5.2)
+    fig, ax = plots.figure(width=6.0, height=5.2 if len(policy.limits) > 1 else 3.0)
     plots.region(policy, ax=ax)
     parts.append(png_img(fig, alt=f"admitted sizes of {name}", width="520px"))
     return _wrap(*parts)

@@ -603,12 +603,17 @@ def region(policy, dims=None, *, ax=None, fixed=None):
     if len(names) == 1 and dims is None:
         d = names[0]
         lo, hi = lims[d]["min"], lims[d]["max"]
-        ax.barh([0], [hi - lo], left=[lo], color="tab:green", alpha=0.5, label=f"admitted {d} {lo}–{hi}")
+        ax.barh([0], [hi - lo], left=[lo], height=0.5, color="tab:green", alpha=0.5,
+                label=f"admitted {d} {lo}–{hi}")
+        ax.axvline(hi, color="tab:red", linestyle="--", linewidth=1.5, label=f"{d} ≤ {hi} ({lims[d]['limited_by']})")
+        ax.set_ylim(-1.5, 1.5)
         ax.set_yticks([])
         ax.set_xscale("log")
+        ax.set_xlim(lo / 1.3, hi * 1.5)
         ax.set_xlabel(f"{d} (size)")
         ax.set_title(f"{name}: admitted {d} ≤ {hi} ({lims[d]['limited_by']})", fontsize=10)
-        ax.legend(fontsize=7)
+        _legend(ax)
+        _plain_log_ticks(ax.xaxis)
         return ax
     dims = tuple(names[:2]) if dims is None else tuple(dims)
     if len(dims) != 2 or dims[0] == dims[1]:

@@ -183,7 +183,8 @@ def _plots(run: dict) -> list[str]:
                     for d in prof.dims], "</div>"]
     if pol is not None:
         parts += ["<h3>Admitted sizes</h3>", '<div class="grid">',
-                  _img(plots.region, pol, alt=f"sizes the policy admits for {name}", height=5.4), "</div>"]
+                  _img(plots.region, pol, alt=f"sizes the policy admits for {name}",
+                       height=5.4 if len(pol.limits) > 1 else 3.2), "</div>"]
     return parts
 
 
