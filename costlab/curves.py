@@ -22,8 +22,11 @@ best BIC are consistent with the data; the one reported (`complexity_`) is, amon
 within `simplicity` of the best, the one with the fewest fractional powers, then the lowest
 degree (powers first, then log factors): costs of ML models are mostly integer-power
 polynomials, and allocator staircases in real memory profiles make steeper classes fit
-slightly better. The others are listed in `ambiguous_`, and `upper()` bounds with the
-steepest of them. `score_` is the median |log(pred/true)| of each of the largest points
+slightly better. The others are listed in `ambiguous_`. `upper()` bounds with the steepest
+growth the data allow: of every hypothesis steeper than the chosen one, fitted with its
+leading coefficient pushed as high as a BIC within `margin` permits, the one predicting
+the most at twice the largest size (a steep term hidden under noise or a large constant is
+bounded, not assumed absent). `score_` is the median |log(pred/true)| of each of the largest points
 (the `holdout` share) when fitted on all the others: how well the chosen class
 extrapolates; those held-out errors also calibrate the bound beyond the data.
 
@@ -292,11 +295,12 @@ class CostModel:
             raise FitError("No hypothesis fits these costs (all leading terms negligible)")
         chosen, ok = self._select(results)
         self.outliers_ = int((~inl).sum())
-        steep = max(ok, key=lambda r: (_degree(r["h"].exps), -r["score"]))
         if select is not None:  # the class is chosen; its coefficients come from every row
             chosen = {**chosen, "coef": chosen["h"].robust_fit(Xall, y_all)[0]}
-            steep = {**steep, "coef": steep["h"].robust_fit(Xall, y_all)[0]}
+            Xi, yi = Xall, y_all
             lo, hi = Xall.min(axis=0), Xall.max(axis=0)
+        best_bic = min(r["bic"] for r in results)
+        steep = self._steepest(hyps, chosen, Xi, yi, hi, best_bic + self.margin)
         self.dims_ = dims
         self._h, self._coef = chosen["h"], chosen["coef"]
         self._steep_h, self._steep_coef = steep["h"], steep["coef"]
@@ -340,6 +344,42 @@ class CostModel:
         ok = sorted((r for r in results if r["bic"] <= best + self.margin), key=order)
         chosen = min((r for r in ok if r["bic"] <= best + self.simplicity), key=order)
         return chosen, [chosen] + [r for r in ok if r is not chosen]
+
+    def _steepest(self, hyps, chosen, X, y, hi, bic_max):
+        """The bound's curve: of every hypothesis steeper than the chosen one, the one
+        whose leading term can carry the largest cost at twice the largest size while its
+        BIC stays under `bic_max` (consistent with the data), fitted with that leading
+        coefficient. A steep term the data cannot rule out — growth hidden under noise or
+        a large constant — is bounded at the most the data allow, not assumed absent."""
+        n = len(y)
+        best = (float((chosen["h"].design(2 * hi[None, :]) @ chosen["coef"])[0]), chosen["h"], chosen["coef"])
+        for h in hyps:
+            if _degree(h.exps) <= _degree(chosen["h"].exps):
+                continue
+            G = h.design(X) / y[:, None]
+            lead = len(h.terms) - 1  # the product of every dimension's leading factor
+            rest = np.delete(G, lead, axis=1)
+            scale = np.maximum(rest.max(axis=0), 1e-300)
+
+            def fit_at(c, h=h, G=G, lead=lead, rest=rest, scale=scale):
+                other, _ = nnls(rest / scale, 1.0 - c * G[:, lead], maxiter=50 * rest.shape[1])
+                coef = np.insert(other / scale, lead, c)
+                res = np.log(y / np.maximum(h.design(X) @ coef, 1e-300))
+                k = int((coef > 0).sum())
+                return coef, n * np.log(max(float(res @ res) / n, 1e-8)) + k * np.log(n)
+
+            c_hi = 1.0 / G[:, lead].min()  # the leading term alone would exceed some cost
+            if fit_at(0.0)[1] > bic_max:
+                continue
+            c_lo = 0.0
+            for _ in range(30):
+                mid = 0.5 * (c_lo + c_hi)
+                c_lo, c_hi = (mid, c_hi) if fit_at(mid)[1] <= bic_max else (c_lo, mid)
+            coef, _ = fit_at(c_lo)
+            far = float((h.design(2 * hi[None, :]) @ coef)[0])
+            if far > best[0]:
+                best = (far, h, coef)
+        return {"h": best[1], "coef": best[2]}
 
     def _inliers(self, X, y, cut=5.0):
         """Points the class choice may use: those within `cut` robust standard deviations
@@ -419,7 +459,7 @@ class CostModel:
         return self._h.design(self._matrix(X)) @ self._coef
 
     def upper(self, X, q=None) -> np.ndarray:
-        """A conservative bound: the steepest consistent curve times the calibrated factor
+        """A conservative bound: the steepest curve the data allow times the calibrated factor
         (`upper_factors`: local inside the measured range, global outside it).
 
         Args:

@@ -16,14 +16,17 @@ MODELS = '''
 import numpy as np
 
 
+# np.sin is compute-bound (a few ns per element), so its time is linear in n over the whole
+# range; a memory-bound cumsum crossed the caches between 20 k and 2 M elements here and read
+# as n^1.5 in one run and n² in the next.
 def fast(inputs):
-    return np.cumsum(inputs["x"], dtype=np.float64)
+    return float(np.sin(inputs["x"]).sum())
 
 
 def slowed(inputs):
     out = None
     for _ in range(6):  # the same class, six times the work: a regression
-        out = np.cumsum(inputs["x"], dtype=np.float64)
+        out = float(np.sin(inputs["x"]).sum())
     return out
 '''
 
