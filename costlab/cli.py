@@ -77,7 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--extrapolate", type=_number(float), default=1.0,
                    help="limits may reach this multiple of the largest measured size (default 1)")
     r.add_argument("--no-refine", action="store_true",
-                   help="do not widen ranges whose growth class the data cannot decide")
+                   help="do not widen ranges where a cost could not be fitted (peaks under the resolution)")
+    r.add_argument("--settle", type=_number(int, allow_zero=True), default=2,
+                   help="while a dimension's growth class is undetermined, measure more (larger sizes "
+                        "within the caps, else replicates) up to N times per dimension; 0 only reports it "
+                        "(default 2)")
     r.add_argument("--no-boundary", action="store_true",
                    help="do not bisect each limited axis toward the measured budget boundary before "
                         "the final fit")
@@ -166,7 +170,7 @@ def _cmd_run(args) -> int:
         space = space.with_bounds(**dict(args.dim))
     preprocess = _import_function(args.preprocess) if args.preprocess else None
     result = run(adapter, budgets, args.out, preprocess=preprocess, space=space, points=args.points, examples=args.examples,
-                 rounds=args.rounds, refine=not args.no_refine, probe_time_s=args.probe_time,
+                 rounds=args.rounds, refine=not args.no_refine, settle=args.settle, probe_time_s=args.probe_time,
                  extrapolate=args.extrapolate, seed=args.seed, isolation=args.isolation,
                  memory_cap_mib=args.memory_cap_mib, timeout_s=args.timeout,
                  probes_per_worker=args.probes_per_worker, resume=args.resume, churn=args.churn,

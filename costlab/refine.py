@@ -207,3 +207,92 @@ def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, starts
     table = pd.concat([prof.table, prober.table()], ignore_index=True)
     return (Profile(table, prof.space, prof.model, prof.machine, preprocess=prof.preprocess,
                     resumed=prof.resumed + prober.resumed, not_launched=prof.not_launched), found)
+
+
+#: Costs whose growth class a run settles: the tails (p95, p99) are fitted and bounded too,
+#: but their scatter would keep a class open long after the median's is decided.
+SETTLE_TARGETS = ("wall_s_median", "peak_bytes")
+
+
+def open_powers(models: dict, dim: str, targets=SETTLE_TARGETS) -> set:
+    """Powers of `dim` that the data leave open: every power the consistent classes of
+    some fitted cost in `targets` give it, when they differ (empty when decided)."""
+    open_ = set()
+    for t, m in models.items():
+        if t in targets and dim in m.undetermined_dims():
+            open_ |= {c[dim]["power"] for c in m.consistent_}
+    return open_
+
+
+def settle(model, prof: Profile, models: dict, skipped: dict, *, passes: int = 2, budget_s: float = 30.0,
+           factors=(4, 2), **profile_kw):
+    """Measure more while a dimension's power is undetermined, until it is decided.
+
+    For each dimension whose power the fitted costs leave open (`open_powers`), one pass
+    measures, in order of preference: larger sizes (the plan over `dim` from its maximum
+    to 4× or 2× it, checked by `widening` against the hard caps and `budget_s`), where
+    growth shows most; else the size plan again over the measured space (another round
+    of replicates, which `fit` pools by their median), when its predicted time is within
+    `budget_s`. Every cost is fitted again after each measurement. It stops when no
+    dimension is open, after `passes`, or when nothing can be measured safely; the
+    notes say which. The wider sizes only identify growth: the policy admits the range
+    the user asked for.
+
+    Args:
+        model: The model or adapter `prof` was measured on.
+        prof: The profile so far.
+        models: `{target: CostModel}` fitted on it.
+        skipped: `{target: reason}` of costs that could not be fitted.
+        passes: Most measurements per dimension. Defaults to `2`.
+        budget_s: Most predicted time of one measurement's plan. Defaults to `30.0`.
+        factors: Widening factors tried, largest first. Defaults to `(4, 2)`.
+        **profile_kw: Passed to `costlab.profile`.
+
+    Returns:
+        `(profile, models, skipped, notes)`, with `notes` `{dimension: what was measured
+        and how it ended}` for every dimension that was open.
+    """
+    done: dict[str, list[str]] = {}
+    why_stopped: dict[str, str] = {}
+    kw = {**profile_kw, "examples": 0, "rounds": 1}
+    for _ in range(passes):
+        open_dims = {d: open_powers(models, d) for d in prof.dims}
+        open_dims = {d: p for d, p in open_dims.items() if p and d not in why_stopped}
+        if not open_dims:
+            break
+        for d in open_dims:
+            if not open_powers(models, d):  # decided by another dimension's measurement
+                continue
+            found = widening(prof, models, d, factors=factors, budget_s=budget_s, **kw)
+            if found is not None:
+                _, region, total = found
+                what = f"measured up to {d}={region.dim(d).max} (plan predicted ≤ {math.ceil(total)} s)"
+                new_space = prof.space.with_bounds(**{d: (prof.space.dim(d).min, region.dim(d).max)})
+            else:
+                region = prof.space
+                sizes = pd.DataFrame([p.sizes for g in sweep.plan(region, points=kw.get("points", 7)) for p in g])
+                seconds, mib = _predict(prof, models, sizes)
+                total = float(seconds.sum()) * (kw.get("min_repeats", 5) + 2)
+                if total > budget_s:
+                    why_stopped[d] = (f"larger sizes are predicted over the hard caps or the {budget_s:g} s "
+                                      f"budget, and another round of the plan over it ({math.ceil(total)} s)")
+                    continue
+                what = f"measured the size plan again (replicates; predicted ≤ {math.ceil(total)} s)"
+                new_space = prof.space
+            more = profile(model, region, **kw)
+            table = pd.concat([prof.table, more.table], ignore_index=True)
+            prof = Profile(table, new_space, prof.model, prof.machine, preprocess=prof.preprocess,
+                           resumed=prof.resumed + more.resumed, not_launched=prof.not_launched + more.not_launched)
+            models, skipped = fit_profile_notes(prof)
+            done.setdefault(d, []).append(what)
+    notes = {}
+    for d in set(done) | set(why_stopped):
+        left = open_powers(models, d)
+        steps = "; ".join(done.get(d, [])) or "nothing measured"
+        if not left:
+            notes[d] = f"power was undetermined; {steps}; now decided"
+        else:
+            end = why_stopped.get(d, f"still open after {len(done.get(d, []))} measurement(s)")
+            notes[d] = (f"power undetermined (consistent: {', '.join(f'{p:g}' for p in sorted(left))}); {steps}; "
+                        f"stopped: {end}")
+    return prof, models, skipped, notes

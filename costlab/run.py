@@ -13,8 +13,9 @@ from .errors import FitError
 from .policy import Budgets, Policy, synthesize
 from .profile import Profile, profile
 from .refine import boundary as _boundary
+from .refine import open_powers, widening
 from .refine import refine as _refine
-from .refine import widening
+from .refine import settle as _settle
 
 
 @dataclass
@@ -117,7 +118,7 @@ class Run:
 
 
 def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine: bool = True,
-        resume: bool = False, churn: int = 16, boundary: bool = True, throughput_s: float = 3.0,
+        resume: bool = False, settle: int = 2, churn: int = 16, boundary: bool = True, throughput_s: float = 3.0,
         joint: bool = True, timeout_factor: float = 3.0, **profile_kw) -> Run:
     """Profile `model`, fit its cost curves, synthesise a policy and write them to `out_dir`.
 
@@ -135,6 +136,9 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         extrapolate: See `synthesize`. Defaults to `1.0`.
         refine: Where a dimension's power is undetermined or a cost could not be fitted,
             widen the range and measure the plan again (`costlab.refine`). Defaults to `True`.
+        settle: While a dimension's power is undetermined, measure more (larger sizes
+            within the caps, else replicates), at most this many times per dimension
+            (`costlab.refine.settle`); `0` only reports it. Defaults to `2`.
         resume: Continue a run into the same `out_dir` that was interrupted (even by
             SIGKILL): probes already in its `probes.jsonl` are not measured again.
             Without it, an existing `probes.jsonl` is replaced. Defaults to `False`.
@@ -174,6 +178,10 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     refined = {}
     if refine:
         prof, models, skipped, refined = _refine(adapter, prof, models, skipped, log_path=log, **profile_kw)
+    if settle:
+        prof, models, skipped, settled = _settle(adapter, prof, models, skipped, passes=settle, log_path=log,
+                                                 **profile_kw)
+        refined = {**refined, **{d: f"{refined[d]}; {n}" if d in refined else n for d, n in settled.items()}}
     prof.save(out)  # before anything can fail: nothing measured is lost
     if not any(t in models for t in ("wall_s_median", "peak_bytes")):
         raise FitError("No cost curve could be fitted: " + "; ".join(f"{t}: {r}" for t, r in skipped.items()))
@@ -251,7 +259,7 @@ def _undetermined(prof, models, profile_kw) -> dict:
     measured safely (checked with the same prediction `refine` uses)."""
     out = {}
     for d in prof.dims:
-        powers = {c[d]["power"] for m in models.values() if d in m.undetermined_dims() for c in m.consistent_}
+        powers = open_powers(models, d)
         if not powers:
             continue
         found = widening(prof, models, d, **profile_kw)

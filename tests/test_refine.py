@@ -4,8 +4,10 @@ import pytest
 
 import costlab
 from costlab import InputSpace
+from costlab.adapters import CallableAdapter
 from costlab.curves import fit_profile_notes
-from costlab.refine import refine
+from costlab.refine import open_powers, refine, settle
+from costlab.space import Dimension, InputSpec, ValueDomain
 
 QUICK = dict(points=5, examples=0, min_repeats=3, max_repeats=10, probe_time_s=0.1, progress=False)
 
@@ -62,3 +64,38 @@ def test_widening_is_refused_when_predicted_over_the_caps(mlp_first):
     assert factor == 8 and region.dim("batch").max == 8 * 64 and seconds > 0
     assert widening(prof, models, "batch", max_probe_s=1e-6, **QUICK) is None
     assert widening(prof, models, "batch", budget_s=1e-6, **QUICK) is None
+
+
+def _sleeper(overhead_s, per_element_s):
+    import time
+
+    def call(inputs):
+        time.sleep(overhead_s + per_element_s * inputs["x"].size)
+    return call
+
+
+SLEEP_SPACE = InputSpace((InputSpec("x", "float32", ("n",), ValueDomain("float", 0.0, 1.0)),),
+                         (Dimension("n", 20_000, 40_000),))
+SETTLE = dict(points=5, examples=0, rounds=1, min_repeats=3, max_repeats=5, probe_time_s=0.02, progress=False)
+
+
+def test_settle_measures_larger_sizes_until_an_open_power_is_decided():
+    # 2 ms of overhead hides 0.2-0.4 ms of linear growth over n = 20-40 k; over 16× the range it shows
+    fn = CallableAdapter(_sleeper(0.002, 1e-8), SLEEP_SPACE)
+    prof = costlab.profile(fn, SLEEP_SPACE, **SETTLE)
+    models, skipped = fit_profile_notes(prof)
+    assert open_powers(models, "n")  # the premise: the narrow range cannot decide
+    new, models2, _, notes = settle(fn, prof, models, skipped, **SETTLE)
+    assert new.table["n"].max() >= 4 * 40_000 and "measured up to n=" in notes["n"]
+    assert not open_powers(models2, "n") and notes["n"].endswith("now decided")
+    assert models2["wall_s_median"].exponents_["n"] == {"power": 1, "log": 0}
+
+
+def test_settle_says_why_it_stopped_and_measures_nothing_over_its_budget():
+    fn = CallableAdapter(_sleeper(0.002, 1e-8), SLEEP_SPACE)
+    prof = costlab.profile(fn, SLEEP_SPACE, **SETTLE)
+    models, skipped = fit_profile_notes(prof)
+    assert open_powers(models, "n")
+    new, _, _, notes = settle(fn, prof, models, skipped, budget_s=1e-6, **SETTLE)
+    assert len(new.table) == len(prof.table)
+    assert "stopped: larger sizes are predicted over the hard caps or the 1e-06 s budget" in notes["n"]
