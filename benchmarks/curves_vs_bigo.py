@@ -8,11 +8,13 @@ grid 6 × 7). Reported:
 
 - class accuracy, overall and on the easier cells (overhead ≤ 50%, noise ≤ 5%);
 - unsafe errors: a class lower than the truth (a policy would admit too much), and the
-  share of those where the truth was not even among the classes costlab reports as
-  consistent (`ambiguous_`, which `upper()` bounds with);
+  share of those where the truth was not even among the classes costlab lists as ones the
+  data cannot rule out (`ambiguous_`: `consistent_` and `hidden_`, which `upper()` bounds);
 - extrapolation at 2× and 4× the largest size: median |log(pred/true)|, and how often
   costlab's `upper()` falls under the truth;
 - confusion matrices (rows truth, columns reported);
+- the same after measuring more where the power is undetermined (larger sizes, as
+  `costlab run` does), with big_O given the same final points;
 - a reference fitter that is told the answer's form (only the six true shapes c0 + c1·g(n),
   picked by BIC): what the data themselves can tell apart.
 
@@ -48,18 +50,20 @@ N = np.geomspace(16, 4096, 10).round()
 ORDER = [(0, 0), (0, 1), (0.5, 0), (1, 0), (1, 1), (1.5, 0), (2, 0), (2, 1), (3, 0)]
 
 
+def noisy(x, noise, rng):
+    """Multiplicative log-normal noise, and 5% of points ×1.5-3 (heavy-tailed outliers)."""
+    y = x * np.exp(rng.normal(0, noise, len(x)))
+    out = rng.random(len(x)) < 0.05
+    return np.where(out, y * rng.uniform(1.5, 3, len(x)), y)
+
+
 def synth(growth, n, overhead, noise, scale, rng):
     g = growth(n)
     g = g / g.max()
     c0 = overhead / (1 - overhead) if overhead < 1 else 1.0  # overhead share of the largest cost
     truth = (c0 + g) / (c0 + 1) * scale
 
-    def sample(x):
-        y = x * np.exp(rng.normal(0, noise, len(x)))
-        out = rng.random(len(x)) < 0.05
-        return np.where(out, y * rng.uniform(1.5, 3, len(x)), y)
-
-    return truth, sample(truth), (lambda m: (c0 + growth(m) / growth(n).max()) / (c0 + 1) * scale)
+    return truth, noisy(truth, noise, rng), (lambda m: (c0 + growth(m) / growth(n).max()) / (c0 + 1) * scale)
 
 
 def bigo_class(ns, ys):
@@ -111,14 +115,27 @@ def run_1d(reps, seed):
             X = pd.DataFrame({"n": N})
             m = CostModel().fit(X, y)
             got = (m.exponents_["n"]["power"], m.exponents_["n"]["log"])
-            consistent = {(c["n"]["power"], c["n"]["log"]) for c in m.consistent_}
+            consistent = {(c["n"]["power"], c["n"]["log"]) for c in m.consistent_ + m.hidden_}
             far = pd.DataFrame({"n": [2 * N[-1], 4 * N[-1]]})
             true_far = f(far["n"].to_numpy())
             pred = m.predict(far)
             up = m.upper(far)
             b, best = bigo_class(N, y)
             bpred = np.maximum(best.compute(far["n"].to_numpy()), 1e-300)
+            # Measure more while the power is undetermined, as `costlab run` does
+            # (`refine.settle`): the plan over the next 4× of the range, up to two times.
+            Xs, ys, ms = N, y, m
+            for _ in range(2):
+                if not ms.undetermined_dims():
+                    break
+                more = Xs.max() * np.array([1.6, 2.5, 4.0])
+                Xs, ys = np.concatenate([Xs, more]), np.concatenate([ys, noisy(f(more), noise, rng)])
+                ms = CostModel().fit(pd.DataFrame({"n": Xs}), ys)
+            got_s = (ms.exponents_["n"]["power"], ms.exponents_["n"]["log"])
+            b_s = bigo_class(Xs, ys)[0] if len(Xs) > len(N) else b
             rows.append({"truth": name, "overhead": ov, "noise": noise, "scale": scale,
+                         "settle_ok": got_s == truth, "settle_bigo_ok": b_s == truth, "extra": len(Xs) - len(N),
+                         "settle_unsafe": ORDER.index(got_s) < ORDER.index(truth),
                          "costlab": label(got), "bigo": label(b), "oracle_ok": oracle_class(N, y) == truth,
                          "costlab_ok": got == truth, "bigo_ok": b == truth,
                          "costlab_unsafe": ORDER.index(got) < ORDER.index(truth) if got in ORDER else False,
@@ -149,7 +166,7 @@ def run_2d(reps, seed):
             y = np.where(out, y * rng.uniform(1.5, 3, len(y)), y)
             m = CostModel().fit(X, y)
             got = (tuple(m.exponents_["batch"].values()), tuple(m.exponents_["seq_len"].values()))
-            consistent = {(tuple(c["batch"].values()), tuple(c["seq_len"].values())) for c in m.consistent_}
+            consistent = {(tuple(c["batch"].values()), tuple(c["seq_len"].values())) for c in m.consistent_ + m.hidden_}
             far = pd.DataFrame({"batch": [64, 128], "seq_len": [2048, 4096]})
             true_far = (c0 + growth(far) / g.max()) / (c0 + 1) * scale
             pred, up = m.predict(far), m.upper(far)
@@ -186,13 +203,23 @@ def main():
     print(f"| class accuracy, overhead ≤ 50% and noise ≤ 5% | {pct(easy1.costlab_ok)} | {pct(easy1.bigo_ok)} | "
           f"{pct(easy2.costlab_ok)} | {pct(easy1.oracle_ok)} |")
     print(f"| unsafe (lower class than truth), whole grid | {pct(one.costlab_unsafe)} | {pct(one.bigo_unsafe)} | {pct(two.costlab_unsafe)} |")
-    print(f"| unsafe and the truth not even listed as consistent | {pct(one.costlab_silent)} | — | {pct(two.costlab_silent)} |")
+    print(f"| unsafe and the truth not even listed in `ambiguous_` | {pct(one.costlab_silent)} | — | {pct(two.costlab_silent)} |")
     for k in (2, 4):
         print(f"| median abs log error at {k}× the largest size | {np.median(one[f'err{k}']):.3f} | "
               f"{np.median(one[f'bigo_err{k}']):.3f} | {np.median(two[f'err{k}']):.3f} |")
         print(f"| `upper()` under the truth at {k}× | {pct(one[f'under{k}'])} | — | {pct(two[f'under{k}'])} |")
         print(f"| median `upper()` / truth at {k}× (looseness) | {np.median(one[f'loose{k}']):.2f} | — | "
               f"{np.median(two[f'loose{k}']):.2f} |")
+    measured = one[one.extra > 0]
+    print(f"\n### Measuring more while the power is undetermined (1-D)\n\nWhen `undetermined_dims()` is not "
+          f"empty, 3 more sizes over the next 4× of the range are measured (the plan `costlab run` measures: "
+          f"`refine.settle`), up to two times; big_O gets the same final points. {pct(one.extra > 0)} of the fits "
+          f"measured more ({measured.extra.mean():.1f} points on average).\n")
+    print("| | costlab | big_O |")
+    print("|---|---|---|")
+    print(f"| class accuracy, whole grid | {pct(one.settle_ok)} | {pct(one.settle_bigo_ok)} |")
+    print(f"| class accuracy, overhead ≤ 50% and noise ≤ 5% | {pct(easy1.settle_ok)} | {pct(easy1.settle_bigo_ok)} |")
+    print(f"| unsafe (lower class than truth), whole grid | {pct(one.settle_unsafe)} | — |")
     print("\n### Accuracy by noise and overhead (costlab / big_O, 1-D)\n")
     piv = one.groupby(["noise", "overhead"]).agg(c=("costlab_ok", "mean"), b=("bigo_ok", "mean")).reset_index()
     print("| noise \\ overhead | " + " | ".join(f"{o:.0%}" for o in OVERHEADS) + " |")

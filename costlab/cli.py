@@ -78,10 +78,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="limits may reach this multiple of the largest measured size (default 1)")
     r.add_argument("--no-refine", action="store_true",
                    help="do not widen ranges where a cost could not be fitted (peaks under the resolution)")
-    r.add_argument("--settle", type=_number(int, allow_zero=True), default=2,
+    r.add_argument("--settle", type=_number(int, allow_zero=True), default=1,
                    help="while a dimension's growth class is undetermined, measure more (larger sizes "
                         "within the caps, else replicates) up to N times per dimension; 0 only reports it "
-                        "(default 2)")
+                        "(default 1)")
     r.add_argument("--no-boundary", action="store_true",
                    help="do not bisect each limited axis toward the measured budget boundary before "
                         "the final fit")

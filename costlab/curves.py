@@ -176,8 +176,13 @@ class CostModel:
         terms_: List of `{"coef": c, "factors": {dim: [i, j]}}` with non-zero `c`.
         exponents_: `{dim: {"power": i, "log": j}}`, the leading term per dimension.
         complexity_: Human-readable class, e.g. `"O(batch · seq_len²)"`.
-        ambiguous_: Other classes the data cannot tell apart from the chosen one.
-        consistent_: Exponents of every class consistent with the data, chosen first.
+        ambiguous_: Other classes the data cannot tell apart from the chosen one: those
+            in `consistent_` and in `hidden_`.
+        consistent_: Exponents of every class whose fit is consistent with the data
+            (BIC within `margin`), chosen first.
+        hidden_: Exponents of steeper classes whose best fit leaves their leading term
+            out, but which the data allow to carry at least `negligible` of the cost at
+            the largest point (growth that may hide in the scatter). `upper` bounds them.
         score_: Held-out median |log(pred/true)| of the chosen hypothesis.
         outliers_: Points left out of the class choice as outliers.
         upper_factor_: Multiplier from the bound's curve to the calibrated `q` upper bound
@@ -300,14 +305,22 @@ class CostModel:
             Xi, yi = Xall, y_all
             lo, hi = Xall.min(axis=0), Xall.max(axis=0)
         best_bic = min(r["bic"] for r in results)
-        steep = self._steepest(hyps, chosen, Xi, yi, hi, best_bic + self.margin)
+        steep, possible = self._steepest(hyps, chosen, Xi, yi, hi, best_bic + self.margin)
+        # Steeper classes whose leading term the data allow a non-negligible share of the
+        # cost at the top, though the best fit of them leaves it out: growth that may hide
+        # in the scatter or under a constant. Listed and bounded; measuring more of the same
+        # range would not decide them.
+        listed = {r["h"].exps for r in ok}
+        hidden = [r for r in possible if r["h"].exps not in listed]
         self.dims_ = dims
         self._h, self._coef = chosen["h"], chosen["coef"]
         self._steep_h, self._steep_coef = steep["h"], steep["coef"]
         self.terms_ = _terms_data(self._h, self._coef)
         self.exponents_ = {d: {"power": e[0], "log": e[1]} for d, e in zip(dims, self._h.exps, strict=True)}
         self.complexity_ = self._complexity(self._h.exps)
-        self.ambiguous_ = sorted({self._complexity(r["h"].exps) for r in ok} - {self.complexity_})
+        self.ambiguous_ = sorted({self._complexity(r["h"].exps) for r in ok + hidden} - {self.complexity_})
+        self.hidden_ = [{d: {"power": e[0], "log": e[1]} for d, e in zip(dims, r["h"].exps, strict=True)}
+                        for r in hidden]
         self.consistent_ = [{d: {"power": e[0], "log": e[1]} for d, e in zip(dims, r["h"].exps, strict=True)}
                             for r in ok]
         self.score_ = chosen["score"]
@@ -346,15 +359,26 @@ class CostModel:
         return chosen, [chosen] + [r for r in ok if r is not chosen]
 
     def _steepest(self, hyps, chosen, X, y, hi, bic_max):
-        """The bound's curve: of every hypothesis steeper than the chosen one, the one
+        """The bound's curve: of every hypothesis steeper than the chosen one in one
+        dimension, the one
         whose leading term can carry the largest cost at twice the largest size while its
         BIC stays under `bic_max` (consistent with the data), fitted with that leading
         coefficient. A steep term the data cannot rule out — growth hidden under noise or
-        a large constant — is bounded at the most the data allow, not assumed absent."""
+        a large constant — is bounded at the most the data allow, not assumed absent.
+
+        Returns `(bound, possible)`: the bound's hypothesis and coefficients, and every
+        steeper hypothesis whose leading term can carry at least `negligible` of the cost
+        at the largest point within `bic_max`."""
         n = len(y)
         best = (float((chosen["h"].design(2 * hi[None, :]) @ chosen["coef"])[0]), chosen["h"], chosen["coef"])
+        possible = []
+        # Steeper in one dimension at a time: growth hidden in one dimension (the others as
+        # chosen), which keeps this to a few candidates per dimension in any number of them.
+        base = chosen["h"].exps
+        steeper = {tuple(e if k == i else b for k, b in enumerate(base))
+                   for i in range(len(base)) for e in self.exponents if _degree([e]) > _degree([base[i]])}
         for h in hyps:
-            if _degree(h.exps) <= _degree(chosen["h"].exps):
+            if h.exps not in steeper:
                 continue
             G = h.design(X) / y[:, None]
             lead = len(h.terms) - 1  # the product of every dimension's leading factor
@@ -371,15 +395,20 @@ class CostModel:
             c_hi = 1.0 / G[:, lead].min()  # the leading term alone would exceed some cost
             if fit_at(0.0)[1] > bic_max:
                 continue
-            c_lo = 0.0
-            for _ in range(30):
-                mid = 0.5 * (c_lo + c_hi)
-                c_lo, c_hi = (mid, c_hi) if fit_at(mid)[1] <= bic_max else (c_lo, mid)
+            c_lo = c_hi * 1e-9
+            if fit_at(c_lo)[1] > bic_max:
+                c_lo = 0.0
+            else:  # bisect in log space: the feasible coefficient spans many decades
+                for _ in range(24):
+                    mid = math.sqrt(c_lo * c_hi)
+                    c_lo, c_hi = (mid, c_hi) if fit_at(mid)[1] <= bic_max else (c_lo, mid)
             coef, _ = fit_at(c_lo)
+            if self._leading_present(h, coef, hi):
+                possible.append({"h": h, "coef": coef})
             far = float((h.design(2 * hi[None, :]) @ coef)[0])
             if far > best[0]:
                 best = (far, h, coef)
-        return {"h": best[1], "coef": best[2]}
+        return {"h": best[1], "coef": best[2]}, possible
 
     def _inliers(self, X, y, cut=5.0):
         """Points the class choice may use: those within `cut` robust standard deviations
@@ -507,7 +536,8 @@ class CostModel:
         return {"target": self.target, "complexity": self.complexity_, "exponents": self.exponents_,
                 "dims": self.dims_, "terms": self.terms_,
                 "steep_terms": _terms_data(self._steep_h, self._steep_coef),
-                "ambiguous": self.ambiguous_, "consistent": self.consistent_, "score": self.score_, "q": self.q,
+                "ambiguous": self.ambiguous_, "consistent": self.consistent_, "hidden": self.hidden_,
+                "score": self.score_, "q": self.q,
                 "upper_factor": self.upper_factor_, "range": self.range_,
                 "out_of_range": self.out_of_range, "n_points": self.n_points_,
                 "calibration": {"log_sizes": np.round(self._cal_sizes, 6).tolist(),
@@ -524,6 +554,7 @@ class CostModel:
             m.complexity_ = data["complexity"]
             m.ambiguous_ = list(data["ambiguous"])
             m.consistent_ = list(data.get("consistent", [data["exponents"]]))
+            m.hidden_ = list(data.get("hidden", []))
             m.score_ = data["score"]
             m.upper_factor_ = data["upper_factor"]
             m.range_ = data["range"]

@@ -224,7 +224,7 @@ def open_powers(models: dict, dim: str, targets=SETTLE_TARGETS) -> set:
     return open_
 
 
-def settle(model, prof: Profile, models: dict, skipped: dict, *, passes: int = 2, budget_s: float = 30.0,
+def settle(model, prof: Profile, models: dict, skipped: dict, *, passes: int = 1, budget_s: float = 30.0,
            factors=(4, 2), **profile_kw):
     """Measure more while a dimension's power is undetermined, until it is decided.
 
@@ -232,8 +232,8 @@ def settle(model, prof: Profile, models: dict, skipped: dict, *, passes: int = 2
     measures, in order of preference: larger sizes (the plan over `dim` from its maximum
     to 4× or 2× it, checked by `widening` against the hard caps and `budget_s`), where
     growth shows most; else the size plan again over the measured space (another round
-    of replicates, which `fit` pools by their median), when its predicted time is within
-    `budget_s`. Every cost is fitted again after each measurement. It stops when no
+    of replicates, which `fit` pools by their median; one round serves every such
+    dimension), when its predicted time is within `budget_s`. Every cost is fitted again after each measurement. It stops when no
     dimension is open, after `passes`, or when nothing can be measured safely; the
     notes say which. The wider sizes only identify growth: the policy admits the range
     the user asked for.
@@ -243,7 +243,7 @@ def settle(model, prof: Profile, models: dict, skipped: dict, *, passes: int = 2
         prof: The profile so far.
         models: `{target: CostModel}` fitted on it.
         skipped: `{target: reason}` of costs that could not be fitted.
-        passes: Most measurements per dimension. Defaults to `2`.
+        passes: Most measurements per dimension. Defaults to `1`.
         budget_s: Most predicted time of one measurement's plan. Defaults to `30.0`.
         factors: Widening factors tried, largest first. Defaults to `(4, 2)`.
         **profile_kw: Passed to `costlab.profile`.
@@ -255,36 +255,45 @@ def settle(model, prof: Profile, models: dict, skipped: dict, *, passes: int = 2
     done: dict[str, list[str]] = {}
     why_stopped: dict[str, str] = {}
     kw = {**profile_kw, "examples": 0, "rounds": 1}
+
+    def measure(region, new_space):
+        nonlocal prof, models, skipped
+        more = profile(model, region, **kw)
+        table = pd.concat([prof.table, more.table], ignore_index=True)
+        prof = Profile(table, new_space, prof.model, prof.machine, preprocess=prof.preprocess,
+                       resumed=prof.resumed + more.resumed, not_launched=prof.not_launched + more.not_launched)
+        models, skipped = fit_profile_notes(prof)
+
     for _ in range(passes):
-        open_dims = {d: open_powers(models, d) for d in prof.dims}
-        open_dims = {d: p for d, p in open_dims.items() if p and d not in why_stopped}
+        open_dims = [d for d in prof.dims if open_powers(models, d) and d not in why_stopped]
         if not open_dims:
             break
+        again = []  # open dimensions that cannot be widened: one more round of the plan serves them all
         for d in open_dims:
             if not open_powers(models, d):  # decided by another dimension's measurement
                 continue
             found = widening(prof, models, d, factors=factors, budget_s=budget_s, **kw)
-            if found is not None:
-                _, region, total = found
-                what = f"measured up to {d}={region.dim(d).max} (plan predicted ≤ {math.ceil(total)} s)"
-                new_space = prof.space.with_bounds(**{d: (prof.space.dim(d).min, region.dim(d).max)})
-            else:
-                region = prof.space
-                sizes = pd.DataFrame([p.sizes for g in sweep.plan(region, points=kw.get("points", 7)) for p in g])
-                seconds, mib = _predict(prof, models, sizes)
-                total = float(seconds.sum()) * (kw.get("min_repeats", 5) + 2)
-                if total > budget_s:
-                    why_stopped[d] = (f"larger sizes are predicted over the hard caps or the {budget_s:g} s "
-                                      f"budget, and another round of the plan over it ({math.ceil(total)} s)")
-                    continue
-                what = f"measured the size plan again (replicates; predicted ≤ {math.ceil(total)} s)"
-                new_space = prof.space
-            more = profile(model, region, **kw)
-            table = pd.concat([prof.table, more.table], ignore_index=True)
-            prof = Profile(table, new_space, prof.model, prof.machine, preprocess=prof.preprocess,
-                           resumed=prof.resumed + more.resumed, not_launched=prof.not_launched + more.not_launched)
-            models, skipped = fit_profile_notes(prof)
-            done.setdefault(d, []).append(what)
+            if found is None:
+                again.append(d)
+                continue
+            _, region, total = found
+            measure(region, prof.space.with_bounds(**{d: (prof.space.dim(d).min, region.dim(d).max)}))
+            done.setdefault(d, []).append(f"measured up to {d}={region.dim(d).max} "
+                                          f"(plan predicted ≤ {math.ceil(total)} s)")
+        again = [d for d in again if open_powers(models, d)]
+        if not again:
+            continue
+        sizes = pd.DataFrame([p.sizes for g in sweep.plan(prof.space, points=kw.get("points", 7)) for p in g])
+        seconds, _ = _predict(prof, models, sizes)
+        total = float(seconds.sum()) * (kw.get("min_repeats", 5) + 2)
+        if total > budget_s:
+            for d in again:
+                why_stopped[d] = (f"larger sizes are predicted over the hard caps or the {budget_s:g} s budget, "
+                                  f"and so is another round of the plan ({math.ceil(total)} s)")
+            continue
+        measure(prof.space, prof.space)
+        for d in again:
+            done.setdefault(d, []).append(f"measured the size plan again (replicates; predicted ≤ {math.ceil(total)} s)")
     notes = {}
     for d in set(done) | set(why_stopped):
         left = open_powers(models, d)
@@ -294,5 +303,5 @@ def settle(model, prof: Profile, models: dict, skipped: dict, *, passes: int = 2
         else:
             end = why_stopped.get(d, f"still open after {len(done.get(d, []))} measurement(s)")
             notes[d] = (f"power undetermined (consistent: {', '.join(f'{p:g}' for p in sorted(left))}); {steps}; "
-                        f"stopped: {end}")
+                        f"stopped: {end}; limits use the steepest")
     return prof, models, skipped, notes

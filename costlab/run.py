@@ -48,6 +48,8 @@ class Run:
         for d, what in self.refined.items():
             lines.append(f"  {d}: {what}")
         for d, (powers, how) in self.undetermined.items():
+            if "power undetermined" in self.refined.get(d, ""):
+                continue  # said above, with what was measured to decide it
             lines.append(f"  {d}: power undetermined over the measured range (consistent: "
                          f"{', '.join(f'{p:g}' for p in sorted(powers))}); limits use the steepest; {how}")
         lines.append("limits:")
@@ -118,7 +120,7 @@ class Run:
 
 
 def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine: bool = True,
-        resume: bool = False, settle: int = 2, churn: int = 16, boundary: bool = True, throughput_s: float = 3.0,
+        resume: bool = False, settle: int = 1, churn: int = 16, boundary: bool = True, throughput_s: float = 3.0,
         joint: bool = True, timeout_factor: float = 3.0, **profile_kw) -> Run:
     """Profile `model`, fit its cost curves, synthesise a policy and write them to `out_dir`.
 
@@ -138,7 +140,7 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             widen the range and measure the plan again (`costlab.refine`). Defaults to `True`.
         settle: While a dimension's power is undetermined, measure more (larger sizes
             within the caps, else replicates), at most this many times per dimension
-            (`costlab.refine.settle`); `0` only reports it. Defaults to `2`.
+            (`costlab.refine.settle`); `0` only reports it. Defaults to `1`.
         resume: Continue a run into the same `out_dir` that was interrupted (even by
             SIGKILL): probes already in its `probes.jsonl` are not measured again.
             Without it, an existing `probes.jsonl` is replaced. Defaults to `False`.
