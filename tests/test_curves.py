@@ -155,3 +155,16 @@ def test_select_chooses_the_class_on_the_design_and_fits_on_every_row():
     assert chosen.n_points_ == len(n) + len(extra)
     with pytest.raises(FitError, match="`select` has 3 entries"):
         CostModel().fit(X, Y, select=[True, False, True])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_growth_hidden_under_a_constant_is_listed_and_bounded(seed):
+    # 90% of the largest cost is a constant and the noise is 5%: cubic growth shows only in
+    # the last point or two, and a constant fits about as well
+    y = _noisy(9 + (N / N[-1]) ** 3, 0.05, seed=seed)
+    model = CostModel().fit(pd.DataFrame({"n": N}), y)
+    listed = [(c["n"]["power"], c["n"]["log"]) for c in model.consistent_ + model.hidden_]
+    assert (3, 0) in listed and "O(n³)" in model.ambiguous_ + [model.complexity_]
+    far = pd.DataFrame({"n": [2 * N[-1], 4 * N[-1]]})
+    assert (model.upper(far) >= 9 + np.array([8, 64])).all()  # the truth at 2× and 4×
+    assert CostModel.from_dict(model.to_dict()).hidden_ == model.hidden_
