@@ -283,11 +283,11 @@ class CostModel:
         hi_wo = np.delete(Xi, top, axis=0).max(axis=0)
 
         def bic_of(h, X, y, coef):
-            # BIC of a log-normal error model: n·log(RSS/n) + k·log n. RSS is floored at
-            # 0.01% relative error, the resolution of any measured cost, so exact data
-            # leaves the choice to the parameter count.
+            # BIC of a log-normal error model: n·log(RSS/n) + k·log n. RSS/n is floored at
+            # RESOLUTION², so misfit under the measurement's resolution (allocator rounding,
+            # timer jitter) leaves the choice to the parameter count.
             res = np.log(y / np.maximum(h.design(X) @ coef, 1e-300))
-            return len(y) * np.log(max(float(res @ res) / len(y), 1e-8)) + int((coef > 0).sum()) * np.log(len(y))
+            return len(y) * np.log(max(float(res @ res) / len(y), RESOLUTION**2)) + int((coef > 0).sum()) * np.log(len(y))
 
         results, without_top = [], []
         train_wo = folds[-1][0]
@@ -410,7 +410,7 @@ class CostModel:
                 coef = np.insert(other / scale, lead, c)
                 res = np.log(y / np.maximum(h.design(X) @ coef, 1e-300))
                 k = int((coef > 0).sum())
-                return coef, n * np.log(max(float(res @ res) / n, 1e-8)) + k * np.log(n)
+                return coef, n * np.log(max(float(res @ res) / n, RESOLUTION**2)) + k * np.log(n)
 
             c_hi = 1.0 / G[:, lead].min()  # the leading term alone would exceed some cost
             if fit_at(0.0)[1] > bic_max:
@@ -614,6 +614,11 @@ def _from_terms(dims, terms):
     h.exps = tuple(max((t[d] for t in h.terms), default=(0, 0)) for d in dims)
     return h, np.array([t["coef"] for t in terms], dtype=float)
 
+
+#: Relative error under which fits count as equally good (the BIC's RSS is floored at its
+#: square): 0.1%, finer than a timer on a shared machine or an allocator's rounding of a
+#: peak resolves. Misfit under it leaves the choice to parameter counts.
+RESOLUTION = 0.001
 
 #: Local calibration of `upper` inside the measured range: the share of measured rows
 #: nearest the query whose residuals set its factor, and the fewest rows used.
