@@ -351,9 +351,11 @@ class CostModel:
         # query (log sizes), against the curve the bound uses. Timing scatter and a curve's
         # misfit differ across sizes (sub-millisecond calls jitter more; threading and kernel
         # choices bend the curve), and a limit is decided where it sits, not on average.
-        base = np.maximum(self._h.design(X_rows) @ self._coef, self._steep_h.design(X_rows) @ self._steep_coef)
+        # Against the fitted curve: inside the range the data pin the cost down, and the
+        # steepest curve they allow matters only beyond it.
         self._cal_sizes = np.log(X_rows)
-        self._cal_res = np.log(y_rows / np.maximum(base, 1e-300))
+        self._cal_res = np.log(y_rows / np.maximum(self._h.design(X_rows) @ self._coef, 1e-300))
+        self._cal_against = "fit"
         self.n_points_ = len(y_all)
         self.n_rows_ = len(y_rows)
         return self
@@ -508,8 +510,10 @@ class CostModel:
         return self._h.design(self._matrix(X)) @ self._coef
 
     def upper(self, X, q=None) -> np.ndarray:
-        """A conservative bound: the steepest curve the data allow times the calibrated factor
-        (`upper_factors`: local inside the measured range, global outside it).
+        """A conservative bound. Inside the measured range: the fitted curve times the `q`
+        quantile of measured/fit over the nearest measured rows (`upper_factors`), since
+        there the data pin the cost down. Beyond it: the steepest curve the data allow
+        (or the fit, if higher) times the global factor.
 
         Args:
             X: Sizes, as for `predict`.
@@ -519,8 +523,20 @@ class CostModel:
         if q is not None and q != self.q:
             raise FitError(f"This model's upper bound is calibrated at q={self.q}. Received: q={q}")
         Xv = self._matrix(X)
-        base = np.maximum(self._h.design(Xv) @ self._coef, self._steep_h.design(Xv) @ self._steep_coef)
+        fitted = self._h.design(Xv) @ self._coef
+        base = np.maximum(fitted, self._steep_h.design(Xv) @ self._steep_coef)
+        if getattr(self, "_cal_against", "max") == "fit":  # calibrated locally against the fit
+            base = np.where(self._calibrated_inside(Xv), fitted, base)
         return base * self.upper_factors(Xv)
+
+    def _calibrated_inside(self, Xv: np.ndarray) -> np.ndarray:
+        """Rows of `Xv` inside the measured range, where the bound is calibrated locally."""
+        cal = getattr(self, "_cal_res", None)
+        if cal is None or len(cal) < LOCAL_MIN:
+            return np.zeros(len(Xv), dtype=bool)
+        lo = np.array([self.range_[d][0] for d in self.dims_])
+        hi = np.array([self.range_[d][1] for d in self.dims_])
+        return ((Xv >= lo) & (Xv <= hi)).all(axis=1)
 
     def upper_factors(self, Xv: np.ndarray) -> np.ndarray:
         """The bound's factor over the curve per row of sizes `Xv`: inside the measured
@@ -530,14 +546,12 @@ class CostModel:
         there `upper` can sit under `predict`; outside it, the global `upper_factor_`
         (held-out errors at the largest sizes, at least 1)."""
         factor = np.full(len(Xv), self.upper_factor_)
-        cal = getattr(self, "_cal_res", None)
-        if cal is None or len(cal) < LOCAL_MIN:
-            return factor
-        lo = np.array([self.range_[d][0] for d in self.dims_])
-        hi = np.array([self.range_[d][1] for d in self.dims_])
-        inside = ((Xv >= lo) & (Xv <= hi)).all(axis=1)
+        inside = self._calibrated_inside(Xv)
         if not inside.any():
             return factor
+        cal = self._cal_res
+        lo = np.array([self.range_[d][0] for d in self.dims_])
+        hi = np.array([self.range_[d][1] for d in self.dims_])
         span = np.where(hi > lo, np.log(hi) - np.log(lo), 1.0)
         k = min(len(cal), max(LOCAL_MIN, math.ceil(LOCAL_SHARE * len(cal))))
         q = np.log(Xv[inside]) / span
@@ -561,7 +575,8 @@ class CostModel:
                 "upper_factor": self.upper_factor_, "range": self.range_,
                 "out_of_range": self.out_of_range, "n_points": self.n_points_,
                 "calibration": {"log_sizes": np.round(self._cal_sizes, 6).tolist(),
-                                "residuals": np.round(self._cal_res, 6).tolist()}
+                                "residuals": np.round(self._cal_res, 6).tolist(),
+                                "against": getattr(self, "_cal_against", "max")}
                 if getattr(self, "_cal_res", None) is not None else None}
 
     @classmethod
@@ -582,6 +597,8 @@ class CostModel:
             if cal:
                 m._cal_sizes = np.asarray(cal["log_sizes"], dtype=float).reshape(-1, len(m.dims_))
                 m._cal_res = np.asarray(cal["residuals"], dtype=float)
+                # files written before 0.1.0's last fitter calibrated against max(fit, steepest)
+                m._cal_against = cal.get("against", "max")
             m.n_points_ = data["n_points"]
             m._h, m._coef = _from_terms(m.dims_, data["terms"])
             m._steep_h, m._steep_coef = _from_terms(m.dims_, data["steep_terms"])
