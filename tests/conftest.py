@@ -18,3 +18,17 @@ def zoo_models():
     from costlab import zoo
 
     return {name: zoo.build(name) for name in zoo.names()}
+
+
+@pytest.fixture(scope="module")
+def sample():
+    """`(profile, {target: CostModel}, policy)` of the stored run in data/sample_run."""
+    import json
+    from pathlib import Path
+
+    from costlab import CostModel, Policy
+    from costlab.profile import Profile
+
+    run = Path(__file__).resolve().parent.parent / "data" / "sample_run"
+    models = {t: CostModel.from_dict(d) for t, d in json.loads((run / "cost_models.json").read_text()).items()}
+    return Profile.load(run), models, Policy.from_json(run / "policy.json")

@@ -3,7 +3,6 @@ its picture is a real PNG, and that a live Jupyter kernel renders it."""
 
 import base64
 import io
-import json
 import re
 from pathlib import Path
 
@@ -18,13 +17,6 @@ from costlab.policy import Policy
 from costlab.profile import Profile
 
 RUN = Path(__file__).resolve().parent.parent / "data" / "sample_run"
-
-
-@pytest.fixture(scope="module")
-def sample():
-    prof = Profile.load(RUN)
-    models = {t: CostModel.from_dict(d) for t, d in json.loads((RUN / "cost_models.json").read_text()).items()}
-    return prof, models, Policy.from_json(RUN / "policy.json")
 
 
 def _images(html_text):

@@ -22,13 +22,6 @@ from costlab.profile import Profile
 RUN = Path(__file__).resolve().parent.parent / "data" / "sample_run"
 
 
-@pytest.fixture(scope="module")
-def sample():
-    prof = Profile.load(RUN)
-    models = {t: CostModel.from_dict(d) for t, d in json.loads((RUN / "cost_models.json").read_text()).items()}
-    return prof, models, Policy.from_json(RUN / "policy.json")
-
-
 def _ax():
     fig, ax = plots.figure()
     return ax
