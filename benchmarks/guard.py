@@ -2,8 +2,9 @@
 
 The policy is the one `make demo`-style runs write for zoo:attention (data/sample_run's,
 rebuilt by data/regenerate.py): token ids `(batch, seq_len)` int32 with a joint budget.
-Cases, each `--calls` checks after 1000 warm-up checks, timed one call at a time with
-`perf_counter_ns` in this process (no model runs, no TF import):
+Cases, each `--calls` checks in `--rounds` interleaved rounds (1000 warm-up checks before
+each round), timed one call at a time with `perf_counter_ns` in this process (no model
+runs, no TF import):
 
 - typical:   the smallest batch the policy admits of 128-token sequences (the common request);
 - at limits: the largest admitted input (worst_admitted sizes);
@@ -68,7 +69,8 @@ def _rejecting(guard):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--policy", default=str(ROOT / "data" / "sample_run" / "policy.json"))
-    ap.add_argument("--calls", type=int, default=20000)
+    ap.add_argument("--calls", type=int, default=20000, help="timed checks per case, over all rounds")
+    ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds over the cases")
     ap.add_argument("--out", default=None, help="write the table as markdown here")
     args = ap.parse_args(argv)
     policy = Policy.from_json(args.policy)
@@ -91,15 +93,22 @@ def main(argv=None) -> int:
     cases.append(("reference: ndarray.max alone", lambda a: a.max(), typical))
     if (policy.data.get("shapes") or {}).get("buckets"):
         cases.append(("padded to buckets", Guard(policy, pad=True, max_distinct=0).check, typical[:, :typical_len - 3]))
+    # Interleaved rounds, so every case sees the same minutes of a shared machine (its speed
+    # drifts by 2× between minutes); each case's figures pool its rounds.
+    per_round = max(1, args.calls // args.rounds)
+    timed: dict[str, list] = {label: [] for label, _, _ in cases}
+    for _ in range(args.rounds):
+        for label, fn, arg in cases:
+            timed[label].append(_time(fn, arg, per_round))
     rows = []
     for label, fn, arg in cases:
-        us = _time(fn, arg, args.calls)
+        us = np.concatenate(timed[label])
         shape = list(np.shape(arg)) if not isinstance(arg, list) or label.startswith("json") else "ragged"
         rows.append({"case": label, "shape": shape, "median_us": float(np.median(us)),
                      "p90_us": float(np.percentile(us, 90)), "p99_us": float(np.percentile(us, 99)),
                      "max_us": float(us.max())})
     shown = os.path.relpath(args.policy, ROOT) if Path(args.policy).resolve().is_relative_to(ROOT) else args.policy
-    head = (f"## Guard.check latency ({args.calls} calls per case, policy {shown}"
+    head = (f"## Guard.check latency ({per_round * args.rounds} calls per case in {args.rounds} interleaved rounds, policy {shown}"
             f" for model {policy.data['model']['name']}, {platform.processor() or platform.machine()}, "
             f"Python {platform.python_version()}, numpy {np.__version__})\n\n"
             "| case | input shape | median µs | p90 µs | p99 µs | max µs |\n|---|---|---|---|---|---|\n")

@@ -90,6 +90,51 @@ def test_never_raises_anything_but_input_rejected(inputs):
     assert np.isfinite(out["mask"]).all()
 
 
+def _general(guard):
+    twin = Guard(guard.policy, max_distinct=guard.max_distinct or 0)
+    twin._fast = None  # the general path alone
+    return twin
+
+
+@st.composite
+def _near_boundary(draw):
+    """Requests around the policy's edges: shapes 0–10 × 0–40 (limits 1–8 × 4–32), ids
+    around [0, 99], masks sometimes non-finite, the mask's shape sometimes different."""
+    shape = draw(st.tuples(st.integers(0, 10), st.integers(0, 40)))
+    ids = draw(hnp.arrays("int32", shape, elements=st.integers(-3, 102) | st.integers(0, 99)))
+    mask_shape = draw(st.just(shape) | st.tuples(st.integers(0, 10), st.integers(0, 40)))
+    mask = draw(hnp.arrays("float32", mask_shape, elements=st.sampled_from([0.0, 1.0]) | st.sampled_from(
+        [np.nan, np.inf, -np.inf, 3e38])))
+    return draw(st.sampled_from([{"ids": ids, "mask": mask}, {"ids": ids}, ids]))
+
+
+@given(_near_boundary(), st.sampled_from([None, 120]))
+def test_fast_path_agrees_with_the_general_path(inputs, joint):
+    guard = Guard(_policy(joint=joint))
+    assert guard._fast is not None
+
+    def verdict(g):
+        try:
+            return g.check(inputs)
+        except InputRejected:
+            return None
+
+    fast, general = guard._fast(inputs), verdict(_general(guard))
+    if fast is not None:  # never admits what the general path refuses, and returns the same arrays
+        assert general is not None and all(fast[k] is general[k] for k in general)
+    elif general is not None and isinstance(inputs, dict) and len(inputs) == 2:  # exact dtypes: no fallback
+        raise AssertionError(f"fast path refused an admitted input: {inputs}")
+
+
+def test_fast_path_respects_the_distinct_shape_cap():
+    guard = Guard(_policy(), max_distinct=1)
+    assert guard._fast(_ok(2, 8)) is None  # a shape not yet counted goes the general way
+    guard.check(_ok(2, 8))
+    assert guard._fast(_ok(2, 8)) is not None and guard._fast(_ok(2, 9)) is None
+    with pytest.raises(InputRejected, match="cap of 1 distinct"):
+        guard.check(_ok(2, 9))
+
+
 def test_huge_dimensions_are_rejected_without_allocating():
     huge = np.broadcast_to(np.int32(1), (2, 10**9))  # a view: no memory behind it
     with pytest.raises(InputRejected, match="over the limit 32") as info:
