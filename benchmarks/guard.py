@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         for label, fn, arg in cases:
             timed[label].append(_time(fn, arg, per_round))
     rows = []
-    for label, fn, arg in cases:
+    for label, _fn, arg in cases:
         us = np.concatenate(timed[label])
         shape = list(np.shape(arg)) if not isinstance(arg, list) or label.startswith("json") else "ragged"
         rows.append({"case": label, "shape": shape, "median_us": float(np.median(us)),
