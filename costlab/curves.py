@@ -54,6 +54,22 @@ EXPONENTS = ((0, 0), (0, 1), (0.5, 0), (1, 0), (1, 1), (1.5, 0), (2, 0), (2, 1),
 OUT_OF_RANGE = ("extrapolate", "clip", "raise")
 _SUPERSCRIPT = {0.5: "^½", 1: "", 1.5: "^1.5", 2: "²", 3: "³"}
 
+#: Relative error under which fits count as equally good (the BIC's RSS is floored at its
+#: square): 0.1%, finer than a timer on a shared machine or an allocator's rounding of a
+#: peak resolves. Misfit under it leaves the choice to parameter counts.
+RESOLUTION = 0.001
+
+#: `tolerance` per target for `fit`. TF's BFC pool counts the chunks it hands out, not the
+#: bytes asked for, and a chunk can be up to twice its request: two live float32 tensors
+#: of 0.25-40 MiB each read 2.0-2.6× one tensor's size at peak, and zoo:conv's peak, 128 B
+#: per pixel up to 8 MiB, reads exactly 16 MiB (182 B per pixel) at 92 000 pixels. Peak
+#: memory is a staircase; 0.2 is the spread one allocation's rounding leaves (a factor
+#: uniform in log over [1, 2): ln 2 / √12). At 0.001 zoo:conv's peak read as
+#: `O(batch³ · height² · width²)` in 8 of 8 profiles, at 0.1 one profile in a few still
+#: read `O(batch log batch · height · width)`; 0.1-0.2 read every stored zoo profile's
+#: architecture class, 0.25 began to read the GRU's as `O(log batch · seq_len)`.
+TOLERANCE = {"peak_bytes": 0.2}
+
 
 def _lower(e):
     """Factors a dimension with leading term e contributes to the basis, incl. e itself."""
@@ -65,11 +81,19 @@ def _lower(e):
     return out
 
 
-def _pool(X_rows, y_rows):
-    """Distinct sizes and the median cost of the rows at each."""
+def _pool(X_rows, y_rows, how=np.median):
+    """Distinct sizes and the median (or `how`) cost of the rows at each."""
     Xv, which = np.unique(X_rows, axis=0, return_inverse=True)
     which = which.ravel()
-    return Xv, np.array([np.median(y_rows[which == k]) for k in range(len(Xv))])
+    return Xv, np.array([how(y_rows[which == k]) for k in range(len(Xv))])
+
+
+def _bic(res, k: int, tol2: float) -> float:
+    """BIC of a log-normal error model, `n·log(RSS/n) + k·log n`, with RSS/n floored at
+    `tol2`: misfit under the measurement's resolution (allocator rounding, timer jitter)
+    leaves the choice to the parameter count."""
+    n = len(res)
+    return n * math.log(max(float(res @ res) / n, tol2)) + k * math.log(n)
 
 
 def _factor(x, e):
@@ -170,6 +194,10 @@ class CostModel:
             to the measured range, or `"raise"`. Defaults to `"extrapolate"`.
         floor: Costs under it are raised to it (resolution of the measurement). Defaults
             to `None`, i.e. 1e-9 of the largest cost.
+        tolerance: Relative misfit the measurement cannot resolve: the BIC's mean squared
+            log residual is floored at its square, so classes that fit within it differ
+            only by their parameter counts. Defaults to `RESOLUTION` (0.1%); `fit` uses
+            `TOLERANCE` per target (allocator rounding makes peak memory a staircase).
 
     Attributes (after `fit`):
         dims_: Dimension names, in column order.
@@ -185,6 +213,8 @@ class CostModel:
             the largest point (growth that may hide in the scatter). `upper` bounds them.
         score_: Held-out median |log(pred/true)| of the chosen hypothesis.
         outliers_: Points left out of the class choice as outliers.
+        identified_on_: Name of the `identify` costs that chose the class (its `name`,
+            e.g. `"wall_s_min"`), or `None` when `y` chose it.
         upper_factor_: Multiplier from the bound's curve to the calibrated `q` upper bound
             outside the measured range (inside it, `upper_factors` calibrates locally).
         range_: `{dim: [min, max]}` measured.
@@ -192,8 +222,9 @@ class CostModel:
     """
 
     def __init__(self, *, target=None, exponents=EXPONENTS, holdout=0.3, margin=6.0, simplicity=6.0,
-                 negligible=0.03, q=0.95, out_of_range="extrapolate", floor=None):
+                 negligible=0.03, q=0.95, out_of_range="extrapolate", floor=None, tolerance=RESOLUTION):
         self.target = target
+        self.tolerance = tolerance
         self.holdout = holdout
         self.exponents = exponents
         self.margin = margin
@@ -210,6 +241,8 @@ class CostModel:
                            f"Received: {type(X).__name__}")
         if X.shape[1] == 0:
             raise FitError("Expected at least one dimension column in `X`. Received: no columns")
+        if not (isinstance(self.tolerance, (int, float)) and 0 < self.tolerance < 1):
+            raise FitError(f"Expected `tolerance` in (0, 1), a relative error. Received: tolerance={self.tolerance!r}")
         if self.out_of_range not in OUT_OF_RANGE:
             raise FitError(f"Expected `out_of_range` in {OUT_OF_RANGE}. Received: out_of_range={self.out_of_range!r}")
         y = np.asarray(y, dtype=float).ravel()
@@ -236,7 +269,7 @@ class CostModel:
                            f"Received fewer for {single}: {[sorted(X[c].unique().tolist()) for c in single]}")
         return Xv, y
 
-    def fit(self, X, y, *, select=None):
+    def fit(self, X, y, *, select=None, identify=None):
         """Fit the curve.
 
         Args:
@@ -247,6 +280,12 @@ class CostModel:
                 then fitted and its bound calibrated on every row. Rows clustered in one
                 region (probes bisecting toward a budget boundary) sharpen the curve there
                 but would bias the choice of class. Defaults to `None` (every row).
+            identify: A less noisy measure of the same calls, one per row (e.g. the
+                fastest of the repeats for a median time), that chooses the class
+                (`complexity_`, `consistent_`); rows at the same sizes pool by their
+                least. The class is then fitted to `y`, and the steeper classes `y`
+                allows (`hidden_`, the bound) are judged on `y` against that fit.
+                Defaults to `None` (`y` chooses).
 
         Returns:
             self.
@@ -260,6 +299,12 @@ class CostModel:
         if floor <= 0:
             raise FitError("All costs are zero: nothing to fit")
         y_rows = np.maximum(y_rows, floor)
+        if identify is not None:
+            _, id_rows = self._validate(X, identify)
+            id_rows = np.maximum(id_rows, floor)
+            if not (id_rows > floor).any():
+                identify, id_rows = None, None
+        self.identified_on_ = getattr(identify, "name", "identify") if identify is not None else None
         if select is not None:
             select = np.asarray(select, dtype=bool).ravel()
             if len(select) != len(y_rows):
@@ -267,7 +312,12 @@ class CostModel:
             if len(np.unique(X_rows[select], axis=0)) < 5:
                 select = None  # too few to choose a class on: every row chooses
         Xall, y_all = _pool(X_rows, y_rows)
-        Xv, y = (Xall, y_all) if select is None else _pool(X_rows[select], y_rows[select])
+        # The costs that choose the class. Replicates of `identify` pool by their least: it
+        # is a reading interference only ever raises, and a shared machine's slow minutes
+        # raise whole rounds (the fastest repeat of one size, measured in two rounds a
+        # minute apart, read 9.5 and 23 ms).
+        c_rows, how = (y_rows, np.median) if identify is None else (id_rows, np.min)
+        Xv, y = _pool(X_rows, c_rows, how) if select is None else _pool(X_rows[select], c_rows[select], how)
         if len(y) < 5:
             raise FitError(f"Need at least 5 distinct measured sizes to fit a cost curve. Received: {len(y)}")
         dims = list(X.columns)
@@ -281,13 +331,11 @@ class CostModel:
         folds = self._folds(size[inl])
         top = folds[-1][1][0]  # the largest point: the last fold leaves it out
         hi_wo = np.delete(Xi, top, axis=0).max(axis=0)
+        tol2 = float(self.tolerance) ** 2
 
         def bic_of(h, X, y, coef):
-            # BIC of a log-normal error model: n·log(RSS/n) + k·log n. RSS/n is floored at
-            # RESOLUTION², so misfit under the measurement's resolution (allocator rounding,
-            # timer jitter) leaves the choice to the parameter count.
             res = np.log(y / np.maximum(h.design(X) @ coef, 1e-300))
-            return len(y) * np.log(max(float(res @ res) / len(y), RESOLUTION**2)) + int((coef > 0).sum()) * np.log(len(y))
+            return _bic(res, int((coef > 0).sum()), tol2)
 
         results, without_top = [], []
         train_wo = folds[-1][0]
@@ -317,12 +365,26 @@ class CostModel:
                 if match is not None:
                     ok = ok + [match]
         self.outliers_ = int((~inl).sum())
-        if select is not None:  # the class is chosen; its coefficients come from every row
-            chosen = {**chosen, "coef": chosen["h"].robust_fit(Xall, y_all)[0]}
+        bic_max = min(r["bic"] for r in results) + self.margin
+        if select is not None or identify is not None:
+            # The class is chosen; its coefficients come from every row of the cost itself,
+            # and the steeper classes that cost allows are judged against that fit on the
+            # same rows (a BIC is comparable only on the same data).
+            h = chosen["h"]
+            coef = h.robust_fit(Xall, y_all)[0]
+            heldout = chosen["heldout"]
+            if identify is not None:  # held-out errors of the cost itself, for the bound
+                size_all = ((np.log(Xall) - np.log(Xall.min(axis=0)))
+                            / np.where(Xall.max(axis=0) > Xall.min(axis=0),
+                                       np.log(Xall.max(axis=0)) - np.log(Xall.min(axis=0)), 1.0)).sum(axis=1)
+                heldout = np.concatenate([np.log(y_all[test] / np.maximum(h.design(Xall[test]) @ h.fit(Xall[train], y_all[train]), 1e-300))
+                                          for train, test in self._folds(size_all)])
+            chosen = {**chosen, "coef": coef, "heldout": heldout}
             Xi, yi = Xall, y_all
             lo, hi = Xall.min(axis=0), Xall.max(axis=0)
-        best_bic = min(r["bic"] for r in results)
-        steep, possible = self._steepest(hyps, chosen, Xi, yi, hi, best_bic + self.margin)
+            res = np.log(yi / np.maximum(h.design(Xi) @ coef, 1e-300))
+            bic_max = _bic(res, int((coef > 0).sum()), tol2) + self.margin
+        steep, possible = self._steepest(hyps, chosen, Xi, yi, hi, bic_max, tol2)
         # Steeper classes whose leading term the data allow a non-negligible share of the
         # cost at the top, though the best fit of them leaves it out: growth that may hide
         # in the scatter or under a constant. Listed and bounded; measuring more of the same
@@ -377,7 +439,7 @@ class CostModel:
         chosen = min((r for r in ok if r["bic"] <= best + self.simplicity), key=order)
         return chosen, [chosen] + [r for r in ok if r is not chosen]
 
-    def _steepest(self, hyps, chosen, X, y, hi, bic_max):
+    def _steepest(self, hyps, chosen, X, y, hi, bic_max, tol2):
         """The bound's curve: of every hypothesis steeper than the chosen one (in one
         dimension at a time beyond two dimensions), the one
         whose leading term can carry the largest cost at twice the largest size while its
@@ -388,7 +450,6 @@ class CostModel:
         Returns `(bound, possible)`: the bound's hypothesis and coefficients, and every
         steeper hypothesis whose leading term can carry at least `negligible` of the cost
         at the largest point within `bic_max`."""
-        n = len(y)
         best = (float((chosen["h"].design(2 * hi[None, :]) @ chosen["coef"])[0]), chosen["h"], chosen["coef"])
         possible = []
         # Every steeper class in up to two dimensions; beyond two, steeper in one dimension
@@ -411,16 +472,20 @@ class CostModel:
                 other, _ = nnls(rest / scale, 1.0 - c * G[:, lead], maxiter=50 * rest.shape[1])
                 coef = np.insert(other / scale, lead, c)
                 res = np.log(y / np.maximum(h.design(X) @ coef, 1e-300))
-                k = int((coef > 0).sum())
-                return coef, n * np.log(max(float(res @ res) / n, RESOLUTION**2)) + k * np.log(n)
+                return coef, _bic(res, int((coef > 0).sum()), tol2)
 
             c_hi = 1.0 / G[:, lead].min()  # the leading term alone would exceed some cost
             if fit_at(0.0)[1] > bic_max:
-                continue
-            c_lo = c_hi * 1e-9
-            if fit_at(c_lo)[1] > bic_max:
-                c_lo = 0.0
-            else:  # bisect in log space: the feasible coefficient spans many decades
+                # Without its leading term this class does not fit: it may still fit with it
+                # (a class chosen on other data, `identify`, can sit below the cost's own).
+                c_lo = float(h.fit(X, y)[lead])
+                if not 0 < c_lo < c_hi or fit_at(c_lo)[1] > bic_max:
+                    continue
+            else:
+                c_lo = c_hi * 1e-9
+                if fit_at(c_lo)[1] > bic_max:
+                    c_lo = 0.0
+            if c_lo > 0:  # bisect in log space: the feasible coefficient spans many decades
                 for _ in range(24):
                     mid = math.sqrt(c_lo * c_hi)
                     c_lo, c_hi = (mid, c_hi) if fit_at(mid)[1] <= bic_max else (c_lo, mid)
@@ -571,7 +636,8 @@ class CostModel:
                 "dims": self.dims_, "terms": self.terms_,
                 "steep_terms": _terms_data(self._steep_h, self._steep_coef),
                 "ambiguous": self.ambiguous_, "consistent": self.consistent_, "hidden": self.hidden_,
-                "score": self.score_, "q": self.q,
+                "score": self.score_, "q": self.q, "tolerance": self.tolerance,
+                "identified_on": getattr(self, "identified_on_", None),
                 "upper_factor": self.upper_factor_, "range": self.range_,
                 "out_of_range": self.out_of_range, "n_points": self.n_points_,
                 "calibration": {"log_sizes": np.round(self._cal_sizes, 6).tolist(),
@@ -582,7 +648,8 @@ class CostModel:
     @classmethod
     def from_dict(cls, data: dict) -> CostModel:
         try:
-            m = cls(target=data.get("target"), q=data["q"], out_of_range=data["out_of_range"])
+            m = cls(target=data.get("target"), q=data["q"], out_of_range=data["out_of_range"],
+                    tolerance=data.get("tolerance", RESOLUTION))
             m.dims_ = list(data["dims"])
             m.terms_ = data["terms"]
             m.exponents_ = data["exponents"]
@@ -591,6 +658,7 @@ class CostModel:
             m.consistent_ = list(data.get("consistent", [data["exponents"]]))
             m.hidden_ = list(data.get("hidden", []))
             m.score_ = data["score"]
+            m.identified_on_ = data.get("identified_on")
             m.upper_factor_ = data["upper_factor"]
             m.range_ = data["range"]
             cal = data.get("calibration")
@@ -632,10 +700,13 @@ def _from_terms(dims, terms):
     return h, np.array([t["coef"] for t in terms], dtype=float)
 
 
-#: Relative error under which fits count as equally good (the BIC's RSS is floored at its
-#: square): 0.1%, finer than a timer on a shared machine or an allocator's rounding of a
-#: peak resolves. Misfit under it leaves the choice to parameter counts.
-RESOLUTION = 0.001
+
+#: Column whose costs choose a target's class in `fit`. On a shared machine interference
+#: only ever adds time, so the fastest of a probe's repeats is the least noisy reading of
+#: the call's own cost: over 8 profiles of zoo:conv at small sizes (1-16 × 16-128²), the
+#: median time read as `O(batch · height · width)` in 4, once as
+#: `O(batch² · height² · width³)`; the fastest repeat read it in 7 of 8.
+IDENTIFY = {"wall_s_median": "wall_s_min", "wall_s_p95": "wall_s_min", "wall_s_p99": "wall_s_min"}
 
 #: Local calibration of `upper` inside the measured range: the share of measured rows
 #: nearest the query whose residuals set its factor, and the fewest rows used.
@@ -650,7 +721,7 @@ TARGETS = {"wall_s_median": (1e-6, 0.0), "wall_s_p95": (1e-6, 0.0), "wall_s_p99"
 
 
 def fit(table: pd.DataFrame, target: str = "wall_s_median", *, dims=None, resolution=None,
-        **params) -> CostModel:
+        identify_by=None, **params) -> CostModel:
     """Fit a `CostModel` of `target` on the successful rows of a profile table.
 
     Args:
@@ -659,6 +730,9 @@ def fit(table: pd.DataFrame, target: str = "wall_s_median", *, dims=None, resolu
         dims: Dimension columns. Defaults to the columns before `kind` in a profile table.
         resolution: Rows whose cost is under it are left out. Defaults to the target's
             entry in `TARGETS` (1 MiB for `peak_bytes`), else `0`.
+        identify_by: Column whose costs choose the class (`CostModel.fit`'s `identify`),
+            or `False` for the target itself. Defaults to the target's entry in
+            `IDENTIFY`: wall times are classed by `wall_s_min`.
         **params: Passed to `CostModel`.
 
     Rows of `kind` `boundary:<dim>` (bisection toward a budget boundary) fit the
@@ -690,10 +764,21 @@ def fit(table: pd.DataFrame, target: str = "wall_s_median", *, dims=None, resolu
         raise FitError(f"Only {len(kept)} of {len(rows)} successful probes have {target} at or above "
                        f"the measurement resolution {resolution:g}: measure larger inputs")
     params.setdefault("floor", floor)
+    if target in TOLERANCE:
+        params.setdefault("tolerance", TOLERANCE[target])
+    ident = IDENTIFY.get(target) if identify_by is None else (identify_by or None)
+    if ident is not None and ident not in kept.columns:
+        if identify_by:
+            raise FitError(f"Column {ident!r} (identify_by) is not in the table. Received columns: {list(table.columns)}")
+        ident = None
     select = ~kept["kind"].astype(str).str.startswith("boundary:") if "kind" in kept.columns else None
     if select is not None and select.all():
         select = None
-    return CostModel(target=target, **params).fit(kept[dims], kept[target].astype(float), select=select)
+    identify = kept[ident].astype(float) if ident is not None else None
+    if identify is not None and not (np.isfinite(identify) & (identify > 0)).all():
+        identify = None  # rows from before the column was measured: the cost chooses
+    return CostModel(target=target, **params).fit(kept[dims], kept[target].astype(float), select=select,
+                                                  identify=identify)
 
 
 def fit_profile(profile, targets=tuple(TARGETS)) -> dict[str, CostModel]:

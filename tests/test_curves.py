@@ -84,6 +84,40 @@ def test_real_allocator_staircase_reads_as_the_integer_power():
     assert model.complexity_ == "O(batch · seq_len²)"
 
 
+def test_an_allocator_step_within_the_peak_tolerance_is_not_growth():
+    # one BFC-sized step (1.4×, as zoo:conv's 16 MiB chunk) over the top third of a linear peak
+    n = np.geomspace(4096, 2**20, 12).round()
+    table = pd.DataFrame({"n": n, "kind": "slice:n", "status": "ok", "peak_bytes": 128 * n * np.where(n > 3e5, 1.4, 1.0)})
+    assert CostModel().fit(table[["n"]], table["peak_bytes"]).complexity_ != "O(n)"  # at 0.1%: steeper
+    model = fit(table, "peak_bytes")
+    assert model.tolerance == 0.2 and model.complexity_ == "O(n)"
+    assert CostModel.from_dict(model.to_dict()).tolerance == 0.2
+    with pytest.raises(FitError, match=r"`tolerance` in \(0, 1\).*tolerance=2"):
+        CostModel(tolerance=2).fit(table[["n"]], table["peak_bytes"])
+
+
+def test_identify_chooses_the_class_and_the_cost_sets_the_level():
+    # A shared machine: interference adds 0-150% to a call's median time at random, while the
+    # fastest repeat stays within 2% of the call's own n log n cost.
+    rng = np.random.default_rng(3)
+    n = np.repeat(np.geomspace(16, 4096, 10).round(), 2)
+    own = 2e-4 + 1e-7 * n * np.log2(n)
+    fastest = own * np.exp(rng.normal(0, 0.02, len(n)))
+    median = own * (1 + rng.uniform(0, 1.5, len(n)))
+    X = pd.DataFrame({"n": n})
+    model = CostModel().fit(X, median, identify=pd.Series(fastest, name="wall_s_min"))
+    assert model.complexity_ == "O(n log n)" and model.identified_on_ == "wall_s_min"
+    at = pd.DataFrame({"n": [1024.0]})
+    assert model.predict(at)[0] > 1.3 * (2e-4 + 1e-7 * 1024 * 10)  # the median's level, not the fastest's
+    assert (model.upper(X) >= 0.95 * median).mean() >= 0.9
+    table = X.assign(kind="slice:n", status="ok", wall_s_median=median, wall_s_min=fastest)
+    assert fit(table, "wall_s_median").identified_on_ == "wall_s_min"
+    assert fit(table, "wall_s_median", identify_by=False).identified_on_ is None
+    assert CostModel.from_dict(fit(table, "wall_s_median").to_dict()).identified_on_ == "wall_s_min"
+    with pytest.raises(FitError, match="'wall_s_max' \\(identify_by\\)"):
+        fit(table, "wall_s_median", identify_by="wall_s_max")
+
+
 def test_undetermined_dims_name_what_the_data_cannot_decide():
     # a 1.3x range with 10% noise cannot tell n from n², a 128x range can
     narrow = np.array([100, 104, 108, 112, 117, 122, 127, 132], float)
