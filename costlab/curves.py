@@ -152,6 +152,17 @@ class _Hypothesis:
         coef, _ = nnls(A / scale * sw[:, None], sw, maxiter=50 * A.shape[1])
         return coef / scale
 
+    def fit_minimal(self, X, y) -> np.ndarray:
+        """The class's minimal form, constant + leading product term (Extra-P's
+        `c0 + c1·f(x)`), by the same relative NNLS; the other coefficients are 0."""
+        D = self.design(X)[:, [0, -1]] / y[:, None]
+        scale = D.max(axis=0)
+        scale[scale == 0] = 1.0
+        c, _ = nnls(D / scale, np.ones(len(y)))
+        coef = np.zeros(len(self.terms))
+        coef[0], coef[-1] = c / scale
+        return coef
+
     def robust_fit(self, X, y, iters=10):
         """Iteratively reweighted `fit`: Huber weights first, then Tukey's bisquare, on
         log residuals scaled by their MAD, so a wild point (a stalled call, an allocator
@@ -337,20 +348,34 @@ class CostModel:
             res = np.log(y / np.maximum(h.design(X) @ coef, 1e-300))
             return _bic(res, int((coef > 0).sum()), tol2)
 
+        def best_fit(h, X, y, form=None):
+            """(coef, BIC, form): the full basis or the minimal form, whichever scores
+            better (NNLS leaves small positive coefficients on lower terms that each cost
+            a parameter: c0 + c·b·s² can lose to O(1) on its full basis yet beat it alone)."""
+            if form != "minimal":
+                full = h.fit(X, y)
+                if form == "full" or len(h.terms) <= 2:
+                    return full, bic_of(h, X, y, full), "full"
+            mini = h.fit_minimal(X, y)
+            if form == "minimal":
+                return mini, bic_of(h, X, y, mini), "minimal"
+            b_full, b_min = bic_of(h, X, y, full), bic_of(h, X, y, mini)
+            return (mini, b_min, "minimal") if b_min < b_full else (full, b_full, "full")
+
         results, without_top = [], []
         train_wo = folds[-1][0]
         for h in hyps:
-            coef_wo = h.fit(Xi[train_wo], yi[train_wo])  # the last fold: the largest point left out
+            coef_wo, bic_wo, _ = best_fit(h, Xi[train_wo], yi[train_wo])  # the largest point left out
             if self._leading_present(h, coef_wo, hi_wo):  # the same choice without that point
-                without_top.append({"h": h, "bic": float(bic_of(h, Xi[train_wo], yi[train_wo], coef_wo))})
-            coef = h.fit(Xi, yi)
+                without_top.append({"h": h, "bic": float(bic_wo)})
+            coef, bic, form = best_fit(h, Xi, yi)
             if not self._leading_present(h, coef, hi):
                 continue
-            fold_coefs = [h.fit(Xi[train], yi[train]) for train, _ in folds[:-1]] + [coef_wo]
+            fold_coefs = [best_fit(h, Xi[train], yi[train], form)[0] for train, _ in folds]
             # signed log(true / predicted) of each held-out point (the largest sizes)
             heldout = np.concatenate([np.log(yi[test] / np.maximum(h.design(Xi[test]) @ c, 1e-300))
                                       for (_, test), c in zip(folds, fold_coefs, strict=True)])
-            results.append({"h": h, "coef": coef, "heldout": heldout, "bic": float(bic_of(h, Xi, yi, coef)),
+            results.append({"h": h, "coef": coef, "heldout": heldout, "bic": float(bic),
                             "score": float(np.median(np.abs(heldout)))})
         if not results:
             raise FitError("No hypothesis fits these costs (all leading terms negligible)")
@@ -472,14 +497,22 @@ class CostModel:
                 other, _ = nnls(rest / scale, 1.0 - c * G[:, lead], maxiter=50 * rest.shape[1])
                 coef = np.insert(other / scale, lead, c)
                 res = np.log(y / np.maximum(h.design(X) @ coef, 1e-300))
-                return coef, _bic(res, int((coef > 0).sum()), tol2)
+                bic = _bic(res, int((coef > 0).sum()), tol2)
+                # the minimal form at this leading coefficient: the constant alone beside it
+                g0, r = G[:, 0], 1.0 - c * G[:, lead]
+                mini = np.zeros(len(coef))
+                mini[0], mini[lead] = max(0.0, float(g0 @ r) / float(g0 @ g0)), c
+                res_m = np.log(y / np.maximum(h.design(X) @ mini, 1e-300))
+                bic_m = _bic(res_m, int((mini > 0).sum()), tol2)
+                return (mini, bic_m) if bic_m < bic else (coef, bic)
 
             c_hi = 1.0 / G[:, lead].min()  # the leading term alone would exceed some cost
             if fit_at(0.0)[1] > bic_max:
                 # Without its leading term this class does not fit: it may still fit with it
                 # (a class chosen on other data, `identify`, can sit below the cost's own).
-                c_lo = float(h.fit(X, y)[lead])
-                if not 0 < c_lo < c_hi or fit_at(c_lo)[1] > bic_max:
+                c_lo = next((c for c in (float(h.fit(X, y)[lead]), float(h.fit_minimal(X, y)[lead]))
+                             if 0 < c < c_hi and fit_at(c)[1] <= bic_max), None)
+                if c_lo is None:
                     continue
             else:
                 c_lo = c_hi * 1e-9
