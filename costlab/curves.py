@@ -17,7 +17,10 @@ iteratively reweighted NNLS (Huber, then Tukey's bisquare on log residuals); poi
 than 5 robust standard deviations (at least 1%) from the most flexible hypothesis are left
 out of the choice as outliers (a stalled call at the top size would otherwise read as steep
 growth or bend the fit). Each hypothesis is then scored by BIC on the log residuals
-(`n·log(RSS/n) + k·log n`, k its non-zero coefficients). Hypotheses within `margin` of the
+(`n·log(RSS/n) + k·log n`, k its non-zero coefficients, RSS/n floored at `tolerance`²),
+on its full basis and in its minimal form (constant + leading term), whichever scores
+better. Wall times are classed on the fastest repeat (`identify`; `IDENTIFY` per target),
+then fitted on their own rows. Hypotheses within `margin` of the
 best BIC are consistent with the data; the one reported (`complexity_`) is, among those
 within `simplicity` of the best, the one with the fewest fractional powers, then the lowest
 degree (powers first, then log factors): costs of ML models are mostly integer-power
