@@ -48,13 +48,17 @@ def test_limits_stay_in_the_range_the_user_asked_for(zoo_models, tmp_path):
 
 def test_widening_stops_once_every_cost_is_fitted(zoo_models):
     model = zoo_models["conv"]
-    space = InputSpace.from_model(model).with_bounds(batch=(1, 4), height=(8, 16), width=(8, 16))
+    # Peaks up to 4 × 48² × 128 B = 1.1 MiB: too few rows over the 1 MiB resolution to fit, and
+    # widening batch alone (×8) puts most of the plan over it. (At 8-16 pixels a side the
+    # rows over 1 MiB after widening batch and height sat at the resolution itself, and which
+    # of them cleared it depended on what the process had allocated before: flaky.)
+    space = InputSpace.from_model(model).with_bounds(batch=(1, 4), height=(24, 48), width=(24, 48))
     prof = costlab.profile(model, space, **QUICK)
     models, skipped = fit_profile_notes(prof)
     assert "peak_bytes" in skipped
     _, _, skipped2, notes = refine(model, prof, models, skipped, **QUICK)
     assert not skipped2
-    assert "width" not in notes  # widening stopped once every cost could be fitted
+    assert list(notes) == ["batch"], notes  # widening stopped once every cost could be fitted
 
 
 def test_widening_is_refused_when_predicted_over_the_caps(mlp_first):
