@@ -288,7 +288,7 @@ def _compile_fast(guard: Guard):
     integer ids declared on a float input.
     """
     consts = {"ndarray": np.ndarray, "maxr": np.maximum.reduce, "minr": np.minimum.reduce,
-              "addr": np.add.reduce, "isfinite": np.isfinite, "seen": guard._seen}
+              "addr": np.add.reduce, "isfinite": np.isfinite, "errstate": np.errstate, "seen": guard._seen}
     var: dict[str, str] = {}  # dimension name -> local variable
     lines = []
     names = guard._names
@@ -329,7 +329,9 @@ def _compile_fast(guard: Guard):
             else:
                 lines += [f"    if minr(a{i}, None) < {lo} or maxr(a{i}, None) > {hi}:", "        return None"]
         elif not ints and dtype.kind == "f":  # a sum is finite only if every element is
-            lines += [f"if a{i}.size and not isfinite(addr(a{i}, None)):", "    return None"]
+            # (inf - inf and overflow would warn; the general path then decides, silently)
+            lines += [f"if a{i}.size:", "    with errstate(invalid='ignore', over='ignore'):",
+                      f"        total = addr(a{i}, None)", "    if not isfinite(total):", "        return None"]
     if guard.max_distinct is not None:
         key = ", ".join(f"({d!r}, {var[d]})" for d in sorted(var))
         lines += [f"if ({key},) not in seen:", "    return None"]
