@@ -354,13 +354,7 @@ class CostModel:
         def best_fit(h, X, y, form=None):
             """(coef, BIC, form): the full basis or the minimal form, whichever scores
             better (NNLS leaves small positive coefficients on lower terms that each cost
-            a parameter: c0 + c·b·s² can lose to O(1) on its full basis yet beat it alone).
-            A basis with more terms than half the points is scored in its minimal form
-            only: in three dimensions a 48-term basis over ~38 sizes follows the scatter
-            (a CI run read zoo:conv's time as `O(batch² · height² log height · width² log
-            width)`). One or two dimensions over a sweep never reach that (16 terms at most)."""
-            if form is None and 2 * len(h.terms) > len(y):
-                form = "minimal"  # more terms than half the points: NNLS would follow the noise
+            a parameter: c0 + c·b·s² can lose to O(1) on its full basis yet beat it alone)."""
             if form != "minimal":
                 full = h.fit(X, y)
                 if form == "full" or len(h.terms) <= 2:
