@@ -7,9 +7,11 @@ of 1-20% plus heavy-tailed outliers (5% of points ×1.5-3), and the largest cost
 grid 6 × 7). Reported:
 
 - class accuracy, overall and on the easier cells (overhead ≤ 50%, noise ≤ 5%);
-- unsafe errors: a class lower than the truth (a policy would admit too much), and the
-  share of those where the truth was not even among the classes costlab lists as ones the
-  data cannot rule out (`ambiguous_`: `consistent_` and `hidden_`, which `upper()` bounds);
+- unsafe errors: a class lower than the truth (a policy would admit too much) — for
+  costlab both the best estimate (`complexity_`) and the class `upper()` bounds with
+  (`bound_complexity_`: the steepest class the data allow, which is what a policy rests
+  on) — and the share of fits where the truth was not even among the classes costlab
+  lists as ones the data cannot rule out (`ambiguous_`: `consistent_` and `hidden_`);
 - extrapolation at 2× and 4× the largest size: median |log(pred/true)|, and how often
   costlab's `upper()` falls under the truth;
 - confusion matrices (rows truth, columns reported);
@@ -132,11 +134,17 @@ def run_1d(reps, seed):
                 Xs, ys = np.concatenate([Xs, more]), np.concatenate([ys, noisy(f(more), noise, rng)])
                 ms = CostModel().fit(pd.DataFrame({"n": Xs}), ys)
             got_s = (ms.exponents_["n"]["power"], ms.exponents_["n"]["log"])
+            bound = (m.bound_exponents_["n"]["power"], m.bound_exponents_["n"]["log"])
+            bound_s = (ms.bound_exponents_["n"]["power"], ms.bound_exponents_["n"]["log"])
             listed_s = {(c["n"]["power"], c["n"]["log"]) for c in ms.consistent_ + ms.hidden_}
             b_s = bigo_class(Xs, ys)[0] if len(Xs) > len(N) else b
             rows.append({"truth": name, "overhead": ov, "noise": noise, "scale": scale,
                          "settle_ok": got_s == truth, "settle_bigo_ok": b_s == truth, "extra": len(Xs) - len(N),
                          "settle_unsafe": ORDER.index(got_s) < ORDER.index(truth),
+                         "bound_unsafe": bound < truth, "settle_bound_unsafe": bound_s < truth,
+                         "listed_unsafe": max(consistent) < truth, "settle_listed_unsafe": max(listed_s | {got_s}) < truth,
+                         "n_listed": len(consistent), "settle_n_listed": len(listed_s | {got_s}),
+                         "bound_over": bound > truth, "settle_bound_over": bound_s > truth,
                          "settle_silent": ORDER.index(got_s) < ORDER.index(truth) and truth not in listed_s,
                          "costlab": label(got), "bigo": label(b), "oracle_ok": oracle_class(N, y) == truth,
                          "costlab_ok": got == truth, "bigo_ok": b == truth,
@@ -168,6 +176,7 @@ def run_2d(reps, seed):
             y = np.where(out, y * rng.uniform(1.5, 3, len(y)), y)
             m = CostModel().fit(X, y)
             got = (tuple(m.exponents_["batch"].values()), tuple(m.exponents_["seq_len"].values()))
+            bound = (tuple(m.bound_exponents_["batch"].values()), tuple(m.bound_exponents_["seq_len"].values()))
             consistent = {(tuple(c["batch"].values()), tuple(c["seq_len"].values())) for c in m.consistent_ + m.hidden_}
             far = pd.DataFrame({"batch": [64, 128], "seq_len": [2048, 4096]})
             true_far = (c0 + growth(far) / g.max()) / (c0 + 1) * scale
@@ -177,6 +186,10 @@ def run_2d(reps, seed):
                          "costlab_unsafe": ORDER.index(got[0]) < ORDER.index(eb) or ORDER.index(got[1]) < ORDER.index(es),
                          "costlab_silent": (ORDER.index(got[0]) < ORDER.index(eb) or ORDER.index(got[1]) < ORDER.index(es))
                          and (eb, es) not in consistent,
+                         "bound_unsafe": bound[0] < eb or bound[1] < es,
+                         "listed_unsafe": not any(c[0] >= eb and c[1] >= es for c in consistent),
+                         "n_listed": len(consistent),
+                         "bound_over": (bound[0] > eb or bound[1] > es) and not (bound[0] < eb or bound[1] < es),
                          "err2": abs(np.log(pred[0] / true_far[0])), "err4": abs(np.log(pred[1] / true_far[1])),
                          "under2": up[0] < true_far[0], "under4": up[1] < true_far[1],
                          "loose2": up[0] / true_far[0], "loose4": up[1] / true_far[1]})
@@ -204,8 +217,16 @@ def main():
           f"{pct(one.oracle_ok)} |")
     print(f"| class accuracy, overhead ≤ 50% and noise ≤ 5% | {pct(easy1.costlab_ok)} | {pct(easy1.bigo_ok)} | "
           f"{pct(easy2.costlab_ok)} | {pct(easy1.oracle_ok)} |")
-    print(f"| unsafe (lower class than truth), whole grid | {pct(one.costlab_unsafe)} | {pct(one.bigo_unsafe)} | {pct(two.costlab_unsafe)} |")
-    print(f"| unsafe and the truth not even listed in `ambiguous_` | {pct(one.costlab_silent)} | — | {pct(two.costlab_silent)} |")
+    print(f"| unsafe: every class reported (`complexity_` and `ambiguous_`) lower than truth, whole grid | "
+          f"{pct(one.listed_unsafe)} | {pct(one.bigo_unsafe)} | {pct(two.listed_unsafe)} |")
+    print(f"| classes reported per fit (mean) | {one.n_listed.mean():.1f} | 1 | {two.n_listed.mean():.1f} |")
+    print(f"| unsafe: the class `upper()` bounds with (`bound_complexity_`) lower than truth | {pct(one.bound_unsafe)} | "
+          f"{pct(one.bigo_unsafe)} | {pct(two.bound_unsafe)} |")
+    print(f"| `bound_complexity_` steeper than truth (its term may be small: see looseness) | {pct(one.bound_over)} | — | "
+          f"{pct(two.bound_over)} |")
+    print(f"| best estimate alone (`complexity_`) lower than truth | {pct(one.costlab_unsafe)} | "
+          f"{pct(one.bigo_unsafe)} | {pct(two.costlab_unsafe)} |")
+    print(f"| best estimate lower and the truth not listed in `ambiguous_` | {pct(one.costlab_silent)} | — | {pct(two.costlab_silent)} |")
     for k in (2, 4):
         print(f"| median abs log error at {k}× the largest size | {np.median(one[f'err{k}']):.3f} | "
               f"{np.median(one[f'bigo_err{k}']):.3f} | {np.median(two[f'err{k}']):.3f} |")
@@ -221,8 +242,12 @@ def main():
     print("|---|---|---|")
     print(f"| class accuracy, whole grid | {pct(one.settle_ok)} | {pct(one.settle_bigo_ok)} |")
     print(f"| class accuracy, overhead ≤ 50% and noise ≤ 5% | {pct(easy1.settle_ok)} | {pct(easy1.settle_bigo_ok)} |")
-    print(f"| unsafe (lower class than truth), whole grid | {pct(one.settle_unsafe)} | — |")
-    print(f"| unsafe and the truth not even listed in `ambiguous_` | {pct(one.settle_silent)} | — |")
+    print(f"| unsafe: every class reported lower than truth, whole grid | {pct(one.settle_listed_unsafe)} | — |")
+    print(f"| classes reported per fit (mean) | {one.settle_n_listed.mean():.1f} | 1 |")
+    print(f"| unsafe: `bound_complexity_` lower than truth | {pct(one.settle_bound_unsafe)} | — |")
+    print(f"| `bound_complexity_` steeper than truth | {pct(one.settle_bound_over)} | — |")
+    print(f"| best estimate alone (`complexity_`) lower than truth | {pct(one.settle_unsafe)} | — |")
+    print(f"| best estimate lower and the truth not listed in `ambiguous_` | {pct(one.settle_silent)} | — |")
     print("\n### Accuracy by noise and overhead (costlab / big_O, 1-D)\n")
     piv = one.groupby(["noise", "overhead"]).agg(c=("costlab_ok", "mean"), b=("bigo_ok", "mean")).reset_index()
     print("| noise \\ overhead | " + " | ".join(f"{o:.0%}" for o in OVERHEADS) + " |")
@@ -230,6 +255,12 @@ def main():
     for nz in NOISES:
         cells = piv[piv.noise == nz].set_index("overhead")
         print(f"| {nz:.0%} | " + " | ".join(f"{cells.loc[o, 'c']:.0%} / {cells.loc[o, 'b']:.0%}" for o in OVERHEADS) + " |")
+    print("\n### Looseness of `upper()` at 4× the largest size by noise and overhead (median upper / truth, 1-D)\n")
+    loose = one.groupby(["noise", "overhead"])["loose4"].median().unstack()
+    print("| noise \\ overhead | " + " | ".join(f"{o:.0%}" for o in OVERHEADS) + " |")
+    print("|---" * (len(OVERHEADS) + 1) + "|")
+    for nz in NOISES:
+        print(f"| {nz:.0%} | " + " | ".join(f"{loose.loc[nz, o]:.2f}" for o in OVERHEADS) + " |")
     for who in ("costlab", "bigo"):
         print(f"\n### Confusion, {'costlab' if who == 'costlab' else 'big_O'} (1-D; rows truth, columns reported)\n")
         conf = pd.crosstab(one["truth"], one[who]).reindex(index=list(CLASSES_1D))

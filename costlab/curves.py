@@ -225,6 +225,11 @@ class CostModel:
         hidden_: Exponents of steeper classes whose best fit leaves their leading term
             out, but which the data allow to carry at least `negligible` of the cost at
             the largest point (growth that may hide in the scatter). `upper` bounds them.
+        bound_exponents_: `{dim: {"power": i, "log": j}}` of the curve `upper` bounds with
+            beyond the measured range: the steepest class the data allow (the chosen one
+            when nothing steeper fits). A policy's safety rests on this class, not on
+            `complexity_`, which is the best single estimate.
+        bound_complexity_: The same, human-readable.
         score_: Held-out median |log(pred/true)| of the chosen hypothesis.
         outliers_: Points left out of the class choice as outliers.
         identified_on_: Name of the `identify` costs that chose the class (its `name`,
@@ -425,6 +430,7 @@ class CostModel:
         self.terms_ = _terms_data(self._h, self._coef)
         self.exponents_ = {d: {"power": e[0], "log": e[1]} for d, e in zip(dims, self._h.exps, strict=True)}
         self.complexity_ = self._complexity(self._h.exps)
+        self._set_bound_class()
         self.ambiguous_ = sorted({self._complexity(r["h"].exps) for r in ok + hidden} - {self.complexity_})
         self.hidden_ = [{d: {"power": e[0], "log": e[1]} for d, e in zip(dims, r["h"].exps, strict=True)}
                         for r in hidden]
@@ -577,6 +583,14 @@ class CostModel:
                 return False
         return True
 
+    def _set_bound_class(self):
+        """`bound_exponents_` and `bound_complexity_` from the bound's curve: per dimension
+        the steeper of its leading factor and the fitted curve's (`upper` takes the larger
+        of the two curves beyond the data)."""
+        exps = tuple(max(a, b) for a, b in zip(self._steep_h.exps, self._h.exps, strict=True))
+        self.bound_exponents_ = {d: {"power": e[0], "log": e[1]} for d, e in zip(self.dims_, exps, strict=True)}
+        self.bound_complexity_ = self._complexity(exps)
+
     def _complexity(self, exps) -> str:
         return f"O({term_name(dict(zip(self.dims_, exps, strict=True))) if any(e != (0, 0) for e in exps) else '1'})"
 
@@ -669,6 +683,7 @@ class CostModel:
         """Plain data: parameters, fitted terms, class; `from_dict` restores a usable model."""
         self._check()
         return {"target": self.target, "complexity": self.complexity_, "exponents": self.exponents_,
+                "bound_complexity": self.bound_complexity_,
                 "dims": self.dims_, "terms": self.terms_,
                 "steep_terms": _terms_data(self._steep_h, self._steep_coef),
                 "ambiguous": self.ambiguous_, "consistent": self.consistent_, "hidden": self.hidden_,
@@ -706,6 +721,7 @@ class CostModel:
             m.n_points_ = data["n_points"]
             m._h, m._coef = _from_terms(m.dims_, data["terms"])
             m._steep_h, m._steep_coef = _from_terms(m.dims_, data["steep_terms"])
+            m._set_bound_class()
         except (KeyError, TypeError) as exc:
             raise FitError(f"Malformed cost model: missing or wrong field {exc}") from None
         return m

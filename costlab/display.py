@@ -203,6 +203,7 @@ def cost_model_rows(model) -> list[tuple]:
     return [("target", model.target), ("complexity", model.complexity_),
             ("also consistent", f"{len(amb)}: {', '.join(amb)}" if amb else "none"),
             ("undetermined powers", ", ".join(model.undetermined_dims()) or "none"),
+            ("bound's class (beyond range)", model.bound_complexity_),
             ("exponents", {d: f"{e['power']:g}" + (f" log^{e['log']}" if e["log"] else "")
                            for d, e in model.exponents_.items()}),
             ("measured range", {d: f"{lo:g}–{hi:g}" for d, (lo, hi) in model.range_.items()}),

@@ -148,10 +148,10 @@ def _complexity(run: dict) -> list[str]:
         amb = m.ambiguous_
         rows.append((target, m.complexity_, ", ".join(m.undetermined_dims()) or "none",
                      f"<details><summary>{len(amb)}</summary>{esc(', '.join(amb))}</details>" if amb else "none",
-                     f"×{m.upper_factor_:.3f}", f"{m.score_:.3f}", fmt({d: f"{lo:g}–{hi:g}" for d, (lo, hi)
+                     m.bound_complexity_, f"×{m.upper_factor_:.3f}", f"{m.score_:.3f}", fmt({d: f"{lo:g}–{hi:g}" for d, (lo, hi)
                                                                          in m.range_.items()})))
     parts = [html_table(rows, ("target", "complexity", "undetermined powers", "also consistent",
-                               "upper factor", "held-out score", "measured range"), raw_columns=(3,))]
+                               "bound's class", "upper factor", "held-out score", "measured range"), raw_columns=(3,))]
     for target, m in models.items():
         parts += [f"<h3>{esc(target)}: {esc(m.complexity_)}</h3>", display.cost_model_terms(m)]
     return parts

@@ -42,7 +42,8 @@ class Run:
         for t, m in self.cost_models.items():
             more = f" and {len(m.ambiguous_) - 2} more" if len(m.ambiguous_) > 2 else ""
             amb = f"  (also consistent: {', '.join(m.ambiguous_[:2])}{more})" if m.ambiguous_ else ""
-            lines.append(f"  {t:14s} {m.complexity_}{amb}")
+            bound = f"; bounded beyond the range as {m.bound_complexity_}" if m.bound_complexity_ != m.complexity_ else ""
+            lines.append(f"  {t:14s} {m.complexity_}{amb}{bound}")
         for t, why in self.notes.items():
             lines.append(f"  {t:14s} not fitted: {why}")
         for d, what in self.refined.items():

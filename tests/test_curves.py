@@ -201,4 +201,16 @@ def test_growth_hidden_under_a_constant_is_listed_and_bounded(seed):
     assert (3, 0) in listed and "O(n³)" in model.ambiguous_ + [model.complexity_]
     far = pd.DataFrame({"n": [2 * N[-1], 4 * N[-1]]})
     assert (model.upper(far) >= 9 + np.array([8, 64])).all()  # the truth at 2× and 4×
-    assert CostModel.from_dict(model.to_dict()).hidden_ == model.hidden_
+    assert model.bound_exponents_ == {"n": {"power": 3, "log": 0}}  # the bound's class, not the estimate's
+    again = CostModel.from_dict(model.to_dict())
+    assert again.hidden_ == model.hidden_
+    assert again.bound_complexity_ == model.bound_complexity_ == "O(n³)"
+
+
+def test_a_clean_curve_is_bounded_by_its_own_class_or_steeper():
+    # Where the data pin the growth down, the bound's class is never below the estimate's,
+    # and the bound's own curve is the fitted one or a steeper one the data allow.
+    model = CostModel().fit(pd.DataFrame({"n": N}), 1e-3 + 1e-7 * N**2)
+    assert model.complexity_ == "O(n²)"
+    bound = model.bound_exponents_["n"]
+    assert (bound["power"], bound["log"]) >= (2, 0)
