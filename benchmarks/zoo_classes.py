@@ -12,7 +12,13 @@ and whose class differs but lists the architecture's in `ambiguous_` (not ruled 
 bound covers it); the rest are misses (neither). Wall times are classed on the fastest
 repeat (`fit`'s `IDENTIFY`); the same fits with the median choosing are shown for contrast.
 
+`--save DIR` keeps each profile's table (`DIR/<model>_<rep>.csv`); `--load DIR` fits those
+tables again instead of profiling, so two versions of the fitter can be compared on the
+same measurements (this machine's timing noise otherwise differs more between runs than
+fitters do).
+
 Run: .venv/bin/python benchmarks/zoo_classes.py [--reps 5] [--out benchmarks/results/zoo_classes.md]
+     [--save DIR | --load DIR]
 Takes about 20 s per profile on a 2-core machine (4 models × 5 reps: ~7 minutes).
 """
 
@@ -24,6 +30,9 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,17 +66,30 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--save", default=None, help="keep each profile's table in this directory")
+    ap.add_argument("--load", default=None, help="fit the tables --save kept instead of profiling")
     args = ap.parse_args(argv)
+    if args.save:
+        Path(args.save).mkdir(parents=True, exist_ok=True)
     warnings.simplefilter("ignore")
     counts: dict = {}
     seen: dict = {}
     t0 = time.time()
     for name in args.models.split(","):
         bounds, arch = MODELS[name]
-        model = zoo.build(name)
-        space = InputSpace.from_model(model).with_bounds(**bounds)
+        if not args.load:
+            model = zoo.build(name)
+            space = InputSpace.from_model(model).with_bounds(**bounds)
         for rep in range(args.reps):
-            prof = costlab.profile(model, space, seed=rep, **QUICK)
+            if args.load:
+                path = Path(args.load) / f"{name}_{rep}.csv"
+                if not path.exists():
+                    break
+                prof = SimpleNamespace(table=pd.read_csv(path), dims=list(bounds))
+            else:
+                prof = costlab.profile(model, space, seed=rep, **QUICK)
+                if args.save:
+                    prof.table.to_csv(Path(args.save) / f"{name}_{rep}.csv", index=False)
             fits = {"": costlab.fit_profile(prof, TARGETS)}
             fits[" (median chooses)"] = {t: costlab.fit(prof.table, t, dims=prof.dims, identify_by=False)
                                          for t in ("wall_s_median",)}
