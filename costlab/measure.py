@@ -13,7 +13,7 @@ import numpy as np
 
 #: Columns `measure` fills, in table order.
 COLUMNS = ("status", "error", "cold_s", "wall_s_median", "wall_s_p95", "wall_s_p99", "wall_s_min",
-           "wall_s_iqr", "repeats", "peak_bytes", "memory_source")
+           "wall_s_iqr", "cpu_s_min", "cpu_s_median", "repeats", "peak_bytes", "memory_source")
 
 
 def _status_of(exc: BaseException) -> str:
@@ -56,6 +56,11 @@ def measure(fn, *, memory=None, min_repeats: int = 5, max_repeats: int = 50,
     (`per_call = False`) is reset once, before the cold call: an allocator that keeps
     freed memory (glibc's heap, TF's pool) shows an input's growth only the first time.
 
+    Each warm call's CPU time (every thread of this process, `time.process_time`) is read
+    beside its wall time: `cpu_s_min` and `cpu_s_median`. Work does not grow with the
+    machine's load the way wall time does (a call preempted by a neighbour waits, off
+    CPU), so the CPU time is a steadier reading of how the work grows.
+
     Args:
         fn: Zero-argument callable running the model once.
         memory: A memory source (`reset()`, `peak()`, `name`), or `None` for no memory.
@@ -72,7 +77,7 @@ def measure(fn, *, memory=None, min_repeats: int = 5, max_repeats: int = 50,
     """
     row = dict.fromkeys(COLUMNS)
     row["memory_source"] = getattr(memory, "name", None)
-    perf = time.perf_counter
+    perf, cpu = time.perf_counter, time.process_time
     gc_was = gc.isenabled()
     try:
         if memory is not None:
@@ -84,12 +89,14 @@ def measure(fn, *, memory=None, min_repeats: int = 5, max_repeats: int = 50,
         if memory is not None and getattr(memory, "per_call", True):
             memory.reset()
         gc.disable()
-        samples = []
+        samples, cpu_samples = [], []
         start = perf()
         while len(samples) < max_repeats:
-            t0 = perf()
+            c0, t0 = cpu(), perf()
             fn()
-            samples.append(perf() - t0)
+            t1, c1 = perf(), cpu()
+            samples.append(t1 - t0)
+            cpu_samples.append(c1 - c0)
             if len(samples) >= min_repeats and (
                     perf() - start > time_budget_s or median_ci_halfwidth(samples) <= rel_ci):
                 break
@@ -104,5 +111,6 @@ def measure(fn, *, memory=None, min_repeats: int = 5, max_repeats: int = 50,
     a = np.asarray(samples)
     q1, med, q3, p95, p99 = np.percentile(a, [25, 50, 75, 95, 99])
     row.update(status="ok", error="", wall_s_median=float(med), wall_s_p95=float(p95), wall_s_p99=float(p99),
-               wall_s_min=float(a.min()), wall_s_iqr=float(q3 - q1), repeats=len(a))
+               wall_s_min=float(a.min()), wall_s_iqr=float(q3 - q1), cpu_s_min=float(min(cpu_samples)),
+               cpu_s_median=float(np.median(cpu_samples)), repeats=len(a))
     return row

@@ -118,6 +118,29 @@ def test_identify_chooses_the_class_and_the_cost_sets_the_level():
         fit(table, "wall_s_median", identify_by="wall_s_max")
 
 
+def test_cpu_time_classes_wall_time_where_it_carries_the_work():
+    # A loaded machine: the large calls wait longer for a core (wall grows as n^1.5 on top),
+    # while their CPU time is the work itself, linear. Where CPU time carries the work it
+    # chooses the class; where it does not (a call that waits on an accelerator, I/O or a
+    # sleep: CPU a small share of wall time) the fastest wall time chooses.
+    rng = np.random.default_rng(5)
+    n = np.repeat(np.geomspace(16, 4096, 10).round(), 2)
+    work = 1e-3 + 1e-6 * n
+    wall_min = work * (1 + (n / n.max()) ** 1.5) * np.exp(rng.normal(0, 0.01, len(n)))
+    table = pd.DataFrame({"n": n, "kind": "slice:n", "status": "ok", "wall_s_min": wall_min,
+                          "wall_s_median": wall_min * 1.05,
+                          "cpu_s_median": work * np.exp(rng.normal(0, 0.01, len(n)))})
+    on_cpu = fit(table, "wall_s_median")
+    assert on_cpu.identified_on_ == "cpu_s_median" and on_cpu.complexity_ == "O(n)"
+    assert fit(table, "wall_s_median", identify_by="wall_s_min").complexity_ != "O(n)"  # the premise
+    waits = table.assign(cpu_s_median=0.1 * table["cpu_s_median"])  # CPU 10% of the wall time
+    assert fit(waits, "wall_s_median").identified_on_ == "wall_s_min"
+    older = table.drop(columns="cpu_s_median")  # tables from before the column existed
+    assert fit(older, "wall_s_median").identified_on_ == "wall_s_min"
+    partial = table.assign(cpu_s_median=np.where(n == n.max(), np.nan, table["cpu_s_median"]))
+    assert fit(partial, "wall_s_median").identified_on_ == "wall_s_min"
+
+
 def test_undetermined_dims_name_what_the_data_cannot_decide():
     # a 1.3x range with 10% noise cannot tell n from n², a 128x range can
     narrow = np.array([100, 104, 108, 112, 117, 122, 127, 132], float)
