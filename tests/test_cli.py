@@ -83,12 +83,13 @@ def test_a_broken_keras_file_is_a_clear_error(tmp_path):
 
 def test_run_then_verify_a_saved_keras_file(tmp_path):
     out = tmp_path / "run"
-    # Four points and 0.1 s probes on a shared runner: the plumbing is under test here, so the run keeps a
+    # The plumbing is under test (boundary bisection, settling and the concurrent run are
+    # test_pipeline's, in process). Four points and 0.1 s probes on a shared runner: so the run keeps a
     # wider margin (0.75) than the default 0.9; 0 violations at 0.9 with full measurement is
     # benchmarks/policies.py's claim (a CI run once measured 15.02 ms against 15 ms at 0.9).
     proc = costlab("run", DATA / "attention.keras", "--latency-ms", "15", "--memory-mib", "24", "--out", out,
                    "--dim", "batch=2:16", "--dim", "seq_len=64:1024", "--points", "4", "--examples", "2",
-                   "--probe-time", "0.1", "--margin", "0.75")
+                   "--probe-time", "0.1", "--margin", "0.75", "--throughput-s", "0", "--no-boundary", "--settle", "0")
     assert proc.returncode == 0, proc.stderr
     assert "seq_len" in proc.stdout and "limited by" in proc.stdout and "policy.json" in proc.stdout
     assert "shape churn" in proc.stdout and "per new shape" in proc.stdout  # a fresh worker's figures
@@ -99,7 +100,7 @@ def test_run_then_verify_a_saved_keras_file(tmp_path):
     assert list((out / "plots").glob("*.png"))
     models = json.loads((out / "cost_models.json").read_text())
     assert set(models) >= {"wall_s_median", "peak_bytes"}
-    verify = costlab("verify", DATA / "attention.keras", out / "policy.json", "--probes", "12")
+    verify = costlab("verify", DATA / "attention.keras", out / "policy.json", "--probes", "12", "--no-tightness")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "0 violation(s)" in verify.stdout
 

@@ -63,7 +63,7 @@ def test_a_multi_input_model_with_a_tied_axis_profiles_end_to_end(zoo_models, tm
     assert [i.shape for i in space.inputs] == [("batch", "seq_len"), ("batch", "seq_len")]
     assert space.inputs[1].values.max == 1  # a mask holds 0 or 1
     run = costlab.run(model, {"latency_ms": 20, "memory_mib": 32}, tmp_path, space=space, points=5,
-                      churn=0, **FAST)
+                      churn=0, throughput_s=0, boundary=False, settle=0, **FAST)
     shapes = [json.loads(s) for s in run.profile.table["input_shapes"]]
     assert all(s["tokens"] == s["mask"] for s in shapes)
     assert (run.profile.table["status"] == "ok").all()
@@ -76,17 +76,21 @@ def test_failing_inputs_are_kept_reproducibly(tmp_path):
 
     adapter = load("zoo:bomb")
     space = adapter.space.with_bounds(mib=(1, 1024))
+    # max_probe_s out of the way: a loaded machine's times must not stop the 1 GiB plan probe
     prof = profile(adapter, space, points=4, rounds=1, isolation="subprocess", memory_cap_mib=200,
-                   failures_dir=tmp_path, **FAST)
+                   failures_dir=tmp_path, max_probe_s=600, **FAST)
     bad = prof.failures
     assert len(bad) >= 1 and set(bad["status"]) == {"oom"}
     entries = [json.loads(line) for line in (tmp_path / "failures.jsonl").read_text().splitlines()]
     assert len(entries) == len(bad)
-    first = entries[0]
-    inputs = load_failure(tmp_path / first["arrays"])
-    assert list(inputs["x"].shape) == json.loads(first["input_shapes"])["x"]
+    for entry in entries:  # every failure's arrays reload at the shape it was called with
+        inputs = load_failure(tmp_path / entry["arrays"])
+        assert list(inputs["x"].shape) == json.loads(entry["input_shapes"])["x"]
+    planned = [e for e in entries if e["kind"] != "fuzz"]  # Hypothesis examples have no recipe
+    assert planned and all(e["recipe"] is None for e in entries if e["kind"] == "fuzz")
+    first = planned[0]
     again = space.random_inputs(first["recipe"]["sizes"], seed=first["recipe"]["seed"])
-    np.testing.assert_array_equal(again["x"], inputs["x"])
+    np.testing.assert_array_equal(again["x"], load_failure(tmp_path / first["arrays"])["x"])
 
 
 def test_space_files_in_yaml_and_mismatches_named(tmp_path, zoo_models):
@@ -119,7 +123,8 @@ def test_space_files_in_yaml_and_mismatches_named(tmp_path, zoo_models):
 def test_cli_lists_failing_inputs(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "costlab.cli", "run", "zoo:bomb", "--latency-ms", "50",
                            "--memory-mib", "64", "--memory-cap-mib", "300", "--points", "8", "--rounds", "1",
-                           "--examples", "2", "--probe-time", "0.05", "--churn", "0", "--out", str(tmp_path)],
+                           "--examples", "2", "--probe-time", "0.05", "--churn", "0", "--throughput-s", "0",
+                           "--no-boundary", "--settle", "0", "--no-refine", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(tmp_path / "profile.csv")
