@@ -10,10 +10,19 @@ margin × budget; `≥` marks a boundary the search did not bracket within 4× t
 the tightness is at most the figure shown). Goal (issue 6): 0 violations over ≥ 200
 probes, every limit ≥ 0.85 of its true boundary.
 
-Everything runs through the CLI, in subprocesses, with a memory cap on every probe.
-Takes about 4 minutes per model on a 2-core machine.
+The machine's speed: `costlab run` measures a reference input every third probe
+(`costlab.speed`), fits times at the run's median speed and plans the limits for the 95th
+percentile of the speed index (`machine_speed.factor`); verify measures the same input and
+reads every boundary probe's latency at that planned speed. Reported per model: the
+index's spread over the run (p5, p95, max), the factor planned for, and the index during
+verify (median, max, relative to the run's median). With `--raw`, each policy is verified
+a second time with `--pulse 0` (raw latencies, as before the speed index): the tightness
+against a boundary measured in whatever stretch of the host verify ran in, for comparison.
 
-Run: .venv/bin/python benchmarks/policies.py [--models attention,recurrent,conv,mlp]
+Everything runs through the CLI, in subprocesses, with a memory cap on every probe.
+Takes about 4 minutes per model on a 2-core machine (5 with `--raw`).
+
+Run: .venv/bin/python benchmarks/policies.py [--models attention,recurrent,conv,mlp] [--raw]
      [--out benchmarks/results/policies.md]
 """
 
@@ -45,6 +54,7 @@ def main(argv=None) -> int:
     ap.add_argument("--probes", type=int, default=200)
     ap.add_argument("--out", default=None)
     ap.add_argument("--keep", default=None, help="keep the run directories here")
+    ap.add_argument("--raw", action="store_true", help="also verify with --pulse 0 (raw latencies)")
     args = ap.parse_args(argv)
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="costlab-policies-"))
     rows, tight_rows = [], []
@@ -73,9 +83,22 @@ def main(argv=None) -> int:
         rows.append({"model": name, "budgets": f"{lat} ms / {mem} MiB", "limits": limits, "probes": len(table),
                      "violations": violations, "exit": v.returncode, "worst_latency": worst_lat,
                      "worst_memory": worst_mem, "run_s": run_s, "verify_s": verify_s})
+        ms = policy.get("machine_speed") or {}
+        idx = [float(t["index"]) for t in table if t.get("index")]
+        rows[-1]["speed"] = (f"{ms['quantiles']['p5']:.2f}–{ms['quantiles']['p95']:.2f} (max "
+                             f"{ms['quantiles']['max']:.2f}) | {ms['factor']:.2f} | "
+                             f"{sorted(idx)[len(idx) // 2]:.2f} (max {max(idx):.2f})" if ms and idx else "– | – | –")
+        raw = {}
+        if args.raw:
+            w = _run(["verify", f"zoo:{name}", out / "policy.json", "--probes", args.probes, "--pulse", "0",
+                      "--out", out / "verify_raw"])
+            rows[-1]["raw_violations"] = sum(1 for t in csv.DictReader((out / "verify_raw" / "verify.csv").open())
+                                             if t["violation"]) if w.returncode in (0, 1) else "failed"
+            rp = out / "verify_raw" / "tightness.csv"
+            raw = {t["limit"]: t for t in (csv.DictReader(rp.open()) if rp.exists() else [])}
         tp = out / "verify" / "tightness.csv"
         for t in (csv.DictReader(tp.open()) if tp.exists() else []):
-            tight_rows.append({"model": name, **t})
+            tight_rows.append({"model": name, **t, "raw": raw.get(t["limit"])})
     lines = [f"## Policies verified on the zoo models ({args.probes} probes each, isolated workers)\n",
              "| model | budgets (p50 / peak) | limits | probes | violations | most expensive probe / budget (latency, memory) | run s | verify s |",
              "|---|---|---|---|---|---|---|---|"]
@@ -85,12 +108,27 @@ def main(argv=None) -> int:
             continue
         lines.append(f"| {r['model']} | {r['budgets']} | {r['limits']} | {r['probes']} | {r['violations']} | "
                      f"{r['worst_latency']:.0%}, {r['worst_memory']:.0%} | {r['run_s']:.0f} | {r['verify_s']:.0f} |")
-    lines += ["", "### Tightness (limit / largest size measured within margin × budget along it)", "",
-              "| model | limit | policy max | measured boundary | tightness | probes |", "|---|---|---|---|---|---|"]
+    lines += ["", "### Machine speed (reference input's time / the run's median)", "",
+              "| model | over the run: p5–p95 (max) | planned for (q = 0.95) | during verify: median (max) |",
+              "|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['speed']} |" for r in rows if "speed" in r]
+    head = "| model | limit | policy max | measured boundary | tightness | probes |"
+    if args.raw:
+        head += " raw: boundary | raw: tightness |"
+    lines += ["", "### Tightness (limit / largest size measured within margin × budget along it, "
+              "latency read at the planned machine speed)", "", head, "|" + "---|" * (head.count("|") - 1)]
     for t in tight_rows:
         ge = "" if t["exact"] == "True" else "≥ "
-        lines.append(f"| {t['model']} | {t['limit']} | {t['value']} | {ge}{t['boundary']} | "
-                     f"{'≤ ' if ge else ''}{float(t['tightness']):.2f} | {t['probes']} |")
+        line = (f"| {t['model']} | {t['limit']} | {t['value']} | {ge}{t['boundary']} | "
+                f"{'≤ ' if ge else ''}{float(t['tightness']):.2f} | {t['probes']} |")
+        if args.raw:
+            w = t.get("raw")
+            rge = "" if not w or w["exact"] == "True" else "≥ "
+            line += (f" {rge}{w['boundary']} | {'≤ ' if rge else ''}{float(w['tightness']):.2f} |" if w else " – | – |")
+        lines.append(line)
+    if args.raw:
+        lines += ["", "Violations with raw latencies (`verify --pulse 0`): " + ", ".join(
+            f"{r['model']} {r.get('raw_violations', '–')}" for r in rows if "error" not in r) + "."]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -107,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
                         "growth per new shape (default 16; 0 skips it)")
     r.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out: probes in its probes.jsonl are kept")
+    r.add_argument("--pulse", type=_number(int, allow_zero=True), default=3,
+                   help="measure a reference input before every N-th probe: the machine-speed index times "
+                        "are fitted against, the policy's machine_speed (default 3; 0: off)")
 
     v = sub.add_parser("verify", help="re-measure inputs at and inside a policy's limits")
     v.add_argument("model", help=model_help)
@@ -120,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None, help="Keras backend")
     v.add_argument("--out", metavar="DIR", help="write verify.csv (probes) and tightness.csv here")
     v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--pulse", type=_number(int, allow_zero=True), default=3,
+                   help="measure the policy's reference input before every N-th probe: the speed the machine "
+                        "runs at against the profile's (default 3; 0: off, raw latencies throughout)")
 
     rp = sub.add_parser("report", help="write one self-contained HTML report of a run directory")
     rp.add_argument("run_dir", metavar="RUN_DIR", help="directory written by `costlab run`")
@@ -175,7 +181,7 @@ def _cmd_run(args) -> int:
                  memory_cap_mib=args.memory_cap_mib, timeout_s=args.timeout,
                  probes_per_worker=args.probes_per_worker, resume=args.resume, churn=args.churn,
                  boundary=not args.no_boundary, backend=args.backend, joint=not args.no_joint,
-                 throughput_s=args.throughput_s, timeout_factor=args.timeout_factor)
+                 throughput_s=args.throughput_s, timeout_factor=args.timeout_factor, pulse=args.pulse)
     print(result.summary())
     return 0
 
@@ -202,7 +208,8 @@ def _cmd_verify(args) -> int:
         print(f"costlab: warning: {args.model} is not the model {args.policy} was made for "
               f"(sha256 differs)", file=sys.stderr)
     report = verify(adapter, policy, probes=args.probes, seed=args.seed, tightness=not args.no_tightness,
-                    isolation=args.isolation, probe_time_s=args.probe_time, backend=args.backend)
+                    isolation=args.isolation, probe_time_s=args.probe_time, backend=args.backend,
+                    pulse=args.pulse)
     if args.out:
         from pathlib import Path
 

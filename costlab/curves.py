@@ -801,7 +801,7 @@ def _identifier(rows: pd.DataFrame, columns) -> str | None:
 
 
 def fit(table: pd.DataFrame, target: str = "wall_s_median", *, dims=None, resolution=None,
-        identify_by=None, **params) -> CostModel:
+        identify_by=None, normalise: bool = True, **params) -> CostModel:
     """Fit a `CostModel` of `target` on the successful rows of a profile table.
 
     Args:
@@ -814,6 +814,10 @@ def fit(table: pd.DataFrame, target: str = "wall_s_median", *, dims=None, resolu
             or `False` for the target itself. Defaults to the target's entry in
             `IDENTIFY`: wall times are classed by `cpu_s_median` where the CPU time
             carries the work (`CPU_SHARE`), else by `wall_s_min`.
+        normalise: Where the table has pulses (a reference probe repeated through the
+            run, `costlab.speed`), divide every time by the machine-speed index at the
+            moment its probe finished: the curve is the cost at the run's median speed.
+            Pulse rows are never fitted. Defaults to `True`.
         **params: Passed to `CostModel`.
 
     Rows of `kind` `boundary:<dim>` (bisection toward a budget boundary) fit the
@@ -836,6 +840,9 @@ def fit(table: pd.DataFrame, target: str = "wall_s_median", *, dims=None, resolu
     missing = [c for c in [*dims, target] if c not in table.columns]
     if missing:
         raise FitError(f"Columns {missing} are not in the table. Received columns: {list(table.columns)}")
+    from . import speed
+
+    table = speed.normalised(table) if normalise else table[~speed.is_pulse(table)]
     rows = table[table["status"] == "ok"] if "status" in table.columns else table
     floor, default_res = TARGETS.get(target, (None, 0.0))
     resolution = default_res if resolution is None else resolution

@@ -60,9 +60,12 @@ def _context(space_or_profile) -> dict:
         return {"space": space_or_profile}
     space = getattr(space_or_profile, "space", None)
     if isinstance(space, InputSpace) and hasattr(space_or_profile, "calibration"):  # a Profile
+        from .speed import speed
+
         return {"space": space, "model": space_or_profile.model or None,
                 "measured_on": space_or_profile.machine or None,
-                "calibration": space_or_profile.calibration()}
+                "calibration": space_or_profile.calibration(),
+                "speed": speed(space_or_profile.table)}  # the slow quantile the run planned for
     raise PolicyError(f"Expected a costlab Profile or InputSpace for `space_or_profile`. "
                       f"Received: {type(space_or_profile).__name__}")
 

@@ -69,9 +69,13 @@ def _plain_log_ticks(axis):
 
 
 def _source(profile_or_table, model=None) -> tuple[pd.DataFrame, list[str], str]:
-    """(table, dimension names, model name) of a `Profile` or a profile table."""
+    """(table, dimension names, model name) of a `Profile` or a profile table, as the curves
+    were fitted on it: pulses left out, times at the run's median speed (`costlab.speed`)."""
+    from .speed import normalised
+
     if hasattr(profile_or_table, "table") and hasattr(profile_or_table, "dims"):
-        return profile_or_table.table, list(profile_or_table.dims), str(profile_or_table.model.get("name", "model"))
+        return (normalised(profile_or_table.table), list(profile_or_table.dims),
+                str(profile_or_table.model.get("name", "model")))
     if isinstance(profile_or_table, pd.DataFrame):
         table = profile_or_table
         if model is not None and hasattr(model, "dims_"):
@@ -85,7 +89,7 @@ def _source(profile_or_table, model=None) -> tuple[pd.DataFrame, list[str], str]
         missing = [c for c in [*dims, "status"] if c not in table.columns]
         if missing:
             raise CostlabError(f"The table lacks columns {missing}. Received columns: {list(table.columns)}")
-        return table, dims, "model"
+        return normalised(table), dims, "model"
     raise CostlabError(f"Expected a Profile or a profile table (pandas DataFrame). "
                        f"Received: {type(profile_or_table).__name__}")
 
@@ -683,6 +687,46 @@ def churn(data, *, ax=None):
     return ax
 
 
+def speed_index(profile_or_table, *, ax=None, factor: float | None = None):
+    """The machine-speed index over the run: each pulse's time over the run's median
+    (`costlab.speed`), against minutes since the first probe, with the slow quantile the
+    policy plans for.
+
+    Args:
+        profile_or_table: A `Profile` or its table, with pulses.
+        ax: A matplotlib axes. Defaults to a new figure.
+        factor: The planned factor to draw. Defaults to the table's own (`Speed.factor`).
+
+    Returns:
+        The matplotlib axes.
+
+    Raises:
+        CostlabError: The table has fewer than 3 successful pulses.
+    """
+    from . import speed as _speed
+
+    table = profile_or_table.table if hasattr(profile_or_table, "table") else profile_or_table
+    s = _speed.speed(table) if isinstance(table, pd.DataFrame) else None
+    if s is None:
+        raise CostlabError("Expected a profile with pulses (costlab run measures them; profile(pulse=...)). "
+                           "Received: fewer than 3 successful pulses")
+    p = _speed._pulses(table)
+    t0 = float(table["finished_at"].min())
+    minutes = (p["finished_at"].astype(float) - t0) / 60
+    idx = p["wall_s_median"].astype(float) / s.reference_s
+    factor = s.factor if factor is None else factor
+    ax = _axes(ax)
+    ax.plot(minutes, idx, "o-", color="tab:blue", ms=3, lw=0.8, label=f"pulse ({s.pulses})")
+    ax.axhline(1.0, color="grey", lw=0.8, label=f"run's median ({s.reference_s * 1e3:.2f} ms)")
+    ax.axhline(factor, color="tab:red", ls="--", lw=1.0, label=f"planned for (q = {s.q:g}): {factor:.2f}×")
+    ax.set_xlabel("minutes since the first probe")
+    ax.set_ylabel("reference input's time / run's median")
+    ax.set_title(f"machine speed: reference input {s.reference}", fontsize=10)
+    _legend(ax)
+    ax.grid(True, alpha=0.3)
+    return ax
+
+
 def figure(ncols: int = 1, *, width: float = 6.4, height: float = 5.0):
     """A standalone figure (not registered with pyplot) and its axes, for files and HTML.
 
@@ -706,7 +750,8 @@ def save_all(profile, cost_models: dict, out_dir, *, policy=None) -> list[Path]:
     Per target and dimension `cost_<target>_vs_<dim>.png` (`cost_vs_dim`) and
     `residuals_<target>_vs_<dim>.png`; per target and pair of its dimensions
     `heatmap_<target>_<d1>_<d2>.png` (with `policy`'s boundary when given); per
-    dimension `cold_warm_vs_<dim>.png` when the table has first-call times.
+    dimension `cold_warm_vs_<dim>.png` when the table has first-call times;
+    `speed_index.png` (`speed_index`) when it has pulses.
 
     Args:
         profile: A `Profile`.
@@ -738,4 +783,10 @@ def save_all(profile, cost_models: dict, out_dir, *, policy=None) -> list[Path]:
             fig, ax = figure()
             cold_warm(profile, dim, ax=ax)
             paths.append(_save(fig, out / f"cold_warm_vs_{dim}.png"))
+    from .speed import speed as _speed
+
+    if _speed(profile.table) is not None:
+        fig, ax = figure()
+        speed_index(profile, ax=ax)
+        paths.append(_save(fig, out / "speed_index.png"))
     return paths

@@ -23,9 +23,9 @@ import pandas as pd
 from .errors import PolicyError
 from .space import Dimension, InputSpace, InputSpec, ValueDomain
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 #: Versions this costlab reads (1.0 lacks the joint, request, serving and shapes sections).
-READS = ("1.0", "1.1")
+READS = ("1.0", "1.1", "1.2")  # 1.1 lacks machine_speed
 
 
 def schema() -> dict:
@@ -361,7 +361,7 @@ def _largest(feasible, a: float, b: float, steps: int = 40) -> float:
 def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | None = None,
                measured_on: dict | None = None, extrapolate: float = 1.0, joint: bool = True,
                calibration: dict | None = None, churn: dict | None = None,
-               throughput: dict | None = None, timeout_factor: float = 3.0) -> Policy:
+               throughput: dict | None = None, timeout_factor: float = 3.0, speed=None) -> Policy:
     """Choose the limits whose most expensive admitted input stays within budget.
 
     First a box: every dimension grows by the same fraction of its log range until the
@@ -398,6 +398,11 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
         throughput: `costlab.throughput.measure(...)` figures. Defaults to `None` (no rate
             limit).
         timeout_factor: Request timeout over the worst admitted tail latency. Defaults to `3`.
+        speed: The run's machine-speed index (`costlab.speed.Speed` or its dict), when the
+            time curves were fitted at the run's median speed (`costlab.fit` on a profile
+            with pulses): every time curve is multiplied by `speed.factor` (the index's
+            slow quantile) before limits are set, and the policy records it as
+            `machine_speed`. Defaults to `None` (times as fitted).
 
     Returns:
         A validated `Policy`.
@@ -422,6 +427,15 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
         raise PolicyError(f"Expected `extrapolate` >= 1. Received: extrapolate={extrapolate!r}")
     if not timeout_factor >= 1:
         raise PolicyError(f"Expected `timeout_factor` >= 1. Received: timeout_factor={timeout_factor!r}")
+    if speed is not None:
+        from .speed import Speed
+
+        speed = Speed.from_dict(speed) if isinstance(speed, dict) else speed
+        if not isinstance(speed, Speed) or not speed.factor >= 1:
+            raise PolicyError(f"Expected a costlab.speed.Speed with factor >= 1 for `speed`. Received: {speed!r}")
+        cost_models = {t: _AtSpeed(m, speed.factor) if t.startswith("wall_s_") else m
+                       for t, m in cost_models.items()}
+        bounded = {t: cost_models[t] for t in bounded}
     dims = space.dim_names
     lo = {d.name: d.min for d in space.dims}
     # Limits pass neither what was measured (a slice stopped early by a hard cap measured
@@ -489,6 +503,8 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
                                "budget_fraction": worst_ratio * budgets.margin},
             "admitted_fraction": {"box": box.log_volume(cap, lo), "policy": region.log_volume(cap, lo)},
             "complexity": {t: m.complexity_ for t, m in cost_models.items()}}
+    if speed is not None:
+        data["machine_speed"] = speed.to_dict()
     data["request"] = _request(space, region, cost_models, upper, budgets, timeout_factor)
     data["serving"] = _serving(data, upper, budgets, calibration, measured_on or data["measured_on"],
                                throughput, timeout_factor)
@@ -496,6 +512,22 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
     if shapes:
         data["shapes"] = shapes
     return Policy(data)
+
+
+class _AtSpeed:
+    """A time `CostModel` at a slower machine speed: `predict` and `upper` times `factor`."""
+
+    def __init__(self, model, factor: float):
+        self._model, self._factor = model, float(factor)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def predict(self, X):
+        return self._model.predict(X) * self._factor
+
+    def upper(self, X, q=None):
+        return self._model.upper(X, q) * self._factor
 
 
 def _joint(space, dims, lo, cap, free, box, ratio):

@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ PREDICTION_SAFETY = 1.5
 
 #: Columns every profile table has, besides one per dimension.
 TABLE_COLUMNS = ("plan", "probe", "kind", "round", "input_shapes", "dtype", "seed", "call") + COLUMNS + \
-    EXTRA_COLUMNS + ("intra_op_threads", "inter_op_threads", "env", "repro")
+    EXTRA_COLUMNS + ("intra_op_threads", "inter_op_threads", "finished_at", "env", "repro")
 
 
 @dataclass
@@ -143,7 +144,7 @@ def _row(space, sizes, inputs, kind, round_, seed, probe_id, plan, call, result,
            "call": call, **dict.fromkeys(COLUMNS + EXTRA_COLUMNS), **result,
            "intra_op_threads": (env or {}).get("intra_op_threads"),
            "inter_op_threads": (env or {}).get("inter_op_threads"),
-           "env": json.dumps(env or {}, sort_keys=True)}
+           "finished_at": time.time(), "env": json.dumps(env or {}, sort_keys=True)}
     row["error"] = row["error"] or ""
     row["memory_source"] = row["memory_source"] or memory_source
     return row
@@ -176,8 +177,12 @@ class _Prober:
     """
 
     def __init__(self, adapter, space, *, total, plan, executor, max_probe_s=MAX_PROBE_S,
-                 max_probe_mib=MAX_PROBE_MIB, log_path=None, progress=None, done=None, failures_dir=None):
+                 max_probe_mib=MAX_PROBE_MIB, log_path=None, progress=None, done=None, failures_dir=None,
+                 pulse=None):
         self.adapter, self.space, self.plan, self.executor = adapter, space, plan, executor
+        # (reference sizes, every): a pulse before every `every`-th probe (costlab.speed)
+        self.pulse = (dict(pulse["sizes"]), int(pulse["every"])) if pulse else None
+        self._probes = 0
         self.failures_dir = None if failures_dir is None else Path(failures_dir)
         self.max_probe_s, self.max_probe_mib = max_probe_s, max_probe_mib
         self.done = {r["probe"]: r for r in (done or []) if r.get("plan") == plan}
@@ -237,23 +242,44 @@ class _Prober:
                         "predicted_mib": pred.get("peak_bytes"), "over": "time" if unit == 1.0 else "memory"}
         return None
 
+    def _maybe_pulse(self):
+        """Measure the reference input before every `every`-th probe (its id from that
+        count, so a resumed run takes it from the log like any probe)."""
+        if self.pulse is None:
+            return
+        sizes, every = self.pulse
+        k, self._probes = self._probes, self._probes + 1
+        if k % every:
+            return
+        from .speed import KIND, PULSE_SEED
+
+        self._measure(sizes, lambda: self.space.random_inputs(sizes, seed=PULSE_SEED), KIND, 0, PULSE_SEED,
+                      f"pulse/{k // every}", keep=False)
+
     def run(self, sizes, make_inputs, kind, round_, seed, probe_id) -> dict:
+        self._maybe_pulse()
+        row = self._measure(sizes, make_inputs, kind, round_, seed, probe_id)
+        self.bar.update(1)
+        return row
+
+    def _measure(self, sizes, make_inputs, kind, round_, seed, probe_id, keep=True) -> dict:
         if probe_id in self.done:
             row = self.done[probe_id]
-            self.resumed += 1
+            self.resumed += keep
         else:
             inputs = make_inputs()
             result = self.executor.probe(inputs)
             row = _row(self.space, sizes, inputs, kind, round_, seed, probe_id, self.plan,
                        self.adapter.call_path, result, self.executor.env, self.executor.memory_source)
-            if row["status"] != "ok" and self.failures_dir is not None:
+            if row["status"] != "ok" and self.failures_dir is not None and keep:
                 row["repro"] = save_failure(self.failures_dir, row, inputs, self.space.dim_names)
             if self.log:  # on disk before the next probe starts
                 self.log.write(json.dumps(row) + "\n")
                 self.log.flush()
                 os.fsync(self.log.fileno())
+        if not keep and row["status"] != "ok":
+            self.pulse = None  # the reference itself fails here: no index from this session
         self.rows.append(row)
-        self.bar.update(1)
         return row
 
     def run_groups(self, groups, *, rounds, seed):
@@ -331,6 +357,26 @@ def plan_id(describe: dict, space: InputSpace, **settings) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def _check_pulse(pulse, space) -> dict | None:
+    """`{"sizes", "every"}` with the sizes filled in, or `None`; a clear error otherwise."""
+    if pulse is None or pulse is False:
+        return None
+    from .speed import PULSE_EVERY, reference_sizes
+
+    if pulse is True:
+        pulse = {}
+    if not isinstance(pulse, dict):
+        raise CostlabError(f"Expected `pulse` to be a dict with `sizes` and `every`, or None. Received: {pulse!r}")
+    every = pulse.get("every", PULSE_EVERY)
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise CostlabError(f"Expected a positive integer `pulse['every']`. Received: {every!r}")
+    sizes = pulse.get("sizes") or reference_sizes(space)
+    if sorted(sizes) != sorted(space.dim_names):
+        raise CostlabError(f"Expected `pulse['sizes']` to give every dimension {space.dim_names}. "
+                           f"Received: {sizes!r}")
+    return {"sizes": {d: int(sizes[d]) for d in space.dim_names}, "every": every}
+
+
 def _check_rounds(rounds):
     if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
         raise CostlabError(f"Expected a positive integer for `rounds`. Received: rounds={rounds!r}")
@@ -349,7 +395,7 @@ def _prepare(model, space, preprocess):
 def session(adapter, space: InputSpace, *, plan: str, total: int, isolation: str = "inprocess",
             memory_cap_mib=None, timeout_s=None, probes_per_worker=None, log_path=None, resume=False,
             failures_dir=None, progress=None, max_probe_s=MAX_PROBE_S, max_probe_mib=MAX_PROBE_MIB,
-            min_repeats=5, max_repeats=30, probe_time_s=0.5, backend=None, **_ignored) -> _Prober:
+            min_repeats=5, max_repeats=30, probe_time_s=0.5, backend=None, pulse=None, **_ignored) -> _Prober:
     """A context measuring probes one at a time as `profile` does (same isolation, caps,
     log, resume and failure keeping): for adaptive plans such as `costlab.refine.boundary`.
     `plan` names the probes for `resume`; `**_ignored` takes `profile`'s other settings."""
@@ -368,9 +414,10 @@ def session(adapter, space: InputSpace, *, plan: str, total: int, isolation: str
     else:
         executor = InProcess(adapter, **measure_kw)
     done = read_log(log_path) if resume else None
+    pulse = _check_pulse(pulse, space)
     return _Prober(adapter, space, total=total, plan=plan, executor=executor, max_probe_s=max_probe_s,
                    max_probe_mib=max_probe_mib, log_path=log_path, progress=progress, done=done,
-                   failures_dir=failures_dir)
+                   failures_dir=failures_dir, pulse=pulse)
 
 
 def profile(model, space: InputSpace | None = None, *, points: int = 7, examples: int = 8,
@@ -379,7 +426,7 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
             probes_per_worker: int | None = None, log_path=None, resume: bool = False,
             preprocess=None, failures_dir=None, progress: bool | None = None, max_probe_s: float = MAX_PROBE_S,
             max_probe_mib: float = MAX_PROBE_MIB, min_repeats: int = 5, max_repeats: int = 30,
-            probe_time_s: float = 0.5, backend: str | None = None) -> Profile:
+            probe_time_s: float = 0.5, backend: str | None = None, pulse: dict | None = None) -> Profile:
     """Measure wall time and peak memory of `model` over its input space.
 
     Runs the explicit log-spaced size plan (`costlab.sweep.plan`) with random values,
@@ -430,6 +477,11 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
             `"torch"`) in isolated workers started with `KERAS_BACKEND` set; the model is
             rebuilt there from its spec or a saved `.keras` file. Defaults to `None` (the
             backend of this process; with `isolation="inprocess"`, this process).
+        pulse: Measure a reference input through the run, `{"sizes": {dim: size},
+            "every": n}` (or `{"every": n}` for the space's geometric middle,
+            `costlab.speed.reference_sizes`): a row of kind `pulse` before every n-th
+            probe. `costlab.fit` divides times by the machine-speed index they give
+            (`costlab.speed`). `costlab.run` turns it on. Defaults to `None` (no pulses).
 
     Returns:
         A `Profile`.
@@ -440,18 +492,19 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
     """
     _check_rounds(rounds)
     adapter, space, describe = _prepare(model, space, preprocess)
+    pulse = _check_pulse(pulse, space)
     groups = sweep.plan(space, points=points)
     fuzz = strategies.draw_examples(strategies.from_input_space(space), examples, seed=seed)
     total = rounds * sum(len(g) for g in groups) + len(fuzz)
     plan = plan_id(describe, space, points=points, examples=examples, rounds=rounds, seed=seed,
                    isolation=isolation, max_probe_s=max_probe_s, max_probe_mib=max_probe_mib,
                    min_repeats=min_repeats, max_repeats=max_repeats, time_budget_s=probe_time_s,
-                   **({"backend": backend} if backend else {}))
+                   **({"backend": backend} if backend else {}), **({"pulse": pulse} if pulse else {}))
     with session(adapter, space, plan=plan, total=total, isolation=isolation, memory_cap_mib=memory_cap_mib,
                  timeout_s=timeout_s, probes_per_worker=probes_per_worker, log_path=log_path, resume=resume,
                  failures_dir=failures_dir, progress=progress, max_probe_s=max_probe_s,
                  max_probe_mib=max_probe_mib, min_repeats=min_repeats, max_repeats=max_repeats,
-                 probe_time_s=probe_time_s, backend=backend) as prober:
+                 probe_time_s=probe_time_s, backend=backend, pulse=pulse) as prober:
         prober.run_groups(groups, rounds=rounds, seed=seed)
         for i, inputs in enumerate(fuzz):
             sizes = space.sizes_of(inputs)

@@ -115,10 +115,12 @@ def refine(model, prof: Profile, models: dict, skipped: dict, *, factors=(8, 4, 
     return prof, models, skipped, notes
 
 
-def _within(row, budgets) -> bool:
+def _within(row, budgets, scale: float = 1.0) -> bool:
+    """Within margin × budget, the latency read at `scale` × the measured one (the speed a
+    policy plans for: `costlab.speed.planned_scale`)."""
     if row["status"] != "ok":
         return False
-    lat = (row["wall_s_median"] or 0) * 1e3
+    lat = (row["wall_s_median"] or 0) * 1e3 * scale
     mem = (row["peak_bytes"] or 0) / 2**20
     return lat <= budgets.latency_ms * budgets.margin and mem <= budgets.memory_mib * budgets.margin
 
@@ -131,7 +133,9 @@ def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, starts
     moved while the others stay at their limits: up toward the top of the range asked
     for when the corner is within `margin × budget`, down toward the minimum when it is
     not, `steps` bisections in log space on integer sizes, every probe measured directly
-    (same isolation, caps, log and resume as `profile`). The rows (`kind`
+    (same isolation, caps, log and resume as `profile`). With the policy's `machine_speed`,
+    a latency is read at the speed the policy plans for: measured × `scale`
+    (`costlab.speed.planned_scale`, from the last pulses before the search). The rows (`kind`
     `boundary:<dim>`) join the profile, so the next fit knows the region that decides the
     limits.
 
@@ -154,10 +158,12 @@ def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, starts
 
     Returns:
         `(profile, found)`: the profile with the boundary rows, and `{dimension:
-        {"limit", "boundary", "exact"}}` with the largest size measured within budget
-        along that axis (`exact` is False when the search ran out of steps or range).
+        {"limit", "boundary", "exact", "dim", "start", "scale"}}` with the largest size
+        measured within budget along that axis (`exact` is False when the search ran out
+        of steps or range; `scale` is what its latencies were multiplied by).
     """
     from .profile import _prepare, plan_id, session
+    from .speed import planned_scale
 
     asked = asked or prof.space
     budgets = policy.budgets
@@ -177,12 +183,17 @@ def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, starts
     found = {}
     kw = {k: v for k, v in profile_kw.items() if k not in ("points", "examples", "rounds", "seed", "preprocess")}
     with session(adapter, asked, plan=plan, total=len(searches) * (steps + 2), **kw) as prober:
+        before = prof.table.to_dict("records")
+
         def at(label, d, start, size, step):
             sizes = {**start, d: int(size)}
-            return _within(prober.run(sizes, lambda s=sizes: asked.random_inputs(s, seed=seed + step), f"boundary:{d}",
-                                      0, seed + step, f"boundary/{label}/{step}"), budgets)
+            row = prober.run(sizes, lambda s=sizes: asked.random_inputs(s, seed=seed + step), f"boundary:{d}",
+                             0, seed + step, f"boundary/{label}/{step}")
+            return _within(row, budgets, scale)
 
         for label, (d, start) in searches.items():
+            # latencies read at the speed the policy plans for, from the last pulses
+            scale = planned_scale(policy.data, [*before, *prober.rows])
             lo_d, hi_d, first = asked.dim(d).min, asked.dim(d).max, int(start[d])
             if at(label, d, start, first, 0):
                 good, bad = first, None
@@ -203,7 +214,7 @@ def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, starts
                     bad = mid
                 step += 1
             found[label] = {"limit": first, "boundary": good, "exact": bad is not None and bad - good <= 1,
-                            "dim": d, "start": {k: int(v) for k, v in start.items()}}
+                            "dim": d, "start": {k: int(v) for k, v in start.items()}, "scale": scale}
     table = pd.concat([prof.table, prober.table()], ignore_index=True)
     return (Profile(table, prof.space, prof.model, prof.machine, preprocess=prof.preprocess,
                     resumed=prof.resumed + prober.resumed, not_launched=prof.not_launched), found)

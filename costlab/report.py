@@ -17,6 +17,7 @@ from pathlib import Path
 from . import display, plots
 from .display import esc, fmt, html_table, kv_table, png_img
 from .errors import CostlabError
+from .speed import is_pulse, speed
 
 #: Targets drawn per dimension (`wall_s_p99` too when the policy budgets it); the other
 #: percentiles are listed in the complexity table, not drawn.
@@ -115,7 +116,7 @@ def _summary(run: dict) -> list[str]:
                                        else m.get("framework")),
             ("sha256", (m.get("sha256") or "")[:16] + "…"), ("call", m.get("call")),
             ("machine", f"{prof.machine.get('cpu', '?')}, {prof.machine.get('cores', '?')} cores"),
-            ("probes", f"{len(t)} ({failed} failed)")]
+            ("probes", f"{int((~is_pulse(t)).sum())} ({failed} failed)")]
     parts = [kv_table(dict(rows)), html_table([(s, n) for s, n in display.status_counts(t).items() if n],
                                               ("status", "probes"))]
     parts.append(html_table(display.profile_dims_rows(prof), ("dimension", "space", "measured (ok)",
@@ -181,6 +182,11 @@ def _plots(run: dict) -> list[str]:
         parts += ["<h3>First call (cold) against the warm median</h3>", '<div class="grid">',
                   *[_img(plots.cold_warm, prof, d, alt=f"cold against warm along {d} for {name}")
                     for d in prof.dims], "</div>"]
+    sp = speed(prof.table)
+    if sp is not None:
+        parts += ["<h3>Machine speed over the run</h3>", f'<p class="note">{esc(sp.summary())}.</p>',
+                  '<div class="grid">', _img(plots.speed_index, prof, alt=f"machine-speed index over the run of {name}"),
+                  "</div>"]
     if pol is not None:
         parts += ["<h3>Admitted sizes</h3>", '<div class="grid">',
                   _img(plots.region, pol, alt=f"sizes the policy admits for {name}",

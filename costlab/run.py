@@ -9,13 +9,15 @@ from pathlib import Path
 
 from . import plots
 from .curves import fit_profile_notes
-from .errors import FitError
+from .errors import CostlabError, FitError
 from .policy import Budgets, Policy, synthesize
 from .profile import Profile, profile
 from .refine import boundary as _boundary
 from .refine import open_powers, widening
 from .refine import refine as _refine
 from .refine import settle as _settle
+from .speed import PULSE_EVERY, is_pulse, reference_sizes
+from .speed import speed as _speed
 
 
 @dataclass
@@ -34,8 +36,11 @@ class Run:
 
     def summary(self) -> str:
         b = self.policy.budgets
+        t = self.profile.table
+        pulses = int(is_pulse(t).sum())
         lines = [f"costlab run: {self.profile.model.get('name')} "
-                 f"({len(self.profile.table)} probes, {int((self.profile.table['status'] != 'ok').sum())} failed)",
+                 f"({len(t) - pulses} probes, {int((t['status'] != 'ok').sum())} failed"
+                 + (f", {pulses} pulses" if pulses else "") + ")",
                  f"budgets: latency {b.latency_ms:g} ms (median), memory {b.memory_mib:g} MiB (peak), "
                  f"margin {b.margin:g}",
                  "complexity:"]
@@ -86,6 +91,10 @@ class Run:
         if shapes and shapes.get("buckets"):
             lines.append(f"shapes: pad to buckets {shapes['buckets']}, at most {shapes['max_distinct']} distinct "
                          f"shapes ({shapes['reason']})")
+        if data.get("machine_speed"):
+            from .speed import Speed
+
+            lines.append(Speed.from_dict(data["machine_speed"]).summary())
         cal = self.profile.calibration()
         if cal["process_peak_mib"] is not None:
             ratio = (f"; process growth / tensor peak: median {cal['ratio_median']:.2f}, "
@@ -122,7 +131,7 @@ class Run:
 
 def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine: bool = True,
         resume: bool = False, settle: int = 1, churn: int = 16, boundary: bool = True, throughput_s: float = 3.0,
-        joint: bool = True, timeout_factor: float = 3.0, **profile_kw) -> Run:
+        joint: bool = True, timeout_factor: float = 3.0, pulse: int = PULSE_EVERY, **profile_kw) -> Run:
     """Profile `model`, fit its cost curves, synthesise a policy and write them to `out_dir`.
 
     Writes `profile.csv` (one row per probe), `profile.json` (space, model, machine),
@@ -157,6 +166,11 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             limit). Defaults to `3`.
         joint: Look for joint budgets (`synthesize`). Defaults to `True`.
         timeout_factor: See `synthesize`. Defaults to `3`.
+        pulse: Measure a reference input (the space's geometric middle) before every
+            `pulse`-th probe of every stage, in the same workers: the machine-speed index
+            (`costlab.speed`). Times are fitted at the run's median speed and the policy
+            plans for the index's slow quantile (`machine_speed`); `costlab verify` reads
+            its own pulses against it. `0` turns it off. Defaults to `3`.
         **profile_kw: Passed to `profile`.
 
     Returns:
@@ -174,6 +188,13 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     if not resume:
         for old in (out / "failures").glob("*"):
             old.unlink()
+    if not isinstance(pulse, int) or isinstance(pulse, bool) or pulse < 0:
+        raise CostlabError(f"Expected a non-negative integer `pulse`. Received: pulse={pulse!r}")
+    if pulse:  # one reference for every stage, so their pulses compare
+        from .space import InputSpace
+
+        ref_space = space or InputSpace.from_model(adapter)
+        profile_kw["pulse"] = {"sizes": reference_sizes(ref_space), "every": pulse}
     profile_kw = {**profile_kw, "resume": resume, "failures_dir": out / "failures"}
     prof = profile(adapter, space, log_path=log, **profile_kw)
     asked = prof.space  # the range the user asked for: limits stay inside it
@@ -191,7 +212,7 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     synth_kw = dict(space=asked, extrapolate=extrapolate, joint=joint, timeout_factor=timeout_factor)
     # The boundary search starts from the corner of a per-axis box: no joint budget yet.
     pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
-                     calibration=prof.calibration(), **{**synth_kw, "joint": False})
+                     calibration=prof.calibration(), speed=_speed(prof.table), **{**synth_kw, "joint": False})
     found = None
     if boundary:
         prof, found = _boundary(adapter, prof, pol, asked=asked, log_path=log, **profile_kw)
@@ -199,7 +220,7 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         prof.save(out)
         models, skipped = fit_profile_notes(prof)
         pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
-                         calibration=prof.calibration(), **synth_kw)
+                         calibration=prof.calibration(), speed=_speed(prof.table), **synth_kw)
         if pol.data["joint"]:
             # Joint budgets cut the box's corner off: search again from the most expensive
             # admitted input with each budget-limited dimension at its new limit, and from
@@ -219,11 +240,11 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             prof.save(out)
             models, skipped = fit_profile_notes(prof)
             pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
-                             calibration=prof.calibration(), **synth_kw)
+                             calibration=prof.calibration(), speed=_speed(prof.table), **synth_kw)
         (out / "boundary.json").write_text(json.dumps(found, indent=2) + "\n")
     else:
         pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
-                         calibration=prof.calibration(), **synth_kw)
+                         calibration=prof.calibration(), speed=_speed(prof.table), **synth_kw)
     (out / "cost_models.json").write_text(json.dumps({t: m.to_dict() for t, m in models.items()}, indent=2) + "\n")
     pol.to_json(out / "policy.json")  # written now, rewritten below with the serving figures
     plots.save_all(prof, {t: m for t, m in models.items() if t not in ("wall_s_p95", "wall_s_p99")}, out / "plots",
@@ -248,7 +269,7 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         (out / "throughput.json").write_text(json.dumps(rate, indent=2) + "\n")
     if shape_churn is not None or rate is not None:
         pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine, calibration=prof.calibration(),
-                         churn=shape_churn.figures if shape_churn is not None else None, throughput=rate, **synth_kw)
+                         speed=_speed(prof.table), churn=shape_churn.figures if shape_churn is not None else None, throughput=rate, **synth_kw)
         pol.to_json(out / "policy.json")
     from .report import write_report
 

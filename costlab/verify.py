@@ -12,6 +12,14 @@ measurement, starting from that limit's most expensive admitted input and moving
 its own size, up to the size where the measured cost passes `margin × budget` — the
 boundary the policy was asked to keep inside. Tightness is the limit over that boundary
 (1.0 = the limit is the boundary).
+
+A policy from a run that measured the machine's speed (`machine_speed`, `costlab.speed`)
+plans for the slow quantile of that speed. Verify measures the same reference input
+(a pulse) every few probes in the same worker, so it knows how fast the machine runs now
+against the run's median (`index` on each row). Violations are judged on the raw
+measurements. The boundary search reads each latency at the speed the policy plans for
+(measured × factor / index now), so tightness compares the limit with the boundary at the
+same machine speed, not with whatever stretch of a shared host verify happened to run in.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import strategies
+from . import speed, strategies
 from .errors import CostlabError
 from .policy import Policy
 
@@ -36,17 +44,23 @@ class VerifyReport:
         table: One row per probe: sizes, `kind` (`worst`, `edge:<dim>`, `floor`,
             `frontier`, `hypothesis`), `status`, `latency_ms` (median), `latency_p99_ms`,
             `memory_mib` (peak), `repeats`, `first_measure` (the three latencies when an
-            over-budget probe was measured again), and `violation` (empty when within budget).
+            over-budget probe was measured again), `index` (the machine-speed index when
+            it was measured: the last pulses' time over the run's median, 1 without
+            pulses), and `violation` (empty when within budget).
         tightness: One row per budget-set limit: `limit` (a dimension or a joint budget),
             `value` (the policy's maximum), `boundary` (largest size measured within
             margin × budget along it), `exact` (bracketed to 1%; False when the search
             stopped at its range or step count: the boundary is at least that), `tightness`
             (value / boundary), `probes`.
+        speed: Pulses measured here against the policy's `machine_speed`: `pulses`,
+            `reference_s` (the run's), `factor` (planned for), the index's `p50` and `max`
+            here; `None` for a policy without `machine_speed` or with `pulse=0`.
     """
 
     table: pd.DataFrame
     policy: Policy
     tightness: pd.DataFrame | None = None
+    speed: dict | None = None
 
     @property
     def violations(self) -> pd.DataFrame:
@@ -73,10 +87,18 @@ class VerifyReport:
             lines.append(f"  {len(again)} probe(s) over the latency budget at first were measured twice more "
                          f"(the median of three counts): " + "; ".join(
                              f"{r['kind']} {r['input_shapes']}: {r['first_measure']}" for _, r in again.head(5).iterrows()))
+        sp = self.speed
+        if sp:
+            lines.append(f"  machine speed here ({sp['pulses']} pulses of the run's reference input): its time is "
+                         f"{sp['p50']:.2f}× the run's median (max {sp['max']:.2f}×); the policy plans for up to "
+                         f"{sp['factor']:.2f}×")
         for _, r in self.violations.iterrows():
-            lines.append(f"  VIOLATION {r['kind']} {r['input_shapes']}: {r['violation']}")
+            slow = (f" (measured at {r['index']:.2f}× the run's median time, beyond the {sp['factor']:.2f}× planned)"
+                    if sp and r.get("index", 1) > sp["factor"] else "")
+            lines.append(f"  VIOLATION {r['kind']} {r['input_shapes']}: {r['violation']}{slow}")
         if self.tightness is not None and len(self.tightness):
-            lines.append(f"tightness (limit / measured boundary at margin × budget, margin {b.margin:g}):")
+            at = f", latency read at {sp['factor']:.2f}× the run's median time" if sp else ""
+            lines.append(f"tightness (limit / measured boundary at margin × budget, margin {b.margin:g}{at}):")
             for _, r in self.tightness.iterrows():
                 lines.append(f"  {r['limit']:14s} limit {r['value']:>7d}  boundary {'' if r['exact'] else '≥ '}"
                              f"{r['boundary']:>7d}  tightness {r['tightness']:.2f}  ({r['probes']} probes)")
@@ -105,7 +127,7 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
            steps: int = 8, search_factor: float = 4.0, isolation: str = "subprocess",
            memory_cap_mib: float = 4096, timeout_s: float = 120.0, min_repeats: int = 3,
            probe_time_s: float = 0.2, backend: str | None = None, confirm: bool = True,
-           progress: bool | None = None) -> VerifyReport:
+           pulse: int = 3, progress: bool | None = None) -> VerifyReport:
     """Measure admitted inputs against the budgets, and each limit against its boundary.
 
     Args:
@@ -129,6 +151,10 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
         confirm: A probe over budget is measured twice more once every other probe is
             done: latency is judged by the median of the three (all three kept in
             `first_measure`), memory by the largest, and a failure at once. Defaults to `True`.
+        pulse: For a policy with `machine_speed`, measure its reference input before every
+            `pulse`-th probe: each row's `index`, and the boundary search reads latency at
+            the planned speed (module docstring). `0`: no pulses, raw latencies throughout.
+            Defaults to `3`.
         progress: Show a progress bar; `None` only on a terminal. Defaults to `None`.
 
     Returns:
@@ -146,6 +172,8 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
         raise CostlabError(f"Expected a positive integer `probes`. Received: probes={probes!r}")
     if not isinstance(policy, Policy):
         raise CostlabError(f"Expected a costlab Policy. Received: {type(policy).__name__}")
+    if not isinstance(pulse, int) or isinstance(pulse, bool) or pulse < 0:
+        raise CostlabError(f"Expected a non-negative integer `pulse`. Received: pulse={pulse!r}")
     adapter = adapt(model)
     space = policy.space
     region = policy.region()
@@ -171,10 +199,17 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
                 Subprocess(adapter, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,
                            env={"KERAS_BACKEND": backend} if backend else None, **kw))
     rows, tight = [], []
+    machine = policy.data.get("machine_speed") if pulse else None
+    pulses, count = [], [0]
     bar = tqdm(total=len(points), desc=f"verify {adapter.name}", unit="probe",
                disable=None if progress is None else not progress, leave=False)
 
     def measure(kind, sizes, inputs, i):
+        if machine and count[0] % pulse == 0:
+            ref = {d: int(v) for d, v in machine["reference"].items()}
+            pr = executor.probe(space.random_inputs(ref, seed=speed.PULSE_SEED))
+            pulses.append({"kind": speed.KIND, "status": pr["status"], "wall_s_median": pr.get("wall_s_median")})
+        count[0] += 1
         inputs = inputs if inputs is not None else space.random_inputs(sizes, seed=seed + 1000 + i)
         r = executor.probe(inputs)
         lat = (r.get("wall_s_median") or 0) * 1e3
@@ -182,7 +217,8 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
         mem = (r.get("peak_bytes") or 0) / 2**20
         return {**sizes, "kind": kind, "input_shapes": json.dumps({k: list(v.shape) for k, v in inputs.items()}),
                 "status": r["status"], "error": r.get("error") or "", "latency_ms": lat, "latency_p99_ms": p99,
-                "memory_mib": mem, "repeats": r.get("repeats")}
+                "memory_mib": mem, "repeats": r.get("repeats"),
+                "index": speed.latest(pulses, machine["reference_s"]) if machine else 1.0}
 
     def problems(row) -> list[str]:
         out = []
@@ -218,16 +254,23 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
                           "first_measure": f"latency {seen} ms"}
                 rows[i] = {**merged, "violation": "; ".join(problems(merged))}
         if tightness:
-            tight = _tightness(policy, region, edges, rows, measure, steps, search_factor)
+            factor = float(machine["factor"]) if machine else 1.0
+            tight = _tightness(policy, region, edges, rows, measure, steps, search_factor, factor)
+    seen = [p["wall_s_median"] / machine["reference_s"] for p in pulses if p["status"] == "ok"] if machine else []
+    info = ({"pulses": len(seen), "reference_s": machine["reference_s"], "factor": machine["factor"],
+             "p50": float(np.median(seen)), "max": float(np.max(seen))} if seen else None)
     return VerifyReport(pd.DataFrame(rows), policy, pd.DataFrame(tight, columns=[
-        "limit", "value", "boundary", "exact", "tightness", "probes"]))
+        "limit", "value", "boundary", "exact", "tightness", "probes"]), info)
 
 
-def _within(row, budgets) -> bool:
+def _within(row, budgets, factor: float = 1.0) -> bool:
+    """Within margin × budget, latencies read at `factor` × the run's median machine time
+    (measured / the row's `index` × factor)."""
     m = budgets.margin
-    return (row["status"] == "ok" and row["latency_ms"] <= budgets.latency_ms * m
+    scale = factor / row.get("index", 1.0)
+    return (row["status"] == "ok" and row["latency_ms"] * scale <= budgets.latency_ms * m
             and row["memory_mib"] <= budgets.memory_mib * m
-            and (not budgets.latency_p99_ms or row["latency_p99_ms"] <= budgets.latency_p99_ms * m))
+            and (not budgets.latency_p99_ms or row["latency_p99_ms"] * scale <= budgets.latency_p99_ms * m))
 
 
 def _bisect(at, start: int, top: int, steps: int) -> tuple[int, bool, int]:
@@ -247,14 +290,14 @@ def _bisect(at, start: int, top: int, steps: int) -> tuple[int, bool, int]:
     return good, bad - good <= max(1, 0.01 * good), n
 
 
-def _tightness(policy, region, edges, rows, measure, steps, search_factor) -> list[dict]:
+def _tightness(policy, region, edges, rows, measure, steps, search_factor, factor=1.0) -> list[dict]:
     budgets = policy.budgets
     hard = policy.data["model"].get("hard_limits") or {}
     out, counter = [], [0]
 
     def probe(kind, sizes):
         counter[0] += 1
-        return _within(measure(kind, sizes, None, 10_000 + counter[0]), budgets)
+        return _within(measure(kind, sizes, None, 10_000 + counter[0]), budgets, factor)
 
     for d, lim in policy.limits.items():
         if lim["limited_by"] not in ("latency", "latency p99", "memory") or d not in edges:

@@ -56,7 +56,8 @@ def test_boundary_probes_bisect_from_the_corner(attention_run):
     for d, f in corner.items():
         rows = t[t["kind"] == f"boundary:{d}"]
         assert len(rows) >= 2
-        within = rows[(rows["wall_s_median"] * 1e3 <= b.latency_ms * b.margin)
+        # latencies read at the speed the policy planned for (the search's `scale`)
+        within = rows[(rows["wall_s_median"] * 1e3 * f["scale"] <= b.latency_ms * b.margin)
                       & (rows["peak_bytes"] / 2**20 <= b.memory_mib * b.margin)]
         assert f["boundary"] in set(within[d]) or f["boundary"] == attention_run.profile.space.dim(d).min
         others = [o for o in corner if o != d]
@@ -67,7 +68,7 @@ def test_boundary_probes_bisect_from_the_corner(attention_run):
 
 def test_policy_has_request_serving_and_shape_sections(attention_run):
     d = attention_run.policy.data
-    assert d["schema_version"] == "1.1"
+    assert d["schema_version"] == "1.2"
     assert d["request"]["max_payload_bytes"] > 0 and d["request"]["timeout_ms"] > 0
     s = d["serving"]
     assert s["max_concurrency"] >= 1 and s["container_memory_mib"] > s["baseline_rss_mib"]
@@ -102,6 +103,40 @@ def test_policy_limits_bind_and_verify_passes(attention_run, zoo_models):
     assert (t["probes"] >= 1).all() and (t["boundary"] >= 1).all()
     np.testing.assert_allclose(t["tightness"], t["value"] / t["boundary"])
     assert "tightness" in report.summary()
+    # verify measured the run's reference input and read the machine's speed against the run's
+    assert report.speed is not None and report.speed["pulses"] >= 3, report.speed
+    assert report.speed["factor"] == policy.data["machine_speed"]["factor"]
+    assert (report.table["index"] > 0).all() and "machine speed here" in report.summary()
+
+
+def test_run_measures_the_machine_speed_and_plans_for_its_slow_quantile(attention_run):
+    from costlab import speed
+
+    t = attention_run.profile.table
+    pulses = t[t["kind"] == "pulse"]
+    probes = t[t["kind"] != "pulse"]
+    # a pulse before every third probe of every stage, all of the same reference input
+    assert len(pulses) >= len(probes) // 3 - 4, (len(pulses), len(probes))
+    assert pulses["input_shapes"].nunique() == 1 and (pulses["status"] == "ok").all()
+    ms = attention_run.policy.data["machine_speed"]
+    assert ms["reference"] == {"batch": 6, "seq_len": 256}  # the asked space's geometric middle
+    assert ms["pulses"] == len(pulses) and ms["factor"] >= 1
+    # the index: a running median of 5 pulses over their median; planned for its 95th percentile
+    times = pulses.sort_values("finished_at")["wall_s_median"]
+    assert ms["reference_s"] == pytest.approx(float(times.median()))
+    idx = times.rolling(5, center=True, min_periods=1).median() / ms["reference_s"]
+    assert ms["factor"] == pytest.approx(max(1.0, float(np.quantile(idx, 0.95))))
+    assert ms["quantiles"]["p50"] == pytest.approx(1.0)
+    assert "machine speed:" in attention_run.summary()
+    # the time curves were fitted on times at the run's median speed, pulses left out
+    norm = speed.normalised(t)
+    assert len(norm) == len(probes) and "index" in norm
+    m = attention_run.cost_models["wall_s_median"]
+    assert m.n_rows_ <= len(probes)
+    # and the policy's worst admitted input is bounded at the slow quantile: upper × factor
+    worst = attention_run.policy.data["worst_admitted"]
+    X = {k: [v] for k, v in worst["sizes"].items()}
+    assert worst["upper"]["wall_s_median"] == pytest.approx(float(m.upper(X)[0]) * ms["factor"])
 
 
 #: Each zoo model's class by architecture, and sizes small enough for CI where its growth

@@ -1,0 +1,182 @@
+"""How fast the machine ran while it measured: a reference probe repeated through a run.
+
+A shared machine does not run at one speed. On the 2-core VMs costlab is developed on,
+the same probe read 2× apart a minute later, for minutes at a time. A cost curve fitted
+on such data carries the machine's slow and fast stretches in its scatter, and a
+verification run in a faster (or slower) stretch than the profile sees a different
+boundary.
+
+So `costlab run` and `costlab verify` measure a *pulse*: one fixed input (the
+reference: the geometric middle of the input space, the same values every time) every
+few probes (`every`), in the same worker as the probes. Its warm median over time is a
+machine-speed index: `index = running median of SMOOTH pulses / median pulse of the run`.
+Every probe gets the index
+interpolated at the moment it finished (`index`), `costlab.fit` fits times divided by it
+(cost at the run's median speed), and `costlab.synthesize` multiplies the time curves by
+the slow quantile of the index (`Speed.factor`, q = 0.95): the policy plans for the
+slowest stretch but one in twenty, and says so (`machine_speed` in the policy). Verify
+reads its own pulses against the run's reference time: the speed at which a probe was
+measured is known, so the limits' tightness is measured at the speed the policy plans
+for, while violations are judged on the raw measurements.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+#: A pulse is measured before every `PULSE_EVERY`-th probe.
+PULSE_EVERY = 3
+#: Seed of the reference input's values: the same input every time, in every process.
+PULSE_SEED = 7919
+#: Kind of a pulse row in a profile table (`costlab.fit` leaves them out of the curves).
+KIND = "pulse"
+#: Quantile of the speed index a policy plans for.
+Q = 0.95
+#: The index is the running median of this many pulses: one pulse is as noisy as any probe
+#: (measured here: a reference's time scattered 16% probe to probe in a quiet stretch, while
+#: the machine's slow stretches last tens of seconds to minutes), and dividing by a single
+#: pulse would add its noise to every probe.
+SMOOTH = 5
+#: Columns holding times, divided by the index when a profile is normalised.
+TIME_PREFIXES = ("wall_s_", "cpu_s_", "cold_s")
+
+
+def reference_sizes(space) -> dict:
+    """The reference input's sizes: the geometric middle of each dimension's range."""
+    return {d.name: int(round(math.sqrt(max(1, d.min) * max(1, d.max)))) for d in space.dims}
+
+
+def is_pulse(table: pd.DataFrame) -> pd.Series:
+    """Which rows of a profile table are pulses."""
+    if "kind" not in table.columns:
+        return pd.Series(False, index=table.index)
+    return table["kind"].astype(str) == KIND
+
+
+def time_columns(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if str(c).startswith(TIME_PREFIXES)]
+
+
+@dataclass
+class Speed:
+    """The machine-speed index of a run, from its pulses.
+
+    Attributes:
+        reference: Sizes of the reference input.
+        reference_s: Median warm time of the pulses (the run's median speed), seconds.
+        pulses: How many pulses succeeded.
+        quantiles: The index's 5th, 50th and 95th percentiles and maximum (of the running
+            median of `SMOOTH` pulses, as the probes are normalised by).
+        factor: The index at `q` (at least 1): what a policy multiplies time curves by.
+        q: The quantile `factor` is at.
+    """
+
+    reference: dict
+    reference_s: float
+    pulses: int
+    quantiles: dict
+    factor: float
+    q: float = Q
+
+    def to_dict(self) -> dict:
+        return {"reference": dict(self.reference), "reference_s": self.reference_s, "pulses": self.pulses,
+                "quantiles": dict(self.quantiles), "factor": self.factor, "q": self.q}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Speed:
+        return cls(dict(data["reference"]), float(data["reference_s"]), int(data["pulses"]),
+                   dict(data["quantiles"]), float(data["factor"]), float(data.get("q", Q)))
+
+    def summary(self) -> str:
+        qs = self.quantiles
+        return (f"machine speed: {self.pulses} pulses of the reference input {self.reference} "
+                f"(median {self.reference_s * 1e3:.2f} ms); its time over the run, relative to the median: "
+                f"p5 {qs['p5']:.2f}, p95 {qs['p95']:.2f}, max {qs['max']:.2f}; times are fitted at the median "
+                f"speed and the limits hold up to {self.factor:.2f}× it (q = {self.q:g})")
+
+
+def _pulses(table: pd.DataFrame) -> pd.DataFrame:
+    """Successful pulse rows of the most common reference sizes, in time order."""
+    if "finished_at" not in table.columns:
+        return table.iloc[0:0]
+    p = table[is_pulse(table) & (table["status"] == "ok")]
+    p = p[p["wall_s_median"].astype(float) > 0]
+    p = p[p["finished_at"].notna()]
+    if p.empty:
+        return p
+    key = p["input_shapes"].astype(str)
+    p = p[key == key.mode().iloc[0]]
+    return p.sort_values("finished_at")
+
+
+def speed(table: pd.DataFrame, *, q: float = Q, min_pulses: int = 3) -> Speed | None:
+    """The speed index of a profile table, or `None` with fewer than `min_pulses` pulses."""
+    p = _pulses(table)
+    if len(p) < min_pulses:
+        return None
+    t = p["wall_s_median"].astype(float).to_numpy()
+    ref = float(np.median(t))
+    idx = _smooth(t) / ref
+    dims = [c for c in table.columns[: list(table.columns).index("plan")]] if "plan" in table.columns else []
+    sizes = {d: int(p.iloc[0][d]) for d in dims}
+    quantiles = {"p5": float(np.quantile(idx, 0.05)), "p50": float(np.median(idx)),
+                 "p95": float(np.quantile(idx, 0.95)), "max": float(idx.max())}
+    return Speed(sizes, ref, int(len(p)), quantiles, max(1.0, float(np.quantile(idx, q))), q)
+
+
+def index(table: pd.DataFrame, *, reference_s: float | None = None) -> pd.Series:
+    """Each row's speed index: the pulses' running median (`SMOOTH`), interpolated at the
+    row's `finished_at`, over `reference_s` (default: the median pulse of the table). 1
+    where there are no pulses to read it from."""
+    p = _pulses(table)
+    out = pd.Series(1.0, index=table.index)
+    if len(p) < 1 or "finished_at" not in table.columns:
+        return out
+    t = p["wall_s_median"].astype(float).to_numpy()
+    ref = float(np.median(t)) if reference_s is None else float(reference_s)
+    at = table["finished_at"].astype(float)
+    has = at.notna()
+    out[has] = np.interp(at[has].to_numpy(), p["finished_at"].astype(float).to_numpy(), _smooth(t)) / ref
+    return out
+
+
+def _smooth(t: np.ndarray) -> np.ndarray:
+    """Centred running median of `SMOOTH` pulses (fewer at the ends)."""
+    return pd.Series(t).rolling(SMOOTH, center=True, min_periods=1).median().to_numpy()
+
+
+def normalised(table: pd.DataFrame) -> pd.DataFrame:
+    """The table without its pulses, each row's times divided by its speed index (times at
+    the run's median speed) and the index in an `index` column. A table without pulses
+    comes back as it was (without pulse rows), index 1."""
+    idx = index(table)
+    out = table[~is_pulse(table)].copy()
+    idx = idx[out.index]
+    for c in time_columns(out):
+        out[c] = out[c].astype(float) / idx
+    out["index"] = idx
+    return out
+
+
+def latest(rows, reference_s: float, *, n: int = SMOOTH) -> float:
+    """The speed index now: the median of the last `n` successful pulses among `rows`
+    (dicts or a DataFrame, in the order measured) over `reference_s`; 1 without pulses."""
+    recs = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else rows
+    t = [float(r["wall_s_median"]) for r in recs
+         if r.get("kind") == KIND and r.get("status") == "ok" and (r.get("wall_s_median") or 0) > 0]
+    if not t or not reference_s or reference_s <= 0:
+        return 1.0
+    return float(np.median(t[-n:])) / float(reference_s)
+
+
+def planned_scale(policy_data: dict, rows) -> float:
+    """What a latency measured now is multiplied by to read it at the speed a policy plans
+    for: `machine_speed.factor` / the index now (1 for a policy without `machine_speed`)."""
+    ms = (policy_data or {}).get("machine_speed")
+    if not ms:
+        return 1.0
+    return float(ms["factor"]) / latest(rows, ms["reference_s"])

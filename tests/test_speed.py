@@ -1,0 +1,125 @@
+"""The machine-speed index: pulses of a reference input, times normalised by them, policies
+planned for the slow quantile."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import costlab
+from costlab import InputSpace, speed
+from costlab.errors import CostlabError, PolicyError
+from costlab.policy import Budgets, synthesize
+
+
+def _table(slow_from=None, slow=2.0, seed=0):
+    """A 1-D profile table of cost 1 ms × n measured on a machine that runs `slow`× slower
+    from probe `slow_from` on, with a pulse (reference n = 10) before every third probe."""
+    rng = np.random.default_rng(seed)
+    rows, t = [], 1000.0
+    sizes = np.tile(np.geomspace(4, 256, 7).round().astype(int), 4)
+    for k, n in enumerate(sizes):
+        factor = slow if slow_from is not None and k >= slow_from else 1.0
+        if k % 3 == 0:
+            t += 1
+            w = 0.010 * factor * rng.lognormal(0, 0.01)
+            rows.append({"n": 10, "plan": "p", "probe": f"pulse/{k // 3}", "kind": "pulse", "status": "ok",
+                         "input_shapes": '{"x": [10]}', "wall_s_median": w, "wall_s_min": w, "cpu_s_median": w,
+                         "peak_bytes": 4e6, "finished_at": t})
+        t += 1
+        w = 1e-3 * n * factor * rng.lognormal(0, 0.01)
+        rows.append({"n": int(n), "plan": "p", "probe": f"r0/p{k}", "kind": "slice:n", "status": "ok",
+                     "input_shapes": json.dumps({"x": [int(n)]}), "wall_s_median": w, "wall_s_min": w,
+                     "cpu_s_median": w, "peak_bytes": 4e6 * n, "finished_at": t})
+    return pd.DataFrame(rows)
+
+
+def test_index_follows_the_pulses_and_normalising_removes_a_slow_stretch():
+    t = _table(slow_from=14)
+    idx = speed.index(t)
+    probes = t[t["kind"] != "pulse"]
+    # before the last fast pulse the index is flat; between a fast and a slow pulse it is interpolated
+    assert np.allclose(idx[probes.index[:12]], idx[probes.index[0]], rtol=0.05)
+    # half the pulses are slow: the median sits between; slow rows read 2× the fast ones
+    ratio = idx[probes.index[-1]] / idx[probes.index[0]]
+    assert ratio == pytest.approx(2.0, rel=0.05)
+    n = speed.normalised(t)
+    assert len(n) == len(probes) and "pulse" not in set(n["kind"])
+    # probes between the last fast pulse and the first slow one (k = 12, 13, 14) get an
+    # interpolated index: the others are back at 1 ms × n
+    steady = [i for k, i in enumerate(probes.index) if k not in (12, 13, 14)]
+    per_n = (n["wall_s_median"] / n["n"])[steady]
+    raw = probes["wall_s_median"] / probes["n"]
+    assert per_n.max() / per_n.min() < 1.15 < raw.max() / raw.min()
+    # pulses only in the first half: the index stays at the last one's, never extrapolated
+    s = speed.speed(t)
+    assert s.pulses == 10 and s.factor == pytest.approx(s.quantiles["p95"]) and s.factor > 1.2
+    assert s.reference == {"n": 10}
+    assert "machine speed: 10 pulses" in s.summary()
+
+
+def test_a_table_without_pulses_is_unchanged_and_has_no_speed():
+    t = _table()
+    plain = t[t["kind"] != "pulse"].drop(columns="finished_at")
+    n = speed.normalised(plain)
+    pd.testing.assert_frame_equal(n.drop(columns="index"), plain)
+    assert (n["index"] == 1).all()
+    assert speed.speed(plain) is None
+    assert speed.latest([], 0.01) == 1.0
+
+
+def test_fit_on_a_slow_stretch_reads_the_class_and_a_tight_bound_only_with_pulses():
+    t = _table(slow_from=14)
+    with_pulses = costlab.fit(t, "wall_s_median", dims=["n"])
+    raw = costlab.fit(t, "wall_s_median", dims=["n"], normalise=False)
+    assert with_pulses.complexity_ == "O(n)"
+    X = {"n": [128]}
+    # the bound's factor over the curve: the slow stretch is in the raw fit's scatter
+    f_norm = float(with_pulses.upper(X)[0] / with_pulses.predict(X)[0])
+    f_raw = float(raw.upper(X)[0] / raw.predict(X)[0])
+    assert f_norm < 1.1 < f_raw, (f_norm, f_raw)
+
+
+def test_synthesize_plans_time_limits_for_the_slow_quantile():
+    t = _table(slow_from=14)
+    space = InputSpace.from_dict({"inputs": [{"name": "x", "shape": ["n"], "dtype": "float32",
+                                              "values": {"kind": "float", "min": 0.0, "max": 1.0}}],
+                                  "dims": [{"name": "n", "min": 4, "max": 256}]})
+    models = {"wall_s_median": costlab.fit(t, "wall_s_median", dims=["n"])}
+    budgets = Budgets(latency_ms=100, memory_mib=1e6)
+    s = speed.speed(t)
+    fast = synthesize(models, budgets, space=space)
+    slow = synthesize(models, budgets, space=space, speed=s)
+    assert "machine_speed" not in fast.data and slow.data["machine_speed"] == s.to_dict()
+    # limits where upper × factor reaches margin × budget: the 1-D cost is linear
+    assert slow.limits["n"]["max"] == pytest.approx(fast.limits["n"]["max"] / s.factor, rel=0.03)
+    w = slow.data["worst_admitted"]
+    assert w["upper"]["wall_s_median"] * 1e3 <= budgets.latency_ms * budgets.margin
+    costlab.Policy.from_dict(json.loads(slow.to_json()))  # validates against the schema (1.2)
+    with pytest.raises(PolicyError, match="Speed with factor >= 1"):
+        synthesize(models, budgets, space=space, speed={**s.to_dict(), "factor": 0.5})
+
+
+def test_profile_measures_pulses_and_a_resumed_run_takes_them_from_the_log(tmp_path, zoo_models):
+    model = zoo_models["mlp"]
+    space = InputSpace.from_model(model).with_bounds(batch=(1, 64))
+    kw = dict(points=4, examples=2, rounds=1, min_repeats=2, max_repeats=3, probe_time_s=0.01, progress=False,
+              pulse={"every": 2}, log_path=tmp_path / "probes.jsonl")
+    whole = costlab.profile(model, space, **kw)
+    t = whole.table
+    pulses = t[t["kind"] == "pulse"]
+    assert len(pulses) == (len(t) - len(pulses) + 1) // 2
+    assert set(pulses["batch"]) == {8}  # geometric middle of 1..64
+    assert list(pulses["probe"]) == [f"pulse/{k}" for k in range(len(pulses))]
+    assert t["finished_at"].is_monotonic_increasing
+    # a log cut after 3 rows: the resumed run measures the rest, pulses included, with the same ids
+    lines = (tmp_path / "probes.jsonl").read_text().splitlines()
+    (tmp_path / "probes.jsonl").write_text("\n".join(lines[:3]) + "\n")
+    again = costlab.profile(model, space, **kw, resume=True)
+    assert list(again.table["probe"]) == list(t["probe"])
+    assert again.resumed == 2  # pulses are not counted as resumed probes
+    with pytest.raises(CostlabError, match="pulse"):
+        costlab.profile(model, space, **{**kw, "pulse": {"every": 0}})
+    with pytest.raises(CostlabError, match="every dimension"):
+        costlab.profile(model, space, **{**kw, "pulse": {"sizes": {"seq_len": 3}}})
