@@ -1,7 +1,7 @@
 """How fast the machine ran while it measured: a reference probe repeated through a run.
 
-A shared machine does not run at one speed. On the 2-core VMs costlab is developed on,
-the same probe read 2× apart a minute later, for minutes at a time. A cost curve fitted
+A shared machine does not run at one speed: the same probe can read up to 2× apart a
+minute later, for minutes at a time (see the policies benchmark in the README). A cost curve fitted
 on such data carries the machine's slow and fast stretches in its scatter, and a
 verification run in a faster (or slower) stretch than the profile sees a different
 boundary.
@@ -36,10 +36,9 @@ PULSE_SEED = 7919
 KIND = "pulse"
 #: Quantile of the speed index a policy plans for.
 Q = 0.95
-#: The index is the running median of this many pulses: one pulse is as noisy as any probe
-#: (measured here: a reference's time scattered 16% probe to probe in a quiet stretch, while
-#: the machine's slow stretches last tens of seconds to minutes), and dividing by a single
-#: pulse would add its noise to every probe.
+#: The index is the running median of this many pulses: one pulse is as noisy as any probe,
+#: while the machine's slow stretches last tens of seconds to minutes, and dividing by a
+#: single pulse would add its noise to every probe.
 SMOOTH = 5
 #: Columns holding times, divided by the index when a profile is normalised.
 TIME_PREFIXES = ("wall_s_", "cpu_s_", "cold_s")
