@@ -689,8 +689,8 @@ def churn(data, *, ax=None):
 
 def speed_index(profile_or_table, *, ax=None, factor: float | None = None):
     """The machine-speed index over the run: each pulse's time over the run's median
-    (`costlab.speed`), against minutes since the first probe, with the slow quantile the
-    policy plans for.
+    (`costlab.speed`) and their running median (the index probes are divided by), against
+    minutes since the first probe, with the slow quantile the policy plans for.
 
     Args:
         profile_or_table: A `Profile` or its table, with pulses.
@@ -713,10 +713,12 @@ def speed_index(profile_or_table, *, ax=None, factor: float | None = None):
     p = _speed._pulses(table)
     t0 = float(table["finished_at"].min())
     minutes = (p["finished_at"].astype(float) - t0) / 60
-    idx = p["wall_s_median"].astype(float) / s.reference_s
+    raw = p["wall_s_median"].astype(float).to_numpy()
     factor = s.factor if factor is None else factor
     ax = _axes(ax)
-    ax.plot(minutes, idx, "o-", color="tab:blue", ms=3, lw=0.8, label=f"pulse ({s.pulses})")
+    ax.plot(minutes, raw / s.reference_s, "o", color="tab:blue", ms=3, alpha=0.6, label=f"pulse ({s.pulses})")
+    ax.plot(minutes, _speed._smooth(raw) / s.reference_s, "-", color="tab:blue", lw=1.2,
+            label=f"index (running median of {_speed.SMOOTH})")
     ax.axhline(1.0, color="grey", lw=0.8, label=f"run's median ({s.reference_s * 1e3:.2f} ms)")
     ax.axhline(factor, color="tab:red", ls="--", lw=1.0, label=f"planned for (q = {s.q:g}): {factor:.2f}×")
     ax.set_xlabel("minutes since the first probe")

@@ -111,14 +111,17 @@ def _summary(run: dict) -> list[str]:
     t = prof.table
     m = prof.model
     versions = ", ".join(f"{k} {v}" for k, v in (m.get("versions") or {}).items())
-    failed = int((t["status"] != "ok").sum())
+    failed = int((t["status"] != "ok").sum())  # a failing pulse is a failure too
     rows = [("model", m.get("name")), ("framework", f"{m.get('framework', '?')} ({versions})" if versions
                                        else m.get("framework")),
             ("sha256", (m.get("sha256") or "")[:16] + "…"), ("call", m.get("call")),
             ("machine", f"{prof.machine.get('cpu', '?')}, {prof.machine.get('cores', '?')} cores"),
             ("probes", f"{int((~is_pulse(t)).sum())} ({failed} failed)")]
-    parts = [kv_table(dict(rows)), html_table([(s, n) for s, n in display.status_counts(t).items() if n],
-                                              ("status", "probes"))]
+    pulses = int(is_pulse(t).sum())
+    if pulses:
+        rows.append(("pulses", f"{pulses} (the reference input; see Machine speed over the run)"))
+    parts = [kv_table(dict(rows)), html_table([(s, n) for s, n in display.status_counts(t[~is_pulse(t)]).items()
+                                               if n], ("status", "probes"))]
     parts.append(html_table(display.profile_dims_rows(prof), ("dimension", "space", "measured (ok)",
                                                               "distinct sizes")))
     if pol is None:
