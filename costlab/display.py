@@ -179,10 +179,15 @@ def profile_html(profile, *, head: int = 8) -> str:
     Returns:
         An HTML string.
     """
+    from .speed import is_pulse
+
     t = profile.table
     name = profile.model.get("name", "model")
-    parts = [_heading(f"Profile of {name}", f"{len(t)} probes on {profile.machine.get('cpu', 'an unknown CPU')}"),
-             html_table([(s, n) for s, n in status_counts(t).items()], ("status", "probes")),
+    pulse = is_pulse(t)
+    pulses = f" and {int(pulse.sum())} pulses (the reference input, costlab.speed)" if pulse.any() else ""
+    parts = [_heading(f"Profile of {name}", f"{int((~pulse).sum())} probes{pulses} on "
+                                            f"{profile.machine.get('cpu', 'an unknown CPU')}"),
+             html_table([(s, n) for s, n in status_counts(t[~pulse]).items()], ("status", "probes")),
              html_table(profile_dims_rows(profile), ("dimension", "space", "measured (ok)", "distinct sizes")),
              _heading(f"First {min(head, len(t))} of {len(t)} rows"), profile_head(t, profile.dims, head)]
     if "cold_s" in t.columns and len(profile.ok):
