@@ -371,8 +371,9 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
     batch × seq_len): each axis may then reach what it could alone with the others at
     their minimum, as long as the product stays under a maximum — chosen, with the axis
     maxima, so that the worst input on the whole admitted region's frontier stays within
-    budget and the region admits the most of the space (log-size measure). A joint budget
-    is kept only when it admits more than the box.
+    budget and the region admits the most of the space (log-size measure); then each axis
+    maximum is pushed, one at a time with the joint maxima kept, as far as the worst input
+    stays within budget. A joint budget is kept only when it admits more than the box.
 
     Then the request and serving figures: max batch, max payload bytes (raw and as JSON),
     a request timeout (`timeout_factor` × the worst admitted tail latency's upper bound),
@@ -574,6 +575,19 @@ def _joint(space, dims, lo, cap, free, box, ratio):
             break
     if best is box:
         return box, []
+    # Then each axis as far as the budgets allow with the joint maxima kept: the choice above
+    # trades axis maxima against the joint maxima for the admitted share of the space, and can
+    # leave an axis short of where its own cost binds (a GRU's batch at short sequences).
+    hi = dict(best.hi)
+    for d in dims:
+        if d in free or hi[d] >= cap[d]:
+            continue
+
+        def wider(t, d=d, base=hi[d]):
+            return _Region(dims, lo, {**hi, d: max(base, int(np.floor(base * (cap[d] / base) ** t + 1e-9)))},
+                           best.joint)
+        hi[d] = wider(_largest(lambda t: ratio(wider(t)) <= 1, 0.0, 1.0, steps=14)).hi[d]
+    best = _Region(dims, lo, hi, best.joint)
     # A joint maximum at or above the product of its axis maxima constrains nothing.
     kept = [(g, j, m) for (g, j), m in zip(best.joint, meta, strict=True) if j < np.prod([best.hi[d] for d in g])]
     # An axis maximum must itself be admitted: with the others at their minimum, under the joint maximum.

@@ -202,3 +202,33 @@ def test_not_json_and_missing_file(tmp_path):
         Policy.from_json(path)
     with pytest.raises(PolicyError, match="not found"):
         Policy.from_json(tmp_path / "absent.json")
+
+
+def test_each_axis_maximum_reaches_where_its_own_cost_binds():
+    """A GRU-like cost, a + b·seq_len + c·batch + d·batch·seq_len: the per-step term binds
+    along seq_len, while long batches of short sequences stay cheap. The share-of-space
+    choice of the joint budget alone stopped batch far short of that; each axis is then
+    pushed as far as the worst admitted input stays within margin × budget."""
+    space = InputSpace((InputSpec("tokens", "int32", ("batch", "seq_len"), ValueDomain("int", 0, 999)),),
+                       (Dimension("batch", 1, 512), Dimension("seq_len", 8, 1024)))
+    b, s = np.meshgrid([1, 3, 8, 23, 64, 181, 512], [8, 16, 32, 64, 128, 256, 512, 1024])
+    X = pd.DataFrame({"batch": b.ravel(), "seq_len": s.ravel()})
+    t = 1.2e-3 + 5.8e-5 * X.seq_len + 1.1e-6 * X.batch + 4.8e-7 * X.batch * X.seq_len
+    model = CostModel(target="wall_s_median").fit(X, t)
+    budgets = Budgets(latency_ms=20, memory_mib=64, margin=0.9)
+    pol = synthesize({"wall_s_median": model}, budgets, space=space)
+    (j,) = pol.data["joint"]
+    region = pol.region()
+    for d, lim in pol.limits.items():
+        if lim["limited_by"] == "latency":
+            # one step further along d, with the joint maximum kept, breaks the budget
+            from costlab.policy import _Region, _worst
+
+            wider = _Region(region.dims, region.lo, {**region.hi, d: int(lim["max"] * 1.05) + 1}, region.joint)
+            assert _worst({"wall_s_median": model}, {"wall_s_median": model}, budgets, wider)[0] > 1, d
+    # batch reaches the joint budget over the shortest sequence (or the range), not less
+    batch = pol.limits["batch"]
+    assert batch["max"] in (512, j["max"] // 8), batch
+    assert batch["limited_by"] in ("joint budget", "measured range")
+    worst = pol.data["worst_admitted"]
+    assert worst["budget_fraction"] <= 0.9 + 1e-9
