@@ -710,14 +710,14 @@ def speed_index(profile_or_table, *, ax=None, factor: float | None = None):
     if s is None:
         raise CostlabError("Expected a profile with pulses (costlab run measures them; profile(pulse=...)). "
                            "Received: fewer than 3 successful pulses")
-    p = _speed._pulses(table)
+    p = _speed.pulse_rows(table)
     t0 = float(table["finished_at"].min())
     minutes = (p["finished_at"].astype(float) - t0) / 60
     raw = p["wall_s_median"].astype(float).to_numpy()
     factor = s.factor if factor is None else factor
     ax = _axes(ax)
     ax.plot(minutes, raw / s.reference_s, "o", color="tab:blue", ms=3, alpha=0.6, label=f"pulse ({s.pulses})")
-    ax.plot(minutes, _speed._smooth(raw) / s.reference_s, "-", color="tab:blue", lw=1.2,
+    ax.plot(minutes, _speed.smooth(raw) / s.reference_s, "-", color="tab:blue", lw=1.2,
             label=f"index (running median of {_speed.SMOOTH})")
     ax.axhline(1.0, color="grey", lw=0.8, label=f"run's median ({s.reference_s * 1e3:.2f} ms)")
     ax.axhline(factor, color="tab:red", ls="--", lw=1.0, label=f"planned for (q = {s.q:g}): {factor:.2f}×")

@@ -16,7 +16,7 @@ from .refine import boundary as _boundary
 from .refine import open_powers, widening
 from .refine import refine as _refine
 from .refine import settle as _settle
-from .speed import PULSE_EVERY, is_pulse, reference_sizes
+from .speed import PULSE_EVERY, Speed, is_pulse, reference_sizes
 from .speed import speed as _speed
 
 
@@ -92,8 +92,6 @@ class Run:
             lines.append(f"shapes: pad to buckets {shapes['buckets']}, at most {shapes['max_distinct']} distinct "
                          f"shapes ({shapes['reason']})")
         if data.get("machine_speed"):
-            from .speed import Speed
-
             lines.append(Speed.from_dict(data["machine_speed"]).summary())
         cal = self.profile.calibration()
         if cal["process_peak_mib"] is not None:

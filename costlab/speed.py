@@ -98,7 +98,7 @@ class Speed:
                 f"speed and the limits hold up to {self.factor:.2f}× it (q = {self.q:g})")
 
 
-def _pulses(table: pd.DataFrame) -> pd.DataFrame:
+def pulse_rows(table: pd.DataFrame) -> pd.DataFrame:
     """Successful pulse rows of the most common reference sizes, in time order."""
     if "finished_at" not in table.columns:
         return table.iloc[0:0]
@@ -114,12 +114,12 @@ def _pulses(table: pd.DataFrame) -> pd.DataFrame:
 
 def speed(table: pd.DataFrame, *, q: float = Q, min_pulses: int = 3) -> Speed | None:
     """The speed index of a profile table, or `None` with fewer than `min_pulses` pulses."""
-    p = _pulses(table)
+    p = pulse_rows(table)
     if len(p) < min_pulses:
         return None
     t = p["wall_s_median"].astype(float).to_numpy()
     ref = float(np.median(t))
-    idx = _smooth(t) / ref
+    idx = smooth(t) / ref
     dims = [c for c in table.columns[: list(table.columns).index("plan")]] if "plan" in table.columns else []
     sizes = {d: int(p.iloc[0][d]) for d in dims}
     quantiles = {"p5": float(np.quantile(idx, 0.05)), "p50": float(np.median(idx)),
@@ -131,7 +131,7 @@ def index(table: pd.DataFrame, *, reference_s: float | None = None) -> pd.Series
     """Each row's speed index: the pulses' running median (`SMOOTH`), interpolated at the
     row's `finished_at`, over `reference_s` (default: the median pulse of the table). 1
     where there are no pulses to read it from."""
-    p = _pulses(table)
+    p = pulse_rows(table)
     out = pd.Series(1.0, index=table.index)
     if len(p) < 1 or "finished_at" not in table.columns:
         return out
@@ -139,11 +139,11 @@ def index(table: pd.DataFrame, *, reference_s: float | None = None) -> pd.Series
     ref = float(np.median(t)) if reference_s is None else float(reference_s)
     at = table["finished_at"].astype(float)
     has = at.notna()
-    out[has] = np.interp(at[has].to_numpy(), p["finished_at"].astype(float).to_numpy(), _smooth(t)) / ref
+    out[has] = np.interp(at[has].to_numpy(), p["finished_at"].astype(float).to_numpy(), smooth(t)) / ref
     return out
 
 
-def _smooth(t: np.ndarray) -> np.ndarray:
+def smooth(t: np.ndarray) -> np.ndarray:
     """Centred running median of `SMOOTH` pulses (fewer at the ends)."""
     return pd.Series(t).rolling(SMOOTH, center=True, min_periods=1).median().to_numpy()
 
