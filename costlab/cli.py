@@ -121,7 +121,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="measure in worker processes under a memory cap (default) or in this process")
     v.add_argument("--probe-time", type=_number(float), default=0.2, help="seconds of repeats per probe (default 0.2)")
     v.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None, help="Keras backend")
-    v.add_argument("--out", metavar="DIR", help="write verify.csv (probes) and tightness.csv here")
+    v.add_argument("--draws", type=_number(int), default=5,
+                   help="measurements per input at each step of the boundary search; a step is within "
+                        "only when all are (default 5)")
+    v.add_argument("--out", metavar="DIR",
+                   help="write verify.csv (probes), tightness.csv and tightness_probes.csv (the search's) here")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--pulse", type=_number(int, allow_zero=True), default=3,
                    help="measure the policy's reference input before every N-th probe: the speed the machine "
@@ -209,7 +213,7 @@ def _cmd_verify(args) -> int:
               f"(sha256 differs)", file=sys.stderr)
     report = verify(adapter, policy, probes=args.probes, seed=args.seed, tightness=not args.no_tightness,
                     isolation=args.isolation, probe_time_s=args.probe_time, backend=args.backend,
-                    pulse=args.pulse)
+                    pulse=args.pulse, draws=args.draws)
     if args.out:
         from pathlib import Path
 
@@ -217,6 +221,7 @@ def _cmd_verify(args) -> int:
         report.table.to_csv(Path(args.out) / "verify.csv", index=False)
         if report.tightness is not None:
             report.tightness.to_csv(Path(args.out) / "tightness.csv", index=False)
+            report.searched.to_csv(Path(args.out) / "tightness_probes.csv", index=False)
     print(report.summary())
     return 0 if report.ok else 1
 

@@ -10,7 +10,11 @@ a request that costs more than the user allowed). Then, for every limit a budget
 (`limited_by` latency or memory), the real boundary is found by bisection with direct
 measurement, starting from that limit's most expensive admitted input and moving only
 its own size, up to the size where the measured cost passes `margin × budget` — the
-boundary the policy was asked to keep inside. Tightness is the limit over that boundary
+boundary the policy was asked to keep inside. Each step measures its input `draws` times
+(5, fresh values each) and counts as within only when every draw is: a limit is set from
+an upper bound of the cost (a high quantile of its measurements, not one measurement), so
+its boundary is where that quantile reaches the budget — the search converges where the
+`2^(-1/draws)` quantile (0.87 for 5) does. Tightness is the limit over that boundary
 (1.0 = the limit is the boundary).
 
 A policy from a run that measured the machine's speed (`machine_speed`, `costlab.speed`)
@@ -51,16 +55,21 @@ class VerifyReport:
             `value` (the policy's maximum), `boundary` (largest size measured within
             margin × budget along it), `exact` (bracketed to 1%; False when the search
             stopped at its range or step count: the boundary is at least that), `tightness`
-            (value / boundary), `probes`.
+            (value / boundary), `probes` (measurements the search took), `draws`
+            (measurements per input at each step; a step is within when all are).
         speed: Pulses measured here against the policy's `machine_speed`: `pulses`,
             `reference_s` (the run's), `factor` (planned for), the index's `p50` and `max`
             here; `None` for a policy without `machine_speed` or with `pulse=0`.
+        searched: Every measurement of the boundary search: the probe's columns as in
+            `table` (`kind` `tight:<limit>`), its `step` and `draw` at that step, and whether it was
+            `within` margin × budget (at the planned speed); `None` without tightness.
     """
 
     table: pd.DataFrame
     policy: Policy
     tightness: pd.DataFrame | None = None
     speed: dict | None = None
+    searched: pd.DataFrame | None = None
 
     @property
     def violations(self) -> pd.DataFrame:
@@ -98,7 +107,9 @@ class VerifyReport:
             lines.append(f"  VIOLATION {r['kind']} {r['input_shapes']}: {r['violation']}{slow}")
         if self.tightness is not None and len(self.tightness):
             at = f", latency read at {sp['factor']:.2f}× the run's median time" if sp else ""
-            lines.append(f"tightness (limit / measured boundary at margin × budget, margin {b.margin:g}{at}):")
+            k = int(self.tightness["draws"].iloc[0])
+            lines.append(f"tightness (limit / measured boundary at margin × budget, margin {b.margin:g}{at}; "
+                         f"a step is within when all {k} draws are):")
             for _, r in self.tightness.iterrows():
                 lines.append(f"  {r['limit']:14s} limit {r['value']:>7d}  boundary {'' if r['exact'] else '≥ '}"
                              f"{r['boundary']:>7d}  tightness {r['tightness']:.2f}  ({r['probes']} probes)")
@@ -127,7 +138,7 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
            steps: int = 8, search_factor: float = 4.0, isolation: str = "subprocess",
            memory_cap_mib: float = 4096, timeout_s: float = 120.0, min_repeats: int = 3,
            probe_time_s: float = 0.2, backend: str | None = None, confirm: bool = True,
-           pulse: int = 3, progress: bool | None = None) -> VerifyReport:
+           pulse: int = 3, draws: int = 5, progress: bool | None = None) -> VerifyReport:
     """Measure admitted inputs against the budgets, and each limit against its boundary.
 
     Args:
@@ -139,6 +150,11 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
         tightness: Also bisect each budget-set limit toward its measured boundary.
             Defaults to `True`.
         steps: Bisections per limit. Defaults to `8`.
+        draws: Measurements per input at each bisection step (fresh values each): the
+            step is within only when all of them are, so the search converges where the
+            cost's `2^(-1/draws)` quantile (0.87 for 5) reaches margin × budget — the
+            statistic a limit set from an upper bound keeps inside, where one draw per
+            step would find where a single measurement happens to cross it. Defaults to `5`.
         search_factor: The boundary search looks up to this multiple of each limit.
             Defaults to `4`.
         isolation: `"subprocess"` (workers under `memory_cap_mib` and `timeout_s`,
@@ -172,6 +188,8 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
         raise CostlabError(f"Expected a positive integer `probes`. Received: probes={probes!r}")
     if not isinstance(policy, Policy):
         raise CostlabError(f"Expected a costlab Policy. Received: {type(policy).__name__}")
+    if not isinstance(draws, int) or isinstance(draws, bool) or draws < 1:
+        raise CostlabError(f"Expected a positive integer `draws`. Received: draws={draws!r}")
     if not isinstance(pulse, int) or isinstance(pulse, bool) or pulse < 0:
         raise CostlabError(f"Expected a non-negative integer `pulse`. Received: pulse={pulse!r}")
     adapter = adapt(model)
@@ -198,7 +216,7 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
     executor = (InProcess(adapter, **kw) if isolation == "inprocess" and backend is None else
                 Subprocess(adapter, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,
                            env={"KERAS_BACKEND": backend} if backend else None, **kw))
-    rows, tight = [], []
+    rows, tight, searched = [], [], []
     machine = policy.data.get("machine_speed") if pulse else None
     pulses, count = [], [0]
     bar = tqdm(total=len(points), desc=f"verify {adapter.name}", unit="probe",
@@ -255,12 +273,14 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
                 rows[i] = {**merged, "violation": "; ".join(problems(merged))}
         if tightness:
             factor = float(machine["factor"]) if machine else 1.0
-            tight = _tightness(policy, region, edges, rows, measure, steps, search_factor, factor)
+            tight = _tightness(policy, region, edges, rows, measure, steps, search_factor, factor, draws,
+                               searched)
     seen = [p["wall_s_median"] / machine["reference_s"] for p in pulses if p["status"] == "ok"] if machine else []
     info = ({"pulses": len(seen), "reference_s": machine["reference_s"], "factor": machine["factor"],
              "p50": float(np.median(seen)), "max": float(np.max(seen))} if seen else None)
     return VerifyReport(pd.DataFrame(rows), policy, pd.DataFrame(tight, columns=[
-        "limit", "value", "boundary", "exact", "tightness", "probes"]), info)
+        "limit", "value", "boundary", "exact", "tightness", "probes", "draws"]), info,
+        pd.DataFrame(searched) if tightness else None)
 
 
 def _within(row, budgets, factor: float = 1.0) -> bool:
@@ -290,14 +310,24 @@ def _bisect(at, start: int, top: int, steps: int) -> tuple[int, bool, int]:
     return good, bad - good <= max(1, 0.01 * good), n
 
 
-def _tightness(policy, region, edges, rows, measure, steps, search_factor, factor=1.0) -> list[dict]:
+def _tightness(policy, region, edges, rows, measure, steps, search_factor, factor=1.0, draws=1,
+               searched=None) -> list[dict]:
     budgets = policy.budgets
     hard = policy.data["model"].get("hard_limits") or {}
-    out, counter = [], [0]
+    out, counter, step = [], [0], [0]
+    searched = [] if searched is None else searched
 
     def probe(kind, sizes):
-        counter[0] += 1
-        return _within(measure(kind, sizes, None, 10_000 + counter[0]), budgets, factor)
+        # within only when every draw is (fresh values each); stops at the first that is not
+        step[0] += 1
+        for k in range(draws):
+            counter[0] += 1
+            row = measure(kind, sizes, None, 10_000 + counter[0])
+            ok = _within(row, budgets, factor)
+            searched.append({**row, "step": step[0], "draw": k, "within": ok})
+            if not ok:
+                return False
+        return True
 
     for d, lim in policy.limits.items():
         if lim["limited_by"] not in ("latency", "latency p99", "memory") or d not in edges:
@@ -308,9 +338,10 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
         top = int(min(hard.get(d, math.inf), max(base[d] + 1, math.ceil(base[d] * search_factor))))
         if top <= base[d]:
             continue
-        found, exact, n = _bisect(lambda v, base=base, d=d: probe(f"tight:{d}", {**base, d: v}), base[d], top, steps)
+        before = counter[0]
+        found, exact, _ = _bisect(lambda v, base=base, d=d: probe(f"tight:{d}", {**base, d: v}), base[d], top, steps)
         out.append({"limit": d, "value": int(lim["max"]), "boundary": int(found), "exact": bool(exact),
-                    "tightness": lim["max"] / found, "probes": n})
+                    "tightness": lim["max"] / found, "probes": counter[0] - before, "draws": draws})
     rank = _ranker(rows, list(region.dims), budgets)
     for j in policy.data.get("joint") or []:
         # The boundary of a joint budget: the largest product whose newly admitted inputs
@@ -336,9 +367,9 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
             return all(probe(f"tight:{j['name']}", {d: int(new.iloc[i][d]) for d in region.dims}) for i in picks)
 
         before = counter[0]
-        found, exact, n = _bisect(at, int(j["max"]), int(j["max"] * search_factor), steps)
+        found, exact, _ = _bisect(at, int(j["max"]), int(j["max"] * search_factor), steps)
         out.append({"limit": j["name"], "value": int(j["max"]), "boundary": int(found), "exact": bool(exact),
-                    "tightness": j["max"] / found, "probes": counter[0] - before})
+                    "tightness": j["max"] / found, "probes": counter[0] - before, "draws": draws})
     return out
 
 

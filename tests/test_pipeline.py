@@ -103,6 +103,15 @@ def test_policy_limits_bind_and_verify_passes(attention_run, zoo_models):
     assert (t["probes"] >= 1).all() and (t["boundary"] >= 1).all()
     np.testing.assert_allclose(t["tightness"], t["value"] / t["boundary"])
     assert "tightness" in report.summary()
+    # each step measured its input 5 times and was within only when all were: a step stops at
+    # its first draw over margin × budget, and every measurement of the search is kept
+    s = report.searched
+    assert (t["draws"] == 5).all() and len(s) == t["probes"].sum()
+    for limit, n in zip(t["limit"], t["probes"], strict=True):
+        assert (s["kind"] == f"tight:{limit}").sum() == n
+    for _, step in s.groupby("step"):
+        assert list(step["draw"]) == list(range(len(step))) and step["input_shapes"].nunique() == 1
+        assert step["within"].iloc[:-1].all() and (len(step) == 5 or not step["within"].iloc[-1])
     # verify measured the run's reference input and read the machine's speed against the run's
     assert report.speed is not None and report.speed["pulses"] >= 3, report.speed
     assert report.speed["factor"] == policy.data["machine_speed"]["factor"]
