@@ -2,6 +2,7 @@
 planned for the slow quantile."""
 
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -123,3 +124,49 @@ def test_profile_measures_pulses_and_a_resumed_run_takes_them_from_the_log(tmp_p
         costlab.profile(model, space, **{**kw, "pulse": {"every": 0}})
     with pytest.raises(CostlabError, match="every dimension"):
         costlab.profile(model, space, **{**kw, "pulse": {"sizes": {"seq_len": 3}}})
+
+
+def test_verify_waits_for_the_machine_before_it_calls_a_slow_stretch_a_violation(tmp_path, monkeypatch):
+    import sys
+    from types import SimpleNamespace
+
+    from costlab.adapters.callable import CallableAdapter
+
+    slow = tmp_path / "slow"  # while this file exists the machine runs 3× slower, pulses included
+
+    def model(inputs):
+        end = time.perf_counter() + 1e-3 * inputs["x"].shape[0] * (3 if slow.exists() else 1)
+        while time.perf_counter() < end:
+            pass
+        return inputs["x"]
+
+    space = InputSpace.from_dict({"inputs": [{"name": "x", "shape": ["n"], "dtype": "float32",
+                                              "values": {"kind": "float", "min": 0.0, "max": 1.0}}],
+                                  "dims": [{"name": "n", "min": 4, "max": 256}]})
+    t = _table()  # 1 ms × n, the reference n = 10 at 10 ms: what `model` costs at full speed
+    planned = {**speed.speed(t).to_dict(), "factor": 1.3}
+    policy = synthesize({"wall_s_median": costlab.fit(t, "wall_s_median", dims=["n"])},
+                        Budgets(latency_ms=20, memory_mib=1e6), space=space, speed=planned)
+    assert 3 * policy.limits["n"]["max"] > 20  # 3× slower, the largest admitted input is over budget
+    adapter = CallableAdapter(model, space)
+    kw = dict(probes=3, tightness=False, isolation="inprocess", pulse=1, progress=False)
+
+    # the machine stays slow: the three measurements stand, marked beyond the planned speed
+    slow.touch()
+    stuck = costlab.verify(adapter, policy, settle_s=0.5, **kw)
+    assert not stuck.ok and "beyond the 1.30× planned" in stuck.summary()
+    assert (stuck.violations["index"] > 2.5).all()
+
+    # it comes back while verify waits: three measurements at the planned speed decide
+    def sleep(s):
+        slow.unlink(missing_ok=True)
+        time.sleep(s)
+
+    monkeypatch.setattr(sys.modules["costlab.verify"], "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+    slow.touch()
+    back = costlab.verify(adapter, policy, settle_s=30, **kw)
+    assert back.ok, back.summary()
+    again = back.table[back.table["first_measure"] != ""]
+    waited = again[again["first_measure"].str.contains("× the run's median time")]
+    assert len(waited) == 1 and (waited["index"] < 1.3).all(), again["first_measure"]
+    assert (again["latency_ms"] <= 20).all()  # the others were measured again once it was back
