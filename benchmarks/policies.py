@@ -4,10 +4,13 @@ For each model: `costlab run zoo:NAME` with the budgets below (the demo's settin
 otherwise: isolated workers, two rounds, boundary refinement, churn, a 3 s concurrent run),
 then `costlab verify` with 200 probes in isolated workers (worst admitted input, each axis
 at its maximum, the admitted region's frontier, Hypothesis draws) and the tightness
-bisection. Reported per model: probes, violations, the most expensive measured probe
-against its budget, and per limit its tightness (limit / measured boundary at
-margin × budget; `≥` marks a boundary the search did not bracket within 4× the limit, so
-the tightness is at most the figure shown). Goal (issue 6): 0 violations over ≥ 200
+bisection. Reported per model: the share of the profiled space (log-size measure) the
+per-axis box, the policy with plain-product joint budgets (the same cost models
+synthesised again with `joint_offsets=False`) and the policy admit; probes, violations,
+the most expensive measured probe against its budget, and per limit its tightness
+(limit / measured boundary at margin × budget, each search step measured 5 times and
+within only when all 5 are; `≥` marks a boundary the search did not bracket within 4×
+the limit, so the tightness is at most the figure shown). Goal (issue 6): 0 violations over ≥ 200
 probes, every limit ≥ 0.85 of its true boundary.
 
 The machine's speed: `costlab run` measures a reference input every third probe
@@ -37,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from costlab.policy import joint_expression
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 #: Budgets per model: tight enough that latency or memory binds inside the measured range.
@@ -46,6 +51,24 @@ BUDGETS = {"attention": ("20", "64"), "recurrent": ("20", "64"), "conv": ("20", 
 
 def _run(args) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "costlab"), *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+
+
+def _plain_share(out: Path) -> float:
+    """The share of the space the run's policy would admit with plain-product joint budgets:
+    the same cost models, budgets and machine speed, synthesised with `joint_offsets=False`."""
+    import pandas as pd
+
+    from costlab import speed
+    from costlab.curves import CostModel
+    from costlab.policy import Budgets, synthesize
+    from costlab.space import InputSpace
+
+    policy = json.loads((out / "policy.json").read_text())
+    models = {t: CostModel.from_dict(d) for t, d in json.loads((out / "cost_models.json").read_text()).items()}
+    space = InputSpace.from_dict(json.loads((out / "profile.json").read_text())["space"])
+    plain = synthesize(models, Budgets(**policy["budgets"]), space=space, joint_offsets=False,
+                       speed=speed.speed(pd.read_csv(out / "profile.csv")))
+    return plain.data["admitted_fraction"]["policy"]
 
 
 def main(argv=None) -> int:
@@ -79,8 +102,10 @@ def main(argv=None) -> int:
         worst_mem = max(float(t["memory_mib"]) for t in ok) / float(mem) if ok else float("nan")
         violations = sum(1 for t in table if t["violation"])
         limits = ", ".join(f"{d} ≤ {lim['max']} ({lim['limited_by']})" for d, lim in policy["limits"].items())
-        limits += "".join(f", {j['name']} ≤ {j['max']}" for j in policy.get("joint", []))
+        limits += "".join(f", {joint_expression(j)} ≤ {j['max']}" for j in policy.get("joint", []))
+        frac = policy.get("admitted_fraction") or {}
         rows.append({"model": name, "budgets": f"{lat} ms / {mem} MiB", "limits": limits, "probes": len(table),
+                     "admitted": f"{frac.get('box', 0):.0%} / {_plain_share(out):.0%} / {frac.get('policy', 0):.0%}",
                      "violations": violations, "exit": v.returncode, "worst_latency": worst_lat,
                      "worst_memory": worst_mem, "run_s": run_s, "verify_s": verify_s})
         ms = policy.get("machine_speed") or {}
@@ -100,13 +125,13 @@ def main(argv=None) -> int:
         for t in (csv.DictReader(tp.open()) if tp.exists() else []):
             tight_rows.append({"model": name, **t, "raw": raw.get(t["limit"])})
     lines = [f"## Policies verified on the zoo models ({args.probes} probes each, isolated workers)\n",
-             "| model | budgets (p50 / peak) | limits | probes | violations | most expensive probe / budget (latency, memory) | run s | verify s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | budgets (p50 / peak) | limits | admitted share: box / plain joint / policy | probes | violations | most expensive probe / budget (latency, memory) | run s | verify s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['error']} | | | | | | |")
+            lines.append(f"| {r['model']} | {r['error']} | | | | | | | |")
             continue
-        lines.append(f"| {r['model']} | {r['budgets']} | {r['limits']} | {r['probes']} | {r['violations']} | "
+        lines.append(f"| {r['model']} | {r['budgets']} | {r['limits']} | {r['admitted']} | {r['probes']} | {r['violations']} | "
                      f"{r['worst_latency']:.0%}, {r['worst_memory']:.0%} | {r['run_s']:.0f} | {r['verify_s']:.0f} |")
     lines += ["", "### Machine speed (reference input's time / the run's median)", "",
               "| model | over the run: p5–p95 (max) | planned for (q = 0.95) | during verify: median (max) |",
@@ -116,7 +141,8 @@ def main(argv=None) -> int:
     if args.raw:
         head += " raw: boundary | raw: tightness |"
     lines += ["", "### Tightness (limit / largest size measured within margin × budget along it, "
-              "latency read at the planned machine speed)", "", head, "|" + "---|" * (head.count("|") - 1)]
+              "latency read at the planned machine speed; a step within only when all its draws are)", "", head,
+              "|" + "---|" * (head.count("|") - 1)]
     for t in tight_rows:
         ge = "" if t["exact"] == "True" else "≥ "
         line = (f"| {t['model']} | {t['limit']} | {t['value']} | {ge}{t['boundary']} | "

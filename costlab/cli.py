@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="run directory to write")
     r.add_argument("--margin", type=_number(float), default=None, help="keep upper bounds under margin × budget (default 0.9)")
     r.add_argument("--no-joint", action="store_true", help="per-axis limits only, no joint budgets (tokens = batch × seq_len)")
+    r.add_argument("--plain-joint", action="store_true",
+                   help="joint budgets as plain products only, no offsets such as (batch + 185) × seq_len")
     r.add_argument("--throughput-s", type=_number(float, allow_zero=True), default=3.0,
                    help="seconds of the concurrent run the rate limit comes from; 0 skips it (default 3)")
     r.add_argument("--timeout-factor", type=_number(float), default=3.0,
@@ -185,6 +187,7 @@ def _cmd_run(args) -> int:
                  memory_cap_mib=args.memory_cap_mib, timeout_s=args.timeout,
                  probes_per_worker=args.probes_per_worker, resume=args.resume, churn=args.churn,
                  boundary=not args.no_boundary, backend=args.backend, joint=not args.no_joint,
+                 joint_offsets=not args.plain_joint,
                  throughput_s=args.throughput_s, timeout_factor=args.timeout_factor, pulse=args.pulse)
     print(result.summary())
     return 0

@@ -271,8 +271,11 @@ def policy_limit_rows(policy) -> list[tuple]:
 
 
 def policy_joint_rows(policy) -> list[tuple]:
-    """One row per joint budget: name, input, max, the box's max, what bound it."""
-    return [(j["name"], j["input"], j["max"], j.get("box_max"), j["limited_by"])
+    """One row per joint budget: name, input, max, the box's max, what bound it, and how
+    it is computed (`(batch + 185) × seq_len` when it has offsets)."""
+    from .policy import joint_expression
+
+    return [(j["name"], j["input"], j["max"], j.get("box_max"), j["limited_by"], joint_expression(j))
             for j in policy.data.get("joint") or []]
 
 
@@ -300,7 +303,7 @@ def policy_html(policy) -> str:
     joint = policy_joint_rows(policy)
     if joint:
         parts += [_heading("Joint budgets", "product of the sizes ≤ max"),
-                  html_table(joint, ("joint", "input", "max", "box alone", "limited by"))]
+                  html_table(joint, ("joint", "input", "max", "box alone", "limited by", "computed as"))]
     worst = d.get("worst_admitted")
     if worst:
         parts += [_heading("Worst admitted input", fmt(worst["sizes"])),

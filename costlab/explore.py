@@ -29,7 +29,7 @@ import pandas as pd
 
 from .curves import CostModel
 from .errors import PolicyError
-from .policy import Budgets, Policy, synthesize
+from .policy import Budgets, Policy, joint_value, synthesize
 from .space import InputSpace
 
 #: Budget fields and how a cost target converts to them (as `Budgets.targets()`).
@@ -71,7 +71,8 @@ def _context(space_or_profile) -> dict:
 
 
 def limits_for(cost_models: dict, space_or_profile, *, latency_ms: float, memory_mib: float,
-               margin: float = 0.9, joint: bool = True, extrapolate: float = 1.0) -> Policy:
+               margin: float = 0.9, joint: bool = True, extrapolate: float = 1.0,
+               joint_offsets: bool = True) -> Policy:
     """The policy fitted curves give for one pair of budgets; what the explorer shows.
 
     Args:
@@ -84,6 +85,8 @@ def limits_for(cost_models: dict, space_or_profile, *, latency_ms: float, memory
         margin: Limits keep the upper bound under `margin × budget`. Defaults to `0.9`.
         joint: Look for joint budgets. Defaults to `True`.
         extrapolate: See `synthesize`. Defaults to `1.0`.
+        joint_offsets: Let joint budgets shift a dimension, `(batch + c) × seq_len`
+            (`synthesize`). Defaults to `True`.
 
     Returns:
         A `Policy`.
@@ -93,7 +96,7 @@ def limits_for(cost_models: dict, space_or_profile, *, latency_ms: float, memory
     """
     budgets = Budgets(latency_ms=latency_ms, memory_mib=memory_mib, margin=margin)
     return synthesize(_models(cost_models), budgets, joint=joint, extrapolate=extrapolate,
-                      **_context(space_or_profile))
+                      joint_offsets=joint_offsets, **_context(space_or_profile))
 
 
 def limits_table(policy: Policy) -> pd.DataFrame:
@@ -105,7 +108,8 @@ def limits_table(policy: Policy) -> pd.DataFrame:
     """
     rows = [{"limit": d, "min": int(v["min"]), "max": int(v["max"]), "limited by": v["limited_by"]}
             for d, v in policy.limits.items()]
-    rows += [{"limit": j["name"], "min": int(math.prod(policy.limits[d]["min"] for d in j["dims"])),
+    rows += [{"limit": j["name"], "min": int(joint_value({d: policy.limits[d]["min"] for d in j["dims"]},
+                                                         j["dims"], j.get("offsets"))),
               "max": int(j["max"]), "limited by": f"joint budget ({j['limited_by']})"}
              for j in policy.data.get("joint") or []]
     return pd.DataFrame(rows, columns=["limit", "min", "max", "limited by"]).set_index("limit")
@@ -224,7 +228,7 @@ def _largest_with(region, d: str, x: float) -> dict:
     s = {**region.hi, d: x}
     for g, j in region.joint:
         movable = [o for o in g if o != d] if d in g else list(g)
-        while math.prod(s[o] for o in g) > j + 1e-9:
+        while region.value(pd.DataFrame({o: [s[o]] for o in g}), g)[0] > j + 1e-9:
             o = max(movable, key=lambda o: s[o] / region.lo[o])
             if s[o] <= region.lo[o]:
                 break
@@ -253,7 +257,8 @@ def _png(policy, cost_models, dims, space, measured) -> bytes:
 
 def budget_explorer(cost_models: dict, space_or_profile, *, latency_ms: float | None = None,
                     memory_mib: float | None = None, margin: float | None = None, policy: Policy | None = None,
-                    dims=None, latency_range=None, memory_range=None, joint: bool = True):
+                    dims=None, latency_range=None, memory_range=None, joint: bool = True,
+                    joint_offsets: bool | None = None):
     """An interactive budget explorer: sliders for the budgets, the admitted region and the limits.
 
     Moving a slider synthesises the policy again (`limits_for`, from the same curves;
@@ -275,6 +280,9 @@ def budget_explorer(cost_models: dict, space_or_profile, *, latency_ms: float | 
             ten times the initial budget.
         memory_range: `(min, max)` of the memory slider, MiB. Defaults likewise.
         joint: Look for joint budgets. Defaults to `True`.
+        joint_offsets: Let joint budgets shift a dimension (`synthesize`). Defaults to
+            `None`: as the `policy`'s joint budgets do (plain products when none has an
+            offset), else `True`.
 
     Returns:
         An `ipywidgets.VBox`. Its attributes: `latency`, `memory`, `margin` (the
@@ -293,6 +301,10 @@ def budget_explorer(cost_models: dict, space_or_profile, *, latency_ms: float | 
         >>> explorer.policy.limits["seq_len"]["max"]  # doctest: +SKIP
     """
     import ipywidgets as widgets
+
+    if joint_offsets is None:
+        joint_offsets = policy is None or any(any((j.get("offsets") or {}).values())
+                                              for j in policy.data.get("joint") or [])
 
     models = _models(cost_models)
     context = _context(space_or_profile)
@@ -338,7 +350,7 @@ def budget_explorer(cost_models: dict, space_or_profile, *, latency_ms: float | 
     def refresh(_change=None):
         try:
             pol = limits_for(models, space_or_profile, latency_ms=latency.value, memory_mib=memory.value,
-                             margin=margin_w.value, joint=joint)
+                             margin=margin_w.value, joint=joint, joint_offsets=joint_offsets)
         except PolicyError as exc:
             box.policy = None
             table.value = ""

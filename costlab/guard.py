@@ -55,7 +55,8 @@ class Guard:
         self.policy = policy
         self._inputs = policy.data["inputs"]
         self._limits = {n: (v["min"], v["max"]) for n, v in policy.limits.items()}
-        self._joint = [(j["name"], j["dims"], j["max"]) for j in policy.data.get("joint") or []]
+        self._joint = [(j["name"], j["dims"], j["max"], {d: int((j.get("offsets") or {}).get(d, 0)) for d in j["dims"]})
+                       for j in policy.data.get("joint") or []]
         shapes = policy.data.get("shapes") or {}
         self._buckets = {d: sorted(b) for d, b in (shapes.get("buckets") or {}).items() if b}
         if pad and not self._buckets:
@@ -204,12 +205,13 @@ class Guard:
                                             limit=other[1], received=got)
                 axis += 1
             out[name] = arr
-        for jname, dims, jmax in self._joint:
+        for jname, dims, jmax, off in self._joint:
             prod = 1
             for d in dims:
-                prod *= seen[d][1] if d in seen else 1
+                prod *= (seen[d][1] if d in seen else 1) + off[d]
             if prod > jmax:
-                got = " × ".join(f"{d}={seen[d][1] if d in seen else 1}" for d in dims)
+                got = " × ".join(f"({d}={seen[d][1] if d in seen else 1} + {off[d]})" if off[d] else
+                                 f"{d}={seen[d][1] if d in seen else 1}" for d in dims)
                 raise InputRejected(f"Joint budget `{jname}` is {jmax}; the input has {got} = {prod}",
                                     input=None, dimension=jname, limit=jmax, received=prod, status=413)
         for name in out:  # values only once every shape is known to be admitted
@@ -315,8 +317,9 @@ def _compile_fast(guard: Guard):
                 var[want] = f"d{len(var)}"
                 lo, hi = guard._limits[want]
                 lines += [f"{var[want]} = s[{axis}]", f"if not {lo!r} <= {var[want]} <= {hi!r}:", "    return None"]
-    for _, dims, jmax in guard._joint:
-        used = " * ".join(var[d] for d in dims if d in var) or "1"  # as the general path: absent dims count 1
+    for _, dims, jmax, off in guard._joint:
+        # as the general path: an absent dimension counts 1 (plus its offset)
+        used = " * ".join(f"({var[d]} + {off[d]})" if d in var else f"{1 + off[d]}" for d in dims)
         lines += [f"if {used} > {jmax!r}:", "    return None"]
     for i, name in enumerate(names):
         _, dtype, ints, bounds = guard._spec[name]

@@ -312,8 +312,9 @@ def draw_policy(ax, policy, dims, *, fixed=None, xlim=None, ylim=None, shade: fl
     """Draw a policy's boundary over two of its dimensions on `ax` (log axes assumed).
 
     Per-axis maxima (and minima above the axis' start) are dashed red lines; each joint
-    budget is a solid red curve `d1 × d2 = max / (product of the fixed dimensions in
-    it)`, or a line when only one of its dimensions is drawn; sizes the policy does not
+    budget is a solid red curve `(d1 + o1) × (d2 + o2) = max / (product of the fixed
+    dimensions in it, each plus its offset)`, or a line when only one of its dimensions is
+    drawn; sizes the policy does not
     admit are greyed out; the worst admitted input is a star.
 
     Args:
@@ -330,6 +331,8 @@ def draw_policy(ax, policy, dims, *, fixed=None, xlim=None, ylim=None, shade: fl
     Returns:
         `{label: line}` of the boundary lines drawn.
     """
+    from .policy import joint_expression
+
     d1, d2 = dims
     lims = policy.limits
     worst = (policy.data.get("worst_admitted") or {}).get("sizes") or {}
@@ -347,18 +350,22 @@ def draw_policy(ax, policy, dims, *, fixed=None, xlim=None, ylim=None, shade: fl
     for j in policy.data.get("joint") or []:
         drawn_dims = [d for d in j["dims"] if d in (d1, d2)]
         held = [d for d in j["dims"] if d not in (d1, d2)]
-        c = float(j["max"]) / math.prod(at.get(d, 1.0) for d in held)
+        off = {d: float((j.get("offsets") or {}).get(d, 0)) for d in j["dims"]}
+        c = float(j["max"]) / math.prod(at.get(d, 1.0) + off[d] for d in held)
         held_txt = f" at {', '.join(f'{d}={at[d]:g}' for d in held)}" if held else ""
-        lab = f"{j['name']} ≤ {j['max']}{held_txt} (joint, {j['limited_by']})"
+        name = j["name"] if not any(off.values()) else f"{j['name']} = {joint_expression(j)}"
+        lab = f"{name} ≤ {j['max']}{held_txt} (joint, {j['limited_by']})"
         if len(drawn_dims) == 2:
-            a = max(xlo, c / yhi)
-            b = min(xhi, c / ylo)
-            if a < b:
+            # (x + ox)(y + oy) = c: y = c / (x + ox) - oy
+            ox, oy = off.get(d1, 0.0), off.get(d2, 0.0)
+            a = max(xlo, c / (yhi + oy) - ox)
+            b = min(xhi, c / (ylo + oy) - ox)
+            if 0 < a < b:
                 xs = np.geomspace(a, b, 200)
-                drawn[lab] = ax.plot(xs, c / xs, color="tab:red", linewidth=2, label=lab)[0]
+                drawn[lab] = ax.plot(xs, c / (xs + ox) - oy, color="tab:red", linewidth=2, label=lab)[0]
         elif len(drawn_dims) == 1:
             axline = ax.axvline if drawn_dims[0] == d1 else ax.axhline
-            drawn[lab] = axline(c, color="tab:red", linewidth=2, label=lab)
+            drawn[lab] = axline(c - off[drawn_dims[0]], color="tab:red", linewidth=2, label=lab)
     if shade:
         from matplotlib.colors import ListedColormap
 

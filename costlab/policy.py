@@ -23,9 +23,9 @@ import pandas as pd
 from .errors import PolicyError
 from .space import Dimension, InputSpace, InputSpec, ValueDomain
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 #: Versions this costlab reads (1.0 lacks the joint, request, serving and shapes sections).
-READS = ("1.0", "1.1", "1.2")  # 1.1 lacks machine_speed
+READS = ("1.0", "1.1", "1.2", "1.3")  # 1.1 lacks machine_speed, 1.2 joint offsets
 
 
 def schema() -> dict:
@@ -145,8 +145,10 @@ class Policy:
     def region(self) -> _Region:
         """The admitted sizes: per-dimension ranges and joint budgets."""
         lims = self.limits
+        joint = self.data.get("joint") or []
         return _Region(list(lims), {n: v["min"] for n, v in lims.items()}, {n: v["max"] for n, v in lims.items()},
-                       [(j["dims"], j["max"]) for j in self.data.get("joint") or []])
+                       [(j["dims"], j["max"]) for j in joint],
+                       {tuple(j["dims"]): j.get("offsets") or {} for j in joint})
 
     def admits(self, sizes: dict) -> bool:
         """Whether input sizes `{dimension: size}` are inside the limits and joint budgets."""
@@ -235,25 +237,63 @@ def _log_ints(lo: int, hi: int, n: int) -> np.ndarray:
     return np.unique(np.floor(np.geomspace(lo, hi, n) + 1e-9).astype(int)).astype(float)
 
 
+def joint_value(sizes, dims, offsets=None):
+    """A joint budget's measure of input sizes: the product over `dims` of (size + its
+    offset), e.g. tokens = batch × seq_len, or (batch + 185) × seq_len for a recurrent
+    model whose cost per step does not vanish at batch 1.
+
+    Args:
+        sizes: `{dimension: size}` (a number), or a DataFrame with a column per dimension.
+        dims: The joint budget's dimensions.
+        offsets: `{dimension: offset ≥ 0}`; missing dimensions have 0. Defaults to `None`.
+
+    Returns:
+        A float, or an array with one value per row.
+    """
+    offsets = offsets or {}
+    if isinstance(sizes, pd.DataFrame):
+        return np.prod([sizes[d].to_numpy(float) + float(offsets.get(d, 0)) for d in dims], axis=0)
+    return float(math.prod(float(sizes[d]) + float(offsets.get(d, 0)) for d in dims))
+
+
+def joint_expression(j: dict) -> str:
+    """How a policy's joint budget is computed, e.g. `(batch + 185) × seq_len`."""
+    off = j.get("offsets") or {}
+    return " × ".join(f"({d} + {off[d]:g})" if off.get(d) else d for d in j["dims"])
+
+
 class _Region:
     """Admitted sizes: `lo ≤ x ≤ hi` per dimension and, per joint group, the product of its
-    dimensions ≤ its maximum. Costs grow with every size, so the most expensive admitted
-    input lies on the region's upper frontier: `frontier()` samples it (a log grid over
-    the box, and points on each joint maximum with one of its dimensions solved from the
-    others)."""
+    dimensions (each plus its offset, `joint_value`) ≤ its maximum. Costs grow with every
+    size, so the most expensive admitted input lies on the region's upper frontier:
+    `frontier()` samples it (a log grid over the box, and points on each joint maximum with
+    one of its dimensions solved from the others)."""
 
-    def __init__(self, dims, lo, hi, joint=()):
+    def __init__(self, dims, lo, hi, joint=(), offsets=None):
         self.dims, self.lo, self.hi = list(dims), dict(lo), dict(hi)
         self.joint = [(list(g), float(j)) for g, j in joint]
+        #: Per joint group (a tuple of its dimensions): `{dimension: offset}`.
+        self.offsets = {tuple(g): dict(o) for g, o in (offsets or {}).items() if o}
         self._col = {d: k for k, d in enumerate(self.dims)}
+
+    def off(self, g) -> dict:
+        return self.offsets.get(tuple(g), {})
+
+    def _value(self, A: np.ndarray, g) -> np.ndarray:
+        o = self.off(g)
+        return np.prod(A[:, [self._col[d] for d in g]] + np.array([float(o.get(d, 0)) for d in g]), axis=1)
 
     def _contains(self, A: np.ndarray) -> np.ndarray:
         lo = np.array([self.lo[d] for d in self.dims], dtype=float)
         hi = np.array([self.hi[d] for d in self.dims], dtype=float)
         ok = ((A >= lo) & (A <= hi)).all(axis=1)
         for g, j in self.joint:
-            ok &= np.prod(A[:, [self._col[d] for d in g]], axis=1) <= j + 1e-9
+            ok &= self._value(A, g) <= j * (1 + 1e-12) + 1e-9
         return ok
+
+    def value(self, X: pd.DataFrame, g) -> np.ndarray:
+        """Joint group `g`'s measure of each row of `X`."""
+        return joint_value(X, g, self.off(g))
 
     def contains(self, X) -> np.ndarray:
         """Which rows of `X` (a DataFrame with a column per dimension) are admitted."""
@@ -266,11 +306,14 @@ class _Region:
         A = np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1)
         parts = [A, np.array([[self.hi[d] for d in self.dims]], dtype=float)]
         for g, j in self.joint:
+            o = self.off(g)
             for d in g:  # points on the joint maximum, `d` solved from the others
-                others = [self._col[o] for o in g if o != d]
+                others = [self._col[e] for e in g if e != d]
+                shift = np.array([float(o.get(e, 0)) for e in g if e != d])
                 P = A.copy()
                 c = self._col[d]
-                P[:, c] = np.minimum(self.hi[d], np.floor(j / np.prod(P[:, others], axis=1) + 1e-9))
+                P[:, c] = np.minimum(self.hi[d], np.floor(j / np.prod(P[:, others] + shift, axis=1)
+                                                          - float(o.get(d, 0)) + 1e-9))
                 parts.append(P[P[:, c] >= self.lo[d]])
         A = np.concatenate(parts)
         A = np.unique(A[self._contains(A)], axis=0)
@@ -280,12 +323,13 @@ class _Region:
         """`sizes` moved into the region: clipped per axis, then scaled down per joint budget."""
         s = {d: int(min(max(v, self.lo[d]), self.hi[d])) for d, v in sizes.items()}
         for g, j in self.joint:
-            prod = math.prod(s[d] for d in g)
+            o = self.off(g)
+            prod = joint_value(s, g, o)
             if prod > j:
                 f = (j / prod) ** (1 / len(g))
                 for d in g:
-                    s[d] = max(self.lo[d], int(math.floor(s[d] * f)))
-                while math.prod(s[d] for d in g) > j:  # rounding: shave the largest
+                    s[d] = max(self.lo[d], int(math.floor((s[d] + o.get(d, 0)) * f - o.get(d, 0))))
+                while joint_value(s, g, o) > j * (1 + 1e-12) + 1e-9:  # rounding: shave the largest
                     d = max(g, key=lambda d: s[d] - self.lo[d])
                     s[d] -= 1
         return s
@@ -327,7 +371,7 @@ def worst_on_joint(cost_models, budgets, region: _Region, dims, jmax) -> dict:
     budgets = Budgets(**budgets) if isinstance(budgets, dict) else budgets
     bounded = {t: m for t, m in cost_models.items() if t in budgets.targets()}
     X = region.frontier()
-    X = X[np.prod(X[list(dims)].to_numpy(float), axis=1) >= 0.95 * jmax]
+    X = X[region.value(X, list(dims)) >= 0.95 * jmax]
     if X.empty:
         X = region.frontier()
     ratio = np.zeros(len(X))
@@ -361,14 +405,16 @@ def _largest(feasible, a: float, b: float, steps: int = 40) -> float:
 def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | None = None,
                measured_on: dict | None = None, extrapolate: float = 1.0, joint: bool = True,
                calibration: dict | None = None, churn: dict | None = None,
-               throughput: dict | None = None, timeout_factor: float = 3.0, speed=None) -> Policy:
+               throughput: dict | None = None, timeout_factor: float = 3.0, speed=None,
+               joint_offsets: bool = True) -> Policy:
     """Choose the limits whose most expensive admitted input stays within budget.
 
     First a box: every dimension grows by the same fraction of its log range until the
     calibrated upper bound of a budgeted cost at the box's corner reaches `margin × budget`
     (dimensions no cost depends on get their full range). Then, per input with two or more
     costly dimensions, a joint budget (the product of those dimensions, e.g. tokens =
-    batch × seq_len): each axis may then reach what it could alone with the others at
+    batch × seq_len, each dimension plus an offset where the cost's elasticity asks for
+    one, `joint_value`): each axis may then reach what it could alone with the others at
     their minimum, as long as the product stays under a maximum — chosen, with the axis
     maxima, so that the worst input on the whole admitted region's frontier stays within
     budget and the region admits the most of the space (log-size measure); then each axis
@@ -393,6 +439,10 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
         extrapolate: Limits may reach this multiple of the largest size that was both
             measured and inside `space`. Defaults to `1.0` (never beyond either).
         joint: Look for joint budgets. Defaults to `True`.
+        joint_offsets: Let a joint budget add an offset to a dimension before the product,
+            `(batch + c) × seq_len`, when the fitted cost's elasticity says it grows like
+            that and it admits more (`_joint`); `False` for plain products only, e.g. for a
+            server whose token budget is a plain product. Defaults to `True`.
         calibration: `Profile.calibration()`. Defaults to `None` (process memory = tensor
             peak; the baseline unknown, so no container limit is derived).
         churn: `Churn.figures`. Defaults to `None` (no shape section).
@@ -469,7 +519,13 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
     box = _Region(dims, lo, grown(lo, cap, t_box))
     region, joint_meta = box, []
     if joint:
-        region, joint_meta = _joint(space, dims, lo, cap, free, box, ratio)
+        def fitted(X):  # the fitted cost over margin × budget, the largest of the budgeted targets
+            r = np.zeros(len(X))
+            for t, m in bounded.items():
+                key, scale = budgets.targets()[t]
+                r = np.maximum(r, m.predict(X[m.dims_]) * scale / (getattr(budgets, key) * budgets.margin))
+            return r
+        region, joint_meta = _joint(space, dims, lo, cap, free, box, ratio, fitted if joint_offsets else None)
     worst_ratio, worst_at, pred, upper = _worst(cost_models, bounded, budgets, region)
     binding = "measured range" if t_box >= 1.0 else _binding(bounded, budgets, worst_at, dims)
     limits = {}
@@ -484,6 +540,7 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
     joints = []
     for (g, j), meta in zip(region.joint, joint_meta, strict=True):
         joints.append({"name": meta["name"], "input": meta["input"], "dims": g, "max": int(j),
+                       "offsets": {d: int(meta["offsets"].get(d, 0)) for d in g},
                        "limited_by": binding, "predicted": pred, "upper": upper,
                        "box_max": int(meta["box_max"])})
     inputs = {}
@@ -531,8 +588,17 @@ class _AtSpeed:
         return self._model.upper(X, q) * self._factor
 
 
-def _joint(space, dims, lo, cap, free, box, ratio):
-    """Widen the box into (axis maxima, joint maximum) per input with ≥ 2 costly dims."""
+def _joint(space, dims, lo, cap, free, box, ratio, fitted=None):
+    """Widen the box into (axis maxima, joint maximum) per input with ≥ 2 costly dims.
+
+    Each joint budget is first tried as the plain product of its dimensions, then with
+    offsets (`joint_value`) read off the fitted cost at the box's corner: a cost with a
+    part that does not grow with a dimension `d` (a recurrent model's per-step work at
+    batch 1) grows like `(d + c)` there, with `c = d (1 - e) / e` for its elasticity `e`
+    (d log cost / d log d, when under 1). The product of those shifted sizes follows the
+    cost's level sets, so the joint budget binds along its whole frontier, not only at one
+    corner. The offsets are kept when they admit more of the space.
+    """
     groups, meta = [], []
     for spec in space.inputs:
         g = [s for s in dict.fromkeys(spec.shape) if isinstance(s, str) and s not in free]
@@ -554,16 +620,54 @@ def _joint(space, dims, lo, cap, free, box, ratio):
             return _Region(dims, lo, hi)
         t = _largest(lambda t: ratio(along(t)) <= 1, 0.0, 1.0, steps=14)
         alone[d] = along(t).hi[d]
+    best = _joint_with(dims, lo, cap, free, box, ratio, groups, [dict(m) for m in meta], alone, {})
+    shifted = _offsets(groups, box, cap, fitted) if fitted is not None else {}
+    if shifted:
+        other = _joint_with(dims, lo, cap, free, box, ratio, groups, [dict(m) for m in meta], alone, shifted)
+        if other[0].log_volume(cap, lo) > best[0].log_volume(cap, lo) * 1.02:
+            best = other
+    return best
+
+
+def _offsets(groups, box, cap, fitted) -> dict:
+    """Per joint group, `{dimension: offset}` from the elasticity of `fitted` (sizes →
+    cost over budget) at the box's corner; only positive offsets are kept."""
+    out = {}
+    at = pd.DataFrame({d: [float(v)] for d, v in box.hi.items()})
+    h = 0.1
+    for g in groups:
+        off = {}
+        for d in g:
+            up, down = at.copy(), at.copy()
+            up[d] *= math.exp(h)
+            down[d] *= math.exp(-h)
+            a, b = float(fitted(up)[0]), float(fitted(down)[0])
+            if not (a > 0 and b > 0):
+                continue
+            e = (math.log(a) - math.log(b)) / (2 * h)
+            if 0.02 < e < 0.98:
+                off[d] = int(round(min(10 * cap[d], box.hi[d] * (1 - e) / e)))
+        off = {d: c for d, c in off.items() if c > 0}
+        if off:
+            out[tuple(g)] = off
+    return out
+
+
+def _joint_with(dims, lo, cap, free, box, ratio, groups, meta, alone, offsets):
+    """`_joint` for one choice of offsets: the region and its joint budgets' metadata."""
+    def measure(sizes: dict, g) -> float:
+        return joint_value(sizes, g, offsets.get(tuple(g)))
+
     best, best_vol = box, box.log_volume(cap, lo)
     for s in (1.0, 0.75, 0.5, 0.25, 0.1):
         hi = {d: box.hi[d] if d in free else
               max(box.hi[d], int(np.floor(box.hi[d] * (alone[d] / box.hi[d]) ** s + 1e-9))) for d in dims}
-        lowprod = [float(np.prod([lo[d] for d in g])) for g in groups]
-        fullprod = [float(np.prod([hi[d] for d in g])) for g in groups]
+        lowprod = [measure(lo, g) for g in groups]
+        fullprod = [measure(hi, g) for g in groups]
 
         def region_at(u, hi=hi, lowprod=lowprod, fullprod=fullprod):
             return _Region(dims, lo, hi, [(g, lp * (fp / lp) ** u)
-                                          for g, lp, fp in zip(groups, lowprod, fullprod, strict=True)])
+                                          for g, lp, fp in zip(groups, lowprod, fullprod, strict=True)], offsets)
         u = _largest(lambda u: ratio(region_at(u)) <= 1, 0.0, 1.0, steps=16)
         r = region_at(u)
         r.joint = [(g, float(np.floor(j + 1e-9))) for g, j in r.joint]
@@ -585,22 +689,23 @@ def _joint(space, dims, lo, cap, free, box, ratio):
 
         def wider(t, d=d, base=hi[d]):
             return _Region(dims, lo, {**hi, d: max(base, int(np.floor(base * (cap[d] / base) ** t + 1e-9)))},
-                           best.joint)
+                           best.joint, offsets)
         hi[d] = wider(_largest(lambda t: ratio(wider(t)) <= 1, 0.0, 1.0, steps=14)).hi[d]
-    best = _Region(dims, lo, hi, best.joint)
+    best = _Region(dims, lo, hi, best.joint, offsets)
     # A joint maximum at or above the product of its axis maxima constrains nothing.
-    kept = [(g, j, m) for (g, j), m in zip(best.joint, meta, strict=True) if j < np.prod([best.hi[d] for d in g])]
+    kept = [(g, j, m) for (g, j), m in zip(best.joint, meta, strict=True) if j < measure(best.hi, g)]
     # An axis maximum must itself be admitted: with the others at their minimum, under the joint maximum.
     hi = dict(best.hi)
     for g, j, m in kept:
+        o = offsets.get(tuple(g), {})
         for d in g:
-            rest = float(np.prod([lo[o] for o in g if o != d]))
-            top = max(lo[d], int(np.floor(j / rest + 1e-9)))
+            rest = float(np.prod([lo[e] + o.get(e, 0) for e in g if e != d]))
+            top = max(lo[d], int(np.floor(j / rest - o.get(d, 0) + 1e-9)))
             if top < hi[d]:
                 hi[d] = top
                 m.setdefault("clamps", []).append(d)
-    out = _Region(dims, lo, hi, [(g, j) for g, j, _ in kept])
-    return out, [{**m, "box_max": float(np.prod([box.hi[d] for d in g]))} for g, _, m in kept]
+    out = _Region(dims, lo, hi, [(g, j) for g, j, _ in kept], {tuple(g): offsets.get(tuple(g), {}) for g, _, _ in kept})
+    return out, [{**m, "box_max": measure(box.hi, g), "offsets": offsets.get(tuple(g), {})} for g, _, m in kept]
 
 
 #: Bytes per element written as JSON text for float dtypes, with its `", "` separator:

@@ -131,7 +131,7 @@ def _summary(run: dict) -> list[str]:
               html_table(display.policy_limit_rows(pol), ("dimension", "min", "max", "limited by", "evidence"))]
     joint = display.policy_joint_rows(pol)
     if joint:
-        parts += ["<h3>Joint budgets</h3>", html_table(joint, ("joint", "input", "max", "box alone", "limited by"))]
+        parts += ["<h3>Joint budgets</h3>", html_table(joint, ("joint", "input", "max", "box alone", "limited by", "computed as"))]
     worst = pol.data.get("worst_admitted")
     if worst:
         parts += [f"<h3>Worst admitted input: {esc(fmt(worst['sizes']))}</h3>",

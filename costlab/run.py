@@ -10,7 +10,7 @@ from pathlib import Path
 from . import plots
 from .curves import fit_profile_notes
 from .errors import CostlabError, FitError
-from .policy import Budgets, Policy, synthesize
+from .policy import Budgets, Policy, joint_expression, synthesize
 from .profile import Profile, profile
 from .refine import boundary as _boundary
 from .refine import open_powers, widening
@@ -64,7 +64,8 @@ class Run:
         data = self.policy.data
         frac = data.get("admitted_fraction") or {}
         for j in data.get("joint") or []:
-            lines.append(f"  {j['name']:10s} ≤ {j['max']}  (joint budget on {j['input']}; the per-axis box alone "
+            expr = f" = {joint_expression(j)}" if any((j.get("offsets") or {}).values()) else ""
+            lines.append(f"  {j['name']:10s} ≤ {j['max']}  (joint budget{expr} on {j['input']}; the per-axis box alone "
                          f"would stop at {j['box_max']}; admits {frac.get('policy', 0):.0%} of the profiled "
                          f"space against {frac.get('box', 0):.0%})")
         worst = data.get("worst_admitted") or {"sizes": {}, "predicted": {}, "upper": {}}
@@ -129,7 +130,8 @@ class Run:
 
 def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine: bool = True,
         resume: bool = False, settle: int = 1, churn: int = 16, boundary: bool = True, throughput_s: float = 3.0,
-        joint: bool = True, timeout_factor: float = 3.0, pulse: int = PULSE_EVERY, **profile_kw) -> Run:
+        joint: bool = True, timeout_factor: float = 3.0, pulse: int = PULSE_EVERY, joint_offsets: bool = True,
+        **profile_kw) -> Run:
     """Profile `model`, fit its cost curves, synthesise a policy and write them to `out_dir`.
 
     Writes `profile.csv` (one row per probe), `profile.json` (space, model, machine),
@@ -163,6 +165,8 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             `throughput.json`): the rate limit comes from it; `0` skips it (no rate
             limit). Defaults to `3`.
         joint: Look for joint budgets (`synthesize`). Defaults to `True`.
+        joint_offsets: Let joint budgets shift a dimension, `(batch + c) × seq_len`
+            (`synthesize`). Defaults to `True`.
         timeout_factor: See `synthesize`. Defaults to `3`.
         pulse: Measure a reference input (the space's geometric middle) before every
             `pulse`-th probe of every stage, in the same workers: the machine-speed index
@@ -207,7 +211,8 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     prof.save(out)  # before anything can fail: nothing measured is lost
     if not any(t in models for t in ("wall_s_median", "peak_bytes")):
         raise FitError("No cost curve could be fitted: " + "; ".join(f"{t}: {r}" for t, r in skipped.items()))
-    synth_kw = dict(space=asked, extrapolate=extrapolate, joint=joint, timeout_factor=timeout_factor)
+    synth_kw = dict(space=asked, extrapolate=extrapolate, joint=joint, timeout_factor=timeout_factor,
+                    joint_offsets=joint_offsets)
     # The boundary search starts from the corner of a per-axis box: no joint budget yet.
     pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
                      calibration=prof.calibration(), speed=_speed(prof.table), **{**synth_kw, "joint": False})

@@ -30,7 +30,7 @@ import pandas as pd
 
 from .errors import CostlabError, InputRejected
 from .measure import measure
-from .policy import Policy
+from .policy import Policy, joint_value
 
 #: Settings of the Hypothesis profiles the plugin registers (see `register_profiles`).
 PROFILES = {
@@ -164,17 +164,18 @@ def assert_rejected_outside(policy, *, guard=None) -> int:
             raise AssertionError(f"the guard admitted {d.name}={d.max + 1}, one past its limit {d.max}")
         checked += 2
     for j in pol.data.get("joint") or []:
-        # Each joint budget: its dimensions as even as their limits allow, product one past it.
+        # Each joint budget: its dimensions as even as their limits allow, measure one past it.
+        off = {d: int((j.get("offsets") or {}).get(d, 0)) for d in j["dims"]}
         sizes = dict(lo)
         for d in j["dims"]:
-            sizes[d] = max(lo[d], min(space.dim(d).max, int(round(j["max"] ** (1 / len(j["dims"]))))))
+            sizes[d] = max(lo[d], min(space.dim(d).max, int(round(j["max"] ** (1 / len(j["dims"]))) - off[d])))
         for d in sorted(j["dims"], key=lambda d: space.dim(d).max - sizes[d], reverse=True):
-            rest = math.prod(sizes[o] for o in j["dims"] if o != d)
-            sizes[d] = min(space.dim(d).max, j["max"] // rest + 1)
-            if math.prod(sizes[o] for o in j["dims"]) > j["max"]:
+            rest = math.prod(sizes[o] + off[o] for o in j["dims"] if o != d)
+            sizes[d] = max(lo[d], min(space.dim(d).max, j["max"] // rest + 1 - off[d]))
+            if joint_value(sizes, j["dims"], off) > j["max"]:
                 break
-        if math.prod(sizes[o] for o in j["dims"]) <= j["max"]:
-            continue  # the axis limits alone keep the product under the joint maximum
+        if joint_value(sizes, j["dims"], off) <= j["max"]:
+            continue  # the axis limits alone keep the measure under the joint maximum
         try:
             guard.check(space.random_inputs(sizes, seed=0))
         except InputRejected as exc:

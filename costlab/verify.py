@@ -384,7 +384,8 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
                     "tightness": lim["max"] / found, "probes": counter[0] - before, "draws": draws})
     rank = _ranker(rows, list(region.dims), budgets)
     for j in policy.data.get("joint") or []:
-        # The boundary of a joint budget: the largest product whose newly admitted inputs
+        # The boundary of a joint budget: the largest product (each size plus its offset,
+        # `costlab.policy.joint_value`) whose newly admitted inputs
         # all stay within margin × budget. At each step the two most expensive of them
         # (ranked by curves fitted on this verification's own probes) and, for each of its
         # dimensions, the newly admitted input largest in that dimension are measured.
@@ -392,13 +393,13 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
 
         def at(value, j=j):
             wider = _Region(region.dims, region.lo, region.hi,
-                            [(g, value if g == j["dims"] else m) for g, m in region.joint])
+                            [(g, value if g == j["dims"] else m) for g, m in region.joint], region.offsets)
             X = wider.frontier(n=32)
-            new = X[np.prod(X[j["dims"]].to_numpy(float), axis=1) > j["max"]]
+            new = X[wider.value(X, j["dims"]) > j["max"]]
             if new.empty:
                 return True
             picks = list(np.argsort(-rank(new))[:2])
-            prod = np.prod(new[j["dims"]].to_numpy(float), axis=1)
+            prod = wider.value(new, j["dims"])
             for d in j["dims"]:  # and, per dimension, the newly admitted input largest in it
                 col = new[d].to_numpy()
                 top = np.flatnonzero(col == col.max())

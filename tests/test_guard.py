@@ -9,9 +9,10 @@ from costlab.guard import guarded
 from costlab.policy import SCHEMA_VERSION
 
 
-def _policy(joint=None, shapes=None, payload=10**6, **limits):
+def _policy(joint=None, shapes=None, payload=10**6, offsets=None, **limits):
     lim = {"batch": (1, 8), "seq_len": (4, 32), **limits}
-    extra = {"joint": [{"name": "batch×seq_len", "input": "ids", "dims": ["batch", "seq_len"], "max": joint}]
+    extra = {"joint": [{"name": "batch×seq_len", "input": "ids", "dims": ["batch", "seq_len"], "max": joint,
+                        **({"offsets": offsets} if offsets else {})}]
              if joint else [],
              "worst_admitted": {"sizes": {}, "predicted": {}, "upper": {}},
              "request": {"max_payload_bytes": payload},
@@ -108,9 +109,9 @@ def _near_boundary(draw):
     return draw(st.sampled_from([{"ids": ids, "mask": mask}, {"ids": ids}, ids]))
 
 
-@given(_near_boundary(), st.sampled_from([None, 120]))
-def test_fast_path_agrees_with_the_general_path(inputs, joint):
-    guard = Guard(_policy(joint=joint))
+@given(_near_boundary(), st.sampled_from([None, 120]), st.sampled_from([None, {"batch": 3}, {"seq_len": 2}]))
+def test_fast_path_agrees_with_the_general_path(inputs, joint, offsets):
+    guard = Guard(_policy(joint=joint, offsets=offsets))
     assert guard._fast is not None
 
     def verdict(g):
@@ -175,6 +176,35 @@ def test_joint_guard_admits_exactly_the_policy_region(b, s):
     except InputRejected:
         admitted = False
     assert admitted == policy.admits({"batch": b, "seq_len": s}) == (b * s <= 64)
+
+
+SHIFTED = Guard(_policy(joint=160, offsets={"batch": 2}))
+
+
+def test_a_joint_budget_with_an_offset_counts_it():
+    assert SHIFTED.check(_ok(3, 32))["ids"].shape == (3, 32)  # (3 + 2) × 32 = 160
+    with pytest.raises(InputRejected, match=r"Joint budget `batch×seq_len` is 160; the input has "
+                                            r"\(batch=4 \+ 2\) × seq_len=32 = 192") as info:
+        SHIFTED.check(_ok(4, 32))
+    assert (info.value.limit, info.value.received, info.value.status) == (160, 192, 413)
+
+
+@given(st.integers(1, 8), st.integers(4, 32))
+def test_shifted_joint_guard_admits_exactly_the_policy_region(b, s):
+    try:
+        SHIFTED.check(_ok(b, s))
+        admitted = True
+    except InputRejected:
+        admitted = False
+    assert admitted == SHIFTED.policy.admits({"batch": b, "seq_len": s}) == ((b + 2) * s <= 160)
+    assert (SHIFTED._fast(_ok(b, s)) is not None) == admitted
+
+
+def test_assert_rejected_outside_steps_past_a_shifted_joint_budget():
+    from costlab.testing import assert_rejected_outside
+
+    # per dimension: at its limit and one past it; the joint budget: one past it, (b + 2) × s
+    assert assert_rejected_outside(SHIFTED.policy) == 2 * 2 + 1 + 1
 
 
 def test_payload_size_is_checked_before_reading():

@@ -204,17 +204,22 @@ def test_not_json_and_missing_file(tmp_path):
         Policy.from_json(tmp_path / "absent.json")
 
 
-def test_each_axis_maximum_reaches_where_its_own_cost_binds():
-    """A GRU-like cost, a + b·seq_len + c·batch + d·batch·seq_len: the per-step term binds
-    along seq_len, while long batches of short sequences stay cheap. The share-of-space
-    choice of the joint budget alone stopped batch far short of that; each axis is then
-    pushed as far as the worst admitted input stays within margin × budget."""
+def _gru_like():
+    """A GRU-like latency, a + b·seq_len + c·batch + d·batch·seq_len, and its space."""
     space = InputSpace((InputSpec("tokens", "int32", ("batch", "seq_len"), ValueDomain("int", 0, 999)),),
                        (Dimension("batch", 1, 512), Dimension("seq_len", 8, 1024)))
     b, s = np.meshgrid([1, 3, 8, 23, 64, 181, 512], [8, 16, 32, 64, 128, 256, 512, 1024])
     X = pd.DataFrame({"batch": b.ravel(), "seq_len": s.ravel()})
     t = 1.2e-3 + 5.8e-5 * X.seq_len + 1.1e-6 * X.batch + 4.8e-7 * X.batch * X.seq_len
-    model = CostModel(target="wall_s_median").fit(X, t)
+    return space, CostModel(target="wall_s_median").fit(X, t)
+
+
+def test_each_axis_maximum_reaches_where_its_own_cost_binds():
+    """A GRU-like cost, a + b·seq_len + c·batch + d·batch·seq_len: the per-step term binds
+    along seq_len, while long batches of short sequences stay cheap. The share-of-space
+    choice of the joint budget alone stopped batch far short of that; each axis is then
+    pushed as far as the worst admitted input stays within margin × budget."""
+    space, model = _gru_like()
     budgets = Budgets(latency_ms=20, memory_mib=64, margin=0.9)
     pol = synthesize({"wall_s_median": model}, budgets, space=space)
     (j,) = pol.data["joint"]
@@ -224,7 +229,8 @@ def test_each_axis_maximum_reaches_where_its_own_cost_binds():
             # one step further along d, with the joint maximum kept, breaks the budget
             from costlab.policy import _Region, _worst
 
-            wider = _Region(region.dims, region.lo, {**region.hi, d: int(lim["max"] * 1.05) + 1}, region.joint)
+            wider = _Region(region.dims, region.lo, {**region.hi, d: int(lim["max"] * 1.05) + 1}, region.joint,
+                            region.offsets)
             assert _worst({"wall_s_median": model}, {"wall_s_median": model}, budgets, wider)[0] > 1, d
     # batch reaches the joint budget over the shortest sequence (or the range), not less
     batch = pol.limits["batch"]
@@ -232,3 +238,50 @@ def test_each_axis_maximum_reaches_where_its_own_cost_binds():
     assert batch["limited_by"] in ("joint budget", "measured range")
     worst = pol.data["worst_admitted"]
     assert worst["budget_fraction"] <= 0.9 + 1e-9
+
+
+def test_a_joint_budget_follows_a_per_step_cost_with_an_offset():
+    """The GRU-like cost above grows like (batch + a/β) × seq_len: its per-step term does not
+    vanish at batch 1. A plain token budget binds only where sequences are longest; shifted
+    by the offset the cost's elasticity gives, it follows the cost along its whole frontier
+    and admits more of the space, every admitted input still within margin × budget."""
+    from costlab.guard import Guard, InputRejected
+    from costlab.policy import joint_expression, joint_value
+
+    space, model = _gru_like()
+    budgets = Budgets(latency_ms=20, memory_mib=64, margin=0.9)
+    shifted = synthesize({"wall_s_median": model}, budgets, space=space)
+    plain = synthesize({"wall_s_median": model}, budgets, space=space, joint_offsets=False)
+    (j,), (p,) = shifted.data["joint"], plain.data["joint"]
+    assert p["offsets"] == {"batch": 0, "seq_len": 0}
+    # a/β = 5.8e-5 / 4.8e-7 = 121 batch units; the constant and batch terms move it a little
+    assert 60 <= j["offsets"]["batch"] <= 250 and j["offsets"]["seq_len"] < 60, j["offsets"]
+    assert joint_expression(j).startswith(f"(batch + {j['offsets']['batch']}) × ")
+    frac, frac_plain = shifted.data["admitted_fraction"], plain.data["admitted_fraction"]
+    assert frac["policy"] > frac_plain["policy"] * 1.05, (frac, frac_plain)
+    grid_b, grid_s = np.meshgrid(np.unique(np.geomspace(1, 512, 120).astype(int)),
+                                 np.unique(np.geomspace(8, 1024, 120).astype(int)))
+    G = pd.DataFrame({"batch": grid_b.ravel(), "seq_len": grid_s.ravel()})
+    for pol in (shifted, plain):
+        inside = G[pol.region().contains(G)]
+        assert (model.upper(inside) * 1e3 <= 20 * 0.9 + 1e-9).all()
+    # along each joint maximum (its measure within 3%), the cost: nearly flat with the offset,
+    # far from the budget over much of the plain product's
+    def along(pol, jj):
+        inside = G[pol.region().contains(G)]
+        on = inside[joint_value(inside, jj["dims"], jj["offsets"]) >= 0.97 * jj["max"]]
+        return model.upper(on) * 1e3 / 18
+    on_shifted, on_plain = along(shifted, j), along(plain, p)
+    assert len(on_shifted) >= 10 and on_shifted.min() > 0.8, on_shifted.min()
+    assert on_plain.min() < 0.6 < on_shifted.min(), on_plain.min()
+    # the guard admits exactly the shifted region
+    guard = Guard(shifted)
+    for _, row in G.sample(300, random_state=0).iterrows():
+        sizes = {"batch": int(row.batch), "seq_len": int(row.seq_len)}
+        try:
+            guard.check({"tokens": np.zeros((sizes["batch"], sizes["seq_len"]), np.int32)})
+            admitted = True
+        except InputRejected:
+            admitted = False
+        assert admitted == shifted.admits(sizes), sizes
+    assert Policy.from_dict(json.loads(shifted.to_json())).region().offsets == {("batch", "seq_len"): j["offsets"]}

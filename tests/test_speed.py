@@ -97,7 +97,7 @@ def test_synthesize_plans_time_limits_for_the_slow_quantile():
     assert slow.limits["n"]["max"] == pytest.approx(fast.limits["n"]["max"] / s.factor, rel=0.03)
     w = slow.data["worst_admitted"]
     assert w["upper"]["wall_s_median"] * 1e3 <= budgets.latency_ms * budgets.margin
-    costlab.Policy.from_dict(json.loads(slow.to_json()))  # validates against the schema (1.2)
+    costlab.Policy.from_dict(json.loads(slow.to_json()))  # validates against the schema (1.3)
     with pytest.raises(PolicyError, match="Speed with factor >= 1"):
         synthesize(models, budgets, space=space, speed={**s.to_dict(), "factor": 0.5})
 
