@@ -101,6 +101,16 @@ class Budgets:
             out["wall_s_p99"] = ("latency_p99_ms", 1e3)
         return out
 
+    def within_margin(self, latency_ms: float, memory_mib: float, latency_p99_ms: float | None = None,
+                      scale: float = 1.0) -> bool:
+        """Whether one measurement is within margin × budget: latencies read at `scale` ×
+        the measured ones (the speed a policy plans for, `costlab.speed.planned_scale`);
+        the tail latency only when it is budgeted and measured."""
+        m = self.margin
+        return bool(latency_ms * scale <= self.latency_ms * m and memory_mib <= self.memory_mib * m
+                    and (not self.latency_p99_ms or latency_p99_ms is None
+                         or latency_p99_ms * scale <= self.latency_p99_ms * m))
+
     def to_dict(self) -> dict:
         out = {"latency_ms": float(self.latency_ms), "memory_mib": float(self.memory_mib),
                "margin": float(self.margin)}

@@ -118,11 +118,10 @@ def refine(model, prof: Profile, models: dict, skipped: dict, *, factors=(8, 4, 
 def _within(row, budgets, scale: float = 1.0) -> bool:
     """Within margin × budget, the latency read at `scale` × the measured one (the speed a
     policy plans for: `costlab.speed.planned_scale`)."""
-    if row["status"] != "ok":
-        return False
-    lat = (row["wall_s_median"] or 0) * 1e3 * scale
-    mem = (row["peak_bytes"] or 0) / 2**20
-    return lat <= budgets.latency_ms * budgets.margin and mem <= budgets.memory_mib * budgets.margin
+    p99 = row.get("wall_s_p99")
+    return row["status"] == "ok" and budgets.within_margin(
+        (row["wall_s_median"] or 0) * 1e3, (row["peak_bytes"] or 0) / 2**20,
+        None if p99 is None or p99 != p99 else p99 * 1e3, scale)
 
 
 def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, starts: dict | None = None,

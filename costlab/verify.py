@@ -326,11 +326,8 @@ def _median_of(rows: list[dict]) -> dict:
 def _within(row, budgets, factor: float = 1.0) -> bool:
     """Within margin × budget, latencies read at `factor` × the run's median machine time
     (measured / the row's `index` × factor)."""
-    m = budgets.margin
-    scale = factor / row.get("index", 1.0)
-    return (row["status"] == "ok" and row["latency_ms"] * scale <= budgets.latency_ms * m
-            and row["memory_mib"] <= budgets.memory_mib * m
-            and (not budgets.latency_p99_ms or row["latency_p99_ms"] * scale <= budgets.latency_p99_ms * m))
+    return row["status"] == "ok" and budgets.within_margin(
+        row["latency_ms"], row["memory_mib"], row["latency_p99_ms"], factor / row.get("index", 1.0))
 
 
 def _bisect(at, start: int, top: int, steps: int) -> tuple[int, bool, int]:

@@ -285,3 +285,12 @@ def test_a_joint_budget_follows_a_per_step_cost_with_an_offset():
             admitted = False
         assert admitted == shifted.admits(sizes), sizes
     assert Policy.from_dict(json.loads(shifted.to_json())).region().offsets == {("batch", "seq_len"): j["offsets"]}
+
+
+def test_within_margin_reads_latencies_at_a_scale_and_the_tail_only_when_budgeted():
+    b = Budgets(latency_ms=10, memory_mib=10, latency_p99_ms=20)  # margin 0.9: 9 ms, 9 MiB, 18 ms p99
+    assert b.within_margin(8.9, 8.9, 17.9)
+    assert not b.within_margin(8.9, 8.9, 18.1) and not b.within_margin(8.9, 9.1, 1.0)
+    assert not b.within_margin(8.9, 8.9, 17.9, scale=1.02)  # 9.08 ms at the planned speed
+    assert b.within_margin(8.9, 8.9, None)  # tail not measured
+    assert Budgets(latency_ms=10, memory_mib=10).within_margin(8.9, 8.9, 500.0)  # tail not budgeted
