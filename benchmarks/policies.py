@@ -53,19 +53,20 @@ def _run(args) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "costlab"), *map(str, args)], capture_output=True, text=True, cwd=ROOT)
 
 
-def _plain_share(out: Path) -> float:
+def _plain_share(name: str, out: Path) -> float:
     """The share of the space the run's policy would admit with plain-product joint budgets:
-    the same cost models, budgets and machine speed, synthesised with `joint_offsets=False`."""
+    the same cost models, budgets, machine speed and asked space (the model's own, as
+    `costlab run zoo:NAME` takes it), synthesised with `joint_offsets=False`."""
     import pandas as pd
 
-    from costlab import speed
+    from costlab import adapters, speed
     from costlab.curves import CostModel
     from costlab.policy import Budgets, synthesize
     from costlab.space import InputSpace
 
     policy = json.loads((out / "policy.json").read_text())
     models = {t: CostModel.from_dict(d) for t, d in json.loads((out / "cost_models.json").read_text()).items()}
-    space = InputSpace.from_dict(json.loads((out / "profile.json").read_text())["space"])
+    space = InputSpace.from_model(adapters.load(f"zoo:{name}"))
     plain = synthesize(models, Budgets(**policy["budgets"]), space=space, joint_offsets=False,
                        speed=speed.speed(pd.read_csv(out / "profile.csv")))
     return plain.data["admitted_fraction"]["policy"]
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
         limits += "".join(f", {joint_expression(j)} ≤ {j['max']}" for j in policy.get("joint", []))
         frac = policy.get("admitted_fraction") or {}
         rows.append({"model": name, "budgets": f"{lat} ms / {mem} MiB", "limits": limits, "probes": len(table),
-                     "admitted": f"{frac.get('box', 0):.0%} / {_plain_share(out):.0%} / {frac.get('policy', 0):.0%}",
+                     "admitted": f"{frac.get('box', 0):.0%} / {_plain_share(name, out):.0%} / {frac.get('policy', 0):.0%}",
                      "violations": violations, "exit": v.returncode, "worst_latency": worst_lat,
                      "worst_memory": worst_mem, "run_s": run_s, "verify_s": verify_s})
         ms = policy.get("machine_speed") or {}
