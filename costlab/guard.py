@@ -319,7 +319,8 @@ def _compile_fast(guard: Guard):
                 lines += [f"{var[want]} = s[{axis}]", f"if not {lo!r} <= {var[want]} <= {hi!r}:", "    return None"]
     for _, dims, jmax, off in guard._joint:
         # as the general path: an absent dimension counts 1 (plus its offset)
-        used = " * ".join(f"({var[d]} + {off[d]})" if d in var else f"{1 + off[d]}" for d in dims)
+        used = " * ".join((f"({var[d]} + {off[d]})" if off[d] else var[d]) if d in var else f"{1 + off[d]}"
+                          for d in dims)
         lines += [f"if {used} > {jmax!r}:", "    return None"]
     for i, name in enumerate(names):
         _, dtype, ints, bounds = guard._spec[name]
