@@ -286,7 +286,9 @@ def assert_no_regression(model, baseline_dir, *, tolerance: float = 0.25, time_t
     Profiles `model` over the baseline's input space, fits its curves, and compares with
     the baseline run's `cost_models.json`: a dimension whose growth class rose, or a cost
     at the baseline policy's limits more than `1 + tolerance` times the baseline's, fails
-    with a table of old and new figures.
+    with a table of old and new figures. When the only failures are time at the limits,
+    the model is profiled once more and each time figure is the smaller of the two: a
+    timing regression must reproduce, not be one slow stretch of a shared runner.
 
     Args:
         model: A Keras model or an adapter.
@@ -323,6 +325,14 @@ def assert_no_regression(model, baseline_dir, *, tolerance: float = 0.25, time_t
     profile_kw.setdefault("progress", False)
     current = summarise(profile(model, space, points=points, rounds=rounds, **profile_kw), pol, targets)
     problems, diff = compare(baseline, current, tolerance=tolerance, time_tolerance=time_tolerance)
+    if problems and all(p.startswith("wall_s_") and "cost at the baseline's limits grew" in p for p in problems):
+        # A timing regression must reproduce: a slow stretch of a shared runner is not the
+        # model's cost. Profile once more; each time figure is the smaller of the two.
+        again = summarise(profile(model, space, points=points, rounds=rounds, **profile_kw), pol, targets)
+        for t in current:
+            if t.startswith("wall_s_") and t in again:
+                current[t]["at_limits"] = min(current[t]["at_limits"], again[t]["at_limits"])
+        problems, diff = compare(baseline, current, tolerance=tolerance, time_tolerance=time_tolerance)
     assert not problems, ("cost regression against " + str(base) + ":\n  " + "\n  ".join(problems)
                           + "\n\n" + diff)
     return {"baseline": baseline, "current": current, "diff": diff}
