@@ -228,7 +228,7 @@ def _largest_with(region, d: str, x: float) -> dict:
     s = {**region.hi, d: x}
     for g, j in region.joint:
         movable = [o for o in g if o != d] if d in g else list(g)
-        while region.value(pd.DataFrame({o: [s[o]] for o in g}), g)[0] > j + 1e-9:
+        while joint_value(s, g, region.off(g)) > j + 1e-9:
             o = max(movable, key=lambda o: s[o] / region.lo[o])
             if s[o] <= region.lo[o]:
                 break
