@@ -288,7 +288,7 @@ class CostModel:
                            f"Received fewer for {single}: {[sorted(X[c].unique().tolist()) for c in single]}")
         return Xv, y
 
-    def fit(self, X, y, *, select=None, identify=None):
+    def fit(self, X, y, *, select=None, identify=None, calibrate=None):
         """Fit the curve.
 
         Args:
@@ -305,6 +305,11 @@ class CostModel:
                 least. The class is then fitted to `y`, and the steeper classes `y`
                 allows (`hidden_`, the bound) are judged on `y` against that fit.
                 Defaults to `None` (`y` chooses).
+            calibrate: Boolean mask of the rows that calibrate the bound locally
+                (`upper_factors`); the others still fit the curve. Rows measured while the
+                machine ran slower than the speed a policy plans for
+                (`costlab.speed.beyond`) are left out this way. Ignored when fewer than
+                `LOCAL_MIN` rows would remain. Defaults to `None` (every row).
 
         Returns:
             self.
@@ -449,8 +454,15 @@ class CostModel:
         # choices bend the curve), and a limit is decided where it sits, not on average.
         # Against the fitted curve: inside the range the data pin the cost down, and the
         # steepest curve they allow matters only beyond it.
-        self._cal_sizes = np.log(X_rows)
-        self._cal_res = np.log(y_rows / np.maximum(self._h.design(X_rows) @ self._coef, 1e-300))
+        cal_rows = np.ones(len(y_rows), dtype=bool)
+        if calibrate is not None:
+            calibrate = np.asarray(calibrate, dtype=bool).ravel()
+            if len(calibrate) != len(y_rows):
+                raise FitError(f"`calibrate` has {len(calibrate)} entries but `X` has {len(y_rows)} rows")
+            if calibrate.sum() >= LOCAL_MIN:
+                cal_rows = calibrate
+        self._cal_sizes = np.log(X_rows[cal_rows])
+        self._cal_res = np.log(y_rows[cal_rows] / np.maximum(self._h.design(X_rows[cal_rows]) @ self._coef, 1e-300))
         self._cal_against = "fit"
         self.n_points_ = len(y_all)
         self.n_rows_ = len(y_rows)
@@ -842,7 +854,10 @@ def fit(table: pd.DataFrame, target: str = "wall_s_median", *, dims=None, resolu
         raise FitError(f"Columns {missing} are not in the table. Received columns: {list(table.columns)}")
     from . import speed
 
+    timed = str(target).startswith(speed.TIME_PREFIXES)
+    slow = speed.beyond(table) if normalise and timed else pd.Series(False, index=table.index)
     table = speed.normalised(table) if normalise else table[~speed.is_pulse(table)]
+    table = table.assign(_beyond=slow[table.index])
     rows = table[table["status"] == "ok"] if "status" in table.columns else table
     floor, default_res = TARGETS.get(target, (None, 0.0))
     resolution = default_res if resolution is None else resolution
@@ -867,8 +882,9 @@ def fit(table: pd.DataFrame, target: str = "wall_s_median", *, dims=None, resolu
     identify = kept[ident].astype(float) if ident is not None else None
     if identify is not None and not (np.isfinite(identify) & (identify > 0)).all():
         identify = None  # rows from before the column was measured: the cost chooses
+    calibrate = ~kept["_beyond"].to_numpy(dtype=bool)
     return CostModel(target=target, **params).fit(kept[dims], kept[target].astype(float), select=select,
-                                                  identify=identify)
+                                                  identify=identify, calibrate=None if calibrate.all() else calibrate)
 
 
 def fit_profile(profile, targets=tuple(TARGETS)) -> dict[str, CostModel]:

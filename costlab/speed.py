@@ -143,6 +143,36 @@ def index(table: pd.DataFrame, *, reference_s: float | None = None) -> pd.Series
     return out
 
 
+def beyond(table: pd.DataFrame, *, factor: float | None = None) -> pd.Series:
+    """Which rows were measured while the machine ran slower than `factor` × the run's
+    median speed: the pulse just before the row or the one just after it (raw, not
+    smoothed) read above `factor` (default: the table's `Speed.factor`, the speed a policy
+    plans for). Such a stretch is often too short for the smoothed index (`SMOOTH` pulses)
+    to follow — a few seconds when another process takes a core — and it does not slow
+    every size alike (a parallel kernel loses more than the small reference input), so
+    dividing by the index does not undo it. `costlab.fit` keeps these rows in the curve
+    but leaves them out of the upper bound's calibration, as verify re-measures a
+    violation found beyond the planned speed. All `False` without pulses."""
+    out = pd.Series(False, index=table.index)
+    p = pulse_rows(table)
+    if len(p) < 3:
+        return out
+    t = p["wall_s_median"].astype(float).to_numpy()
+    if factor is None:
+        sp = speed(table)
+        factor = sp.factor if sp is not None else math.inf
+    slow = t / float(np.median(t)) > factor
+    if not slow.any():
+        return out
+    at = table["finished_at"].astype(float).to_numpy()
+    pt = p["finished_at"].astype(float).to_numpy()
+    after = np.searchsorted(pt, at, side="left")  # first pulse finished at or after the row
+    before = after - 1
+    flag = (slow[np.clip(before, 0, len(t) - 1)] & (before >= 0)) | (slow[np.clip(after, 0, len(t) - 1)] & (after < len(t)))
+    out[:] = flag & ~np.isnan(at) & ~is_pulse(table).to_numpy()
+    return out
+
+
 def smooth(t: np.ndarray) -> np.ndarray:
     """Centred running median of `SMOOTH` pulses (fewer at the ends)."""
     return pd.Series(t).rolling(SMOOTH, center=True, min_periods=1).median().to_numpy()

@@ -214,6 +214,28 @@ def test_select_chooses_the_class_on_the_design_and_fits_on_every_row():
         CostModel().fit(X, Y, select=[True, False, True])
 
 
+def test_calibrate_leaves_rows_out_of_the_bound_but_not_the_curve():
+    rng = np.random.default_rng(5)
+    n = np.tile(np.geomspace(8, 1024, 8).round(), 4)
+    y = (1e-3 + 1e-5 * n) * rng.lognormal(0, 0.02, len(n))
+    slow = np.arange(len(n)) % 8 == 5  # one size in each of the four rounds read slow,
+    # and a stretch of four probes in the third round
+    slow[18:22] = True
+    y_seen = np.where(slow, 1.7 * y, y)
+    X = pd.DataFrame({"n": n})
+    every = CostModel().fit(X, y_seen)
+    kept = CostModel().fit(X, y_seen, calibrate=~slow)
+    assert every.complexity_ == kept.complexity_ == "O(n)"
+    np.testing.assert_allclose(kept.predict(X), every.predict(X))  # the same curve
+    at = pd.DataFrame({"n": [float(n[5])]})
+    assert kept.upper(at)[0] / kept.predict(at)[0] < 1.1 < 1.5 < every.upper(at)[0] / every.predict(at)[0]
+    assert len(CostModel.from_dict(kept.to_dict()).to_dict()["calibration"]["residuals"]) == (~slow).sum()
+    few = CostModel().fit(X, y_seen, calibrate=np.arange(len(n)) < 3)  # too few left: every row
+    assert len(few.to_dict()["calibration"]["residuals"]) == len(n)
+    with pytest.raises(FitError, match="`calibrate` has 2 entries"):
+        CostModel().fit(X, y_seen, calibrate=[True, False])
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_growth_hidden_under_a_constant_is_listed_and_bounded(seed):
     # 90% of the largest cost is a constant and the noise is 5%: cubic growth shows only in

@@ -14,14 +14,15 @@ from costlab.errors import CostlabError, PolicyError
 from costlab.policy import Budgets, synthesize
 
 
-def _table(slow_from=None, slow=2.0, seed=0):
+def _table(slow_from=None, slow=2.0, seed=0, slow_until=None):
     """A 1-D profile table of cost 1 ms × n measured on a machine that runs `slow`× slower
-    from probe `slow_from` on, with a pulse (reference n = 10) before every third probe."""
+    from probe `slow_from` on (until probe `slow_until`, if given), with a pulse (reference
+    n = 10) before every third probe."""
     rng = np.random.default_rng(seed)
     rows, t = [], 1000.0
     sizes = np.tile(np.geomspace(4, 256, 7).round().astype(int), 4)
     for k, n in enumerate(sizes):
-        factor = slow if slow_from is not None and k >= slow_from else 1.0
+        factor = slow if slow_from is not None and slow_from <= k < (slow_until or len(sizes)) else 1.0
         if k % 3 == 0:
             t += 1
             w = 0.010 * factor * rng.lognormal(0, 0.01)
@@ -80,6 +81,36 @@ def test_fit_on_a_slow_stretch_reads_the_class_and_a_tight_bound_only_with_pulse
     f_norm = float(with_pulses.upper(X)[0] / with_pulses.predict(X)[0])
     f_raw = float(raw.upper(X)[0] / raw.predict(X)[0])
     assert f_norm < 1.1 < f_raw, (f_norm, f_raw)
+
+
+def test_a_short_slow_stretch_is_left_out_of_the_bound_not_the_curve():
+    # Two slow pulses of ten (probes 9-14 run 1.8× slower): too short a stretch for the
+    # running median of five pulses to follow, so dividing by the index leaves it in.
+    t = _table(slow_from=9, slow_until=15, slow=1.8)
+    s = speed.speed(t)
+    assert s.factor < 1.3
+    flagged = speed.beyond(t)
+    probes = t[t["kind"] != "pulse"]
+    assert not flagged[t["kind"] == "pulse"].any()
+    # each probe next to a slow pulse (the one before it or the one after it) is flagged
+    assert [k for k, i in enumerate(probes.index) if flagged[i]] == list(range(6, 15))
+    assert not speed.beyond(t, factor=2.5).any()  # no pulse that slow
+    assert not speed.beyond(t[t["kind"] != "pulse"]).any()  # no pulses: nothing known
+    n = speed.normalised(t)
+    per_n = n["wall_s_median"] / n["n"]
+    assert per_n.max() / per_n.min() > 1.6  # the index did not undo the stretch
+    fitted = costlab.fit(t, "wall_s_median", dims=["n"])
+    unmasked = costlab.CostModel(target="wall_s_median").fit(n[["n"]], n["wall_s_median"])
+    assert fitted.complexity_ == unmasked.complexity_ == "O(n)"
+    assert fitted.predict({"n": [64]})[0] == pytest.approx(unmasked.predict({"n": [64]})[0], rel=0.05)
+    X = {"n": [64]}  # 64 was measured in the stretch (probe 10)
+    f_masked = float(fitted.upper(X)[0] / fitted.predict(X)[0])
+    f_unmasked = float(unmasked.upper(X)[0] / unmasked.predict(X)[0])
+    assert f_masked < 1.1 < 1.5 < f_unmasked, (f_masked, f_unmasked)
+    assert len(fitted.to_dict()["calibration"]["residuals"]) == len(probes) - 9
+    # memory does not depend on the machine's speed: every row calibrates it
+    mem = costlab.fit(t, "peak_bytes", dims=["n"])
+    assert len(mem.to_dict()["calibration"]["residuals"]) == len(probes)
 
 
 def test_synthesize_plans_time_limits_for_the_slow_quantile():
