@@ -18,6 +18,10 @@ slowest stretch but one in twenty, and says so (`machine_speed` in the policy). 
 reads its own pulses against the run's reference time: the speed at which a probe was
 measured is known, so the limits' tightness is measured at the speed the policy plans
 for, while violations are judged on the raw measurements.
+
+A stretch shorter than the index's smoothing is not divided out: `beyond` marks the rows
+next to a raw pulse slower than the planned speed, and `costlab.fit` leaves them out of
+the time bound's local calibration (they still fit the curve).
 """
 
 from __future__ import annotations

@@ -201,3 +201,19 @@ def test_verify_waits_for_the_machine_before_it_calls_a_slow_stretch_a_violation
     waited = again[again["first_measure"].str.contains("× the run's median time")]
     assert len(waited) == 1 and (waited["index"] < 1.3).all(), again["first_measure"]
     assert (again["latency_ms"] <= 20).all()  # the others were measured again once it was back
+
+
+def test_verify_counts_a_measurement_next_to_a_slow_pulse_as_beyond_the_planned_speed():
+    from costlab.verify import _beyond_planned
+
+    def row(latency, index, pulse_index):
+        return {"latency_ms": latency, "memory_mib": 1.0, "status": "ok", "error": "",
+                "index": index, "pulse_index": pulse_index}
+
+    calm = [row(21, 1.1, 1.0), row(22, 1.1, 1.05), row(20.5, 1.1, 1.1)]
+    assert not _beyond_planned(calm, 1.0, 1.3)
+    # the running median of five pulses stays low through a short stretch; the raw pulse
+    # before one of the three, or the one right after them, sees it
+    assert _beyond_planned([calm[0], row(22, 1.1, 1.6), calm[2]], 1.0, 1.3)
+    assert _beyond_planned(calm, 1.45, 1.3)
+    assert _beyond_planned([row(21, 1.4, 1.0), *calm[1:]], 1.0, 1.3)  # the median one's index
