@@ -147,17 +147,26 @@ def index(table: pd.DataFrame, *, reference_s: float | None = None) -> pd.Series
     return out
 
 
-def beyond(table: pd.DataFrame, *, factor: float | None = None) -> pd.Series:
-    """Which rows were measured while the machine ran slower than `factor` × the run's
-    median speed: the pulse just before the row or the one just after it (raw, not
-    smoothed) read above `factor` (default: the table's `Speed.factor`, the speed a policy
-    plans for). Such a stretch is often too short for the smoothed index (`SMOOTH` pulses)
-    to follow — a few seconds when another process takes a core — and it does not slow
-    every size alike (a parallel kernel loses more than the small reference input), so
-    dividing by the index does not undo it. `costlab.fit` keeps these rows in the curve
-    but leaves them out of the upper bound's calibration, as verify re-measures a
-    violation found beyond the planned speed. All `False` without pulses."""
-    out = pd.Series(False, index=table.index)
+#: A probe whose CPU parallelism (CPU time / wall time) fell under this share of what the
+#: model gets at the nearest sizes in the same run was crowded off a core (`crowded`).
+CROWDED_SHARE = 0.75
+#: ... judged only where the model runs on more than this many cores' worth at those sizes.
+CROWDED_MIN_PARALLEL = 1.3
+#: Nearest rows (log sizes) a row's parallelism is compared with.
+CROWDED_NEIGHBOURS = 10
+
+
+def beyond(table: pd.DataFrame, *, factor: float | None = None, dims=None) -> pd.Series:
+    """Which rows were measured while the machine ran slower than the speed a policy plans
+    for: the pulse just before the row or the one just after it (raw, not smoothed) read
+    above `factor` × the run's median (default: the table's `Speed.factor`), or the probe
+    itself was `crowded` off a core. Such a stretch is often too short for the smoothed
+    index (`SMOOTH` pulses) to follow — a few seconds while another process holds a core —
+    and it does not slow every size alike (a parallel kernel loses more than the small
+    reference input), so dividing by the index does not undo it. `costlab.fit` keeps these
+    rows in the curve but leaves them out of the time bound's calibration, as verify
+    re-measures a violation found beyond the planned speed. Pulse rows are never flagged."""
+    out = crowded(table, dims=dims)
     p = pulse_rows(table)
     if len(p) < 3:
         return out
@@ -173,7 +182,43 @@ def beyond(table: pd.DataFrame, *, factor: float | None = None) -> pd.Series:
     after = np.searchsorted(pt, at, side="left")  # first pulse finished at or after the row
     before = after - 1
     flag = (slow[np.clip(before, 0, len(t) - 1)] & (before >= 0)) | (slow[np.clip(after, 0, len(t) - 1)] & (after < len(t)))
-    out[:] = flag & ~np.isnan(at) & ~is_pulse(table).to_numpy()
+    return out | pd.Series(flag & ~np.isnan(at) & ~is_pulse(table).to_numpy(), index=table.index)
+
+
+def crowded(table: pd.DataFrame, *, dims=None) -> pd.Series:
+    """Which probes ran with fewer cores than the model gets: CPU time / wall time under
+    `CROWDED_SHARE` × the median of the `CROWDED_NEIGHBOURS` nearest successful probes (log
+    sizes, each dimension scaled by its range), where that median shows more than
+    `CROWDED_MIN_PARALLEL` cores' worth. On a shared 2-core machine another process can hold
+    a core for seconds: a parallel kernel's probe then reads 1.00 (one core) where its
+    neighbours read 1.8 and takes up to twice as long, while the small reference input,
+    hardly parallel, hardly slows. A policy's latencies hold on the cores it was measured
+    with (its `cores` budget; the exported container CPU request). All `False` without
+    CPU times or dimension columns."""
+    out = pd.Series(False, index=table.index)
+    if dims is None:
+        dims = list(table.columns[: list(table.columns).index("plan")]) if "plan" in table.columns else []
+    need = ["cpu_s_median", "wall_s_median", *dims]
+    if not dims or any(c not in table.columns for c in need):
+        return out
+    ok = ~is_pulse(table)
+    if "status" in table.columns:
+        ok &= table["status"] == "ok"
+    cpu = pd.to_numeric(table["cpu_s_median"], errors="coerce")
+    wall = pd.to_numeric(table["wall_s_median"], errors="coerce")
+    sizes = table[dims].apply(pd.to_numeric, errors="coerce")
+    ok &= (cpu > 0) & (wall > 0) & (sizes > 0).all(axis=1)
+    if ok.sum() < CROWDED_NEIGHBOURS:
+        return out
+    par = (cpu[ok] / wall[ok]).to_numpy()
+    logs = np.log(sizes[ok].to_numpy(dtype=float))
+    span = np.ptp(logs, axis=0)
+    ref = logs / np.where(span > 0, span, 1.0)
+    from scipy.spatial import cKDTree
+
+    _, nearest = cKDTree(ref).query(ref, k=CROWDED_NEIGHBOURS)
+    usual = np.median(par[nearest], axis=1)
+    out[ok] = (usual > CROWDED_MIN_PARALLEL) & (par < CROWDED_SHARE * usual)
     return out
 
 

@@ -51,8 +51,9 @@ class VerifyReport:
             `memory_mib` (peak), `repeats`, `first_measure` (the three latencies when an
             over-budget probe was measured again), `index` (the machine-speed index when
             it was measured: the last pulses' time over the run's median, 1 without
-            pulses), `pulse_index` (the last pulse alone, unsmoothed), and `violation`
-            (empty when within budget).
+            pulses), `pulse_index` (the last pulse alone, unsmoothed), `parallelism` (CPU
+            time / wall time of the median call: the cores it got), and `violation` (empty
+            when within budget).
         tightness: One row per budget-set limit: `limit` (a dimension or a joint budget),
             `value` (the policy's maximum), `boundary` (largest size measured within
             margin × budget along it), `exact` (bracketed to 1%; False when the search
@@ -174,7 +175,8 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
             `first_measure`), memory by the largest, and a failure at once. Defaults to `True`.
         settle_s: With pulses, an input still over the latency budget after those three,
             measured while the machine ran slower than the policy's `machine_speed.factor`
-            (the running index, or a raw pulse next to any of the three, read above it),
+            (the running index, or a raw pulse next to any of the three, read above it, or
+            one of the three was crowded off a core: `costlab.speed.crowded`),
             is measured three more times once pulses read the machine back within that
             factor, and those three decide; verify waits up to this long for it (the
             three slow ones stand if it does not come back). Defaults to `60`.
@@ -267,7 +269,8 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
                 "status": r["status"], "error": r.get("error") or "", "latency_ms": lat, "latency_p99_ms": p99,
                 "memory_mib": mem, "repeats": r.get("repeats"),
                 "index": speed.latest(pulses, machine["reference_s"]) if machine else 1.0,
-                "pulse_index": speed.latest(pulses, machine["reference_s"], n=1) if machine else 1.0}
+                "pulse_index": speed.latest(pulses, machine["reference_s"], n=1) if machine else 1.0,
+                "parallelism": (r.get("cpu_s_median") or 0) / r["wall_s_median"] if r.get("wall_s_median") else 0.0}
 
     def problems(row) -> list[str]:
         out = []
@@ -327,11 +330,16 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
 def _beyond_planned(trio: list[dict], after: float, factor: float) -> bool:
     """Whether measurements of one input were taken while the machine ran slower than the
     planned `factor`: the index (running median of pulses) at the median one, or any raw
-    pulse next to them (the last before each, the one taken right `after`) reads above it —
-    the rule `costlab.speed.beyond` applies to a profile's rows before they calibrate a bound."""
+    pulse next to them (the last before each, the one taken right `after`) reads above it,
+    or one of them was crowded off a core (its CPU parallelism under
+    `speed.CROWDED_SHARE` × the best of the three, where that shows more than
+    `speed.CROWDED_MIN_PARALLEL` cores) — the rule `costlab.speed.beyond` applies to a
+    profile's rows before they calibrate a bound."""
     merged = _median_of(trio)
     raw = [r.get("pulse_index", r.get("index", 1.0)) for r in trio]
-    return merged.get("index", 1.0) > factor or max(raw) > factor or after > factor
+    par = [r.get("parallelism", 0.0) for r in trio]
+    crowded = max(par) > speed.CROWDED_MIN_PARALLEL and min(par) < speed.CROWDED_SHARE * max(par)
+    return merged.get("index", 1.0) > factor or max(raw) > factor or after > factor or crowded
 
 
 def _median_of(rows: list[dict]) -> dict:

@@ -217,3 +217,42 @@ def test_verify_counts_a_measurement_next_to_a_slow_pulse_as_beyond_the_planned_
     assert _beyond_planned([calm[0], row(22, 1.1, 1.6), calm[2]], 1.0, 1.3)
     assert _beyond_planned(calm, 1.45, 1.3)
     assert _beyond_planned([row(21, 1.4, 1.0), *calm[1:]], 1.0, 1.3)  # the median one's index
+    # one of the three ran on one core where the others got two: crowded off a core
+    cores = [{**r, "parallelism": p} for r, p in zip(calm, (1.85, 1.02, 1.8), strict=True)]
+    assert _beyond_planned(cores, 1.0, 1.3)
+    assert not _beyond_planned([{**r, "parallelism": 1.8} for r in calm], 1.0, 1.3)
+    assert not _beyond_planned([{**r, "parallelism": p} for r, p in zip(calm, (1.1, 1.0, 1.2), strict=True)],
+                               1.0, 1.3)  # a model on one core: nothing to tell
+
+
+def _crowded_table(seed=0):
+    """A 2-D profile whose calls use two cores (CPU time 1.8× wall), except a stretch of
+    probes that another process held a core through: one core, 1.8× the time."""
+    rng = np.random.default_rng(seed)
+    rows, t = [], 1000.0
+    grid = [(b, s) for b in (1, 2, 4, 8, 16, 32) for s in (8, 16, 32, 64, 128)]
+    for rnd in range(2):
+        for k, (b, s) in enumerate(grid):
+            t += 1
+            held = rnd == 1 and 10 <= k < 16
+            w = 1e-4 * b * s * rng.lognormal(0, 0.02) * (1.8 if held else 1.0)
+            rows.append({"batch": b, "seq_len": s, "plan": "p", "probe": f"r{rnd}/{k}", "kind": "slice",
+                         "status": "ok", "input_shapes": json.dumps({"x": [b, s]}), "wall_s_median": w,
+                         "wall_s_min": w, "cpu_s_median": w * (1.0 if held else 1.8), "peak_bytes": 4e6,
+                         "finished_at": t})
+    return pd.DataFrame(rows)
+
+
+def test_a_probe_crowded_off_a_core_is_found_by_its_cpu_parallelism():
+    t = _crowded_table()
+    held = t["probe"].isin([f"r1/{k}" for k in range(10, 16)])
+    np.testing.assert_array_equal(speed.crowded(t).to_numpy(), held.to_numpy())
+    assert speed.beyond(t).equals(speed.crowded(t))  # no pulses: parallelism alone
+    one_core = t.assign(cpu_s_median=t["wall_s_median"])  # a model on one core: nothing to tell
+    assert not speed.crowded(one_core).any()
+    assert not speed.crowded(t.drop(columns="cpu_s_median")).any()
+    fitted = costlab.fit(t, "wall_s_median", dims=["batch", "seq_len"])
+    X = {"batch": [4], "seq_len": [32]}  # measured (r1/12) on one core
+    assert float(fitted.upper(X)[0] / fitted.predict(X)[0]) < 1.15
+    every = costlab.CostModel(target="wall_s_median").fit(t[["batch", "seq_len"]], t["wall_s_median"])
+    assert float(every.upper(X)[0] / every.predict(X)[0]) > 1.5
