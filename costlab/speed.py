@@ -20,7 +20,8 @@ measured is known, so the limits' tightness is measured at the speed the policy 
 for, while violations are judged on the raw measurements.
 
 A stretch shorter than the index's smoothing is not divided out: `beyond` marks the rows
-next to a raw pulse slower than the planned speed, and `costlab.fit` leaves them out of
+next to a raw pulse slower than the planned speed, and the probes `crowded` off a core
+(their CPU parallelism fell under their neighbours'), and `costlab.fit` leaves them out of
 the time bound's local calibration (they still fit the curve).
 """
 

@@ -303,7 +303,7 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
                 note = ""
                 if (machine and merged["status"] == "ok" and problems(merged)
                         and all(p.startswith(("latency", "p99")) for p in problems(merged))
-                        and _beyond_planned(trio, pulse_after(), machine["factor"])):
+                        and (why := _beyond_planned(trio, pulse_after(), machine["factor"]))):
                     # Over the latency budget while the machine ran slower than the policy
                     # plans for: once it is back within that speed, three more measurements
                     # decide. If it does not come back within settle_s, the first three stand.
@@ -311,7 +311,7 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
                         slow, trio = trio, [measure(kind, sizes, inputs, i) for _ in range(3)]
                         merged = _median_of(trio)
                         before = ", ".join(f"{r['latency_ms']:.2f}" for r in slow)
-                        note = f" after {before} ms at {max(r['index'] for r in slow):.2f}× the run's median time"
+                        note = f" after {before} ms {why}"
                 seen = ", ".join(f"{r['latency_ms']:.2f}" for r in trio)
                 merged["first_measure"] = f"latency {seen} ms{note}"
                 rows[i] = {**merged, "violation": "; ".join(problems(merged))}
@@ -327,19 +327,20 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
         pd.DataFrame(searched) if tightness else None)
 
 
-def _beyond_planned(trio: list[dict], after: float, factor: float) -> bool:
-    """Whether measurements of one input were taken while the machine ran slower than the
-    planned `factor`: the index (running median of pulses) at the median one, or any raw
-    pulse next to them (the last before each, the one taken right `after`) reads above it,
-    or one of them was crowded off a core (its CPU parallelism under
-    `speed.CROWDED_SHARE` × the best of the three, where that shows more than
+def _beyond_planned(trio: list[dict], after: float, factor: float) -> str:
+    """Why measurements of one input count as taken while the machine ran slower than the
+    planned `factor` ('' when they do not): the index (running median of pulses) at the
+    median one, or any raw pulse next to them (the last before each, the one taken right
+    `after`), reads above it, or one of them was crowded off a core (its CPU parallelism
+    under `speed.CROWDED_SHARE` × the best of the three, where that shows more than
     `speed.CROWDED_MIN_PARALLEL` cores) — the rule `costlab.speed.beyond` applies to a
     profile's rows before they calibrate a bound."""
-    merged = _median_of(trio)
-    raw = [r.get("pulse_index", r.get("index", 1.0)) for r in trio]
+    slowest = max(_median_of(trio).get("index", 1.0), after,
+                  *(r.get("pulse_index", r.get("index", 1.0)) for r in trio))
     par = [r.get("parallelism", 0.0) for r in trio]
-    crowded = max(par) > speed.CROWDED_MIN_PARALLEL and min(par) < speed.CROWDED_SHARE * max(par)
-    return merged.get("index", 1.0) > factor or max(raw) > factor or after > factor or crowded
+    if max(par) > speed.CROWDED_MIN_PARALLEL and min(par) < speed.CROWDED_SHARE * max(par):
+        return f"one crowded off a core: {min(par):.2f} cores' worth against {max(par):.2f}"
+    return f"at {slowest:.2f}× the run's median time" if slowest > factor else ""
 
 
 def _median_of(rows: list[dict]) -> dict:
