@@ -22,10 +22,19 @@ verify (median, max, relative to the run's median). With `--raw`, each policy is
 a second time with `--pulse 0` (raw latencies, as before the speed index): the tightness
 against a boundary measured in whatever stretch of the host verify ran in, for comparison.
 
+Each run starts with the value scan (`costlab.worst.scan`): the "values measured" column
+says which value pattern every size was measured with and what it cost against random
+values. `zoo:sponge` loops once per repeat of each row's first token, so a constant row
+costs seq_len passes where random ids cost about one. `--contrast sponge` (the default)
+also runs it with `--values random` (sizes measured with random values only, as before
+the scan) and verifies that policy the same way, without the tightness search: the
+violations a policy from random values lets through.
+
 Everything runs through the CLI, in subprocesses, with a memory cap on every probe.
 Takes about 4 minutes per model on a 2-core machine (5 with `--raw`).
 
-Run: .venv/bin/python benchmarks/policies.py [--models attention,recurrent,conv,mlp] [--raw]
+Run: .venv/bin/python benchmarks/policies.py [--models attention,recurrent,conv,mlp,masked,sponge]
+     [--contrast sponge] [--raw]
      [--out benchmarks/results/policies.md]
 """
 
@@ -46,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 #: Budgets per model: tight enough that latency or memory binds inside the measured range.
 BUDGETS = {"attention": ("20", "64"), "recurrent": ("20", "64"), "conv": ("20", "64"), "mlp": ("5", "16"),
-           "masked": ("20", "64")}
+           "masked": ("20", "64"), "sponge": ("20", "64")}
 
 
 def _run(args) -> subprocess.CompletedProcess:
@@ -72,9 +81,38 @@ def _plain_share(name: str, out: Path) -> float:
     return plain.data["admitted_fraction"]["policy"]
 
 
+def _limits(policy: dict) -> str:
+    limits = ", ".join(f"{d} ≤ {lim['max']} ({lim['limited_by']})" for d, lim in policy["limits"].items())
+    return limits + "".join(f", {joint_expression(j)} ≤ {j['max']}" for j in policy.get("joint", []))
+
+
+def _contrast(name: str, base: Path, probes: int) -> dict:
+    """`name`'s policy when its sizes are measured with random values only (`--values
+    random`), verified as the others are but without the tightness search."""
+    lat, mem = BUDGETS[name]
+    out = base / f"{name}-random-values"
+    r = _run(["run", f"zoo:{name}", "--latency-ms", lat, "--memory-mib", mem, "--values", "random", "--out", out])
+    if r.returncode != 0:
+        print(r.stdout, r.stderr, file=sys.stderr)
+        return {"model": name, "error": f"run failed ({r.returncode})"}
+    policy = json.loads((out / "policy.json").read_text())
+    v = _run(["verify", f"zoo:{name}", out / "policy.json", "--probes", probes, "--no-tightness", "--out", out / "verify"])
+    print(v.stdout)
+    table = list(csv.DictReader((out / "verify" / "verify.csv").open()))
+    ok = [t for t in table if t["status"] == "ok"]
+    worst = max(ok, key=lambda t: float(t["latency_ms"]))
+    return {"model": name, "limits": _limits(policy), "probes": len(table),
+            "violations": sum(1 for t in table if t["violation"]),
+            "worst_latency": float(worst["latency_ms"]) / float(lat),
+            "worst_memory": max(float(t["memory_mib"]) for t in ok) / float(mem),
+            "worst_input": f"{worst['input_shapes']} ({worst['kind']}, {worst.get('values', '?')} values)"}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="attention,recurrent,conv,mlp")
+    ap.add_argument("--models", default="attention,recurrent,conv,mlp,masked,sponge")
+    ap.add_argument("--contrast", default="sponge",
+                    help="models also run with --values random and verified, for contrast ('' for none)")
     ap.add_argument("--probes", type=int, default=200)
     ap.add_argument("--out", default=None)
     ap.add_argument("--keep", default=None, help="keep the run directories here")
@@ -82,6 +120,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="costlab-policies-"))
     rows, tight_rows = [], []
+    contrast = [_contrast(name, base, args.probes) for name in args.contrast.split(",") if name]
     for name in args.models.split(","):
         lat, mem = BUDGETS[name]
         out = base / name
@@ -102,10 +141,12 @@ def main(argv=None) -> int:
         worst_lat = max(float(t["latency_ms"]) for t in ok) / float(lat) if ok else float("nan")
         worst_mem = max(float(t["memory_mib"]) for t in ok) / float(mem) if ok else float("nan")
         violations = sum(1 for t in table if t["violation"])
-        limits = ", ".join(f"{d} ≤ {lim['max']} ({lim['limited_by']})" for d, lim in policy["limits"].items())
-        limits += "".join(f", {joint_expression(j)} ≤ {j['max']}" for j in policy.get("joint", []))
+        limits = _limits(policy)
         frac = policy.get("admitted_fraction") or {}
-        rows.append({"model": name, "budgets": f"{lat} ms / {mem} MiB", "limits": limits, "probes": len(table),
+        vp = policy.get("value_pattern") or {"pattern": "random"}
+        values = vp["pattern"] + (f" ({vp['ratio']:.1f}× random, {vp['cost']})" if vp["pattern"] != "random" else "")
+        rows.append({"model": name, "budgets": f"{lat} ms / {mem} MiB", "values": values, "limits": limits,
+                     "probes": len(table),
                      "admitted": f"{frac.get('box', 0):.0%} / {_plain_share(name, out):.0%} / {frac.get('policy', 0):.0%}",
                      "violations": violations, "exit": v.returncode, "worst_latency": worst_lat,
                      "worst_memory": worst_mem, "run_s": run_s, "verify_s": verify_s})
@@ -126,14 +167,15 @@ def main(argv=None) -> int:
         for t in (csv.DictReader(tp.open()) if tp.exists() else []):
             tight_rows.append({"model": name, **t, "raw": raw.get(t["limit"])})
     lines = [f"## Policies verified on the zoo models ({args.probes} probes each, isolated workers)\n",
-             "| model | budgets (p50 / peak) | limits | admitted share: box / plain joint / policy | probes | violations | most expensive probe / budget (latency, memory) | run s | verify s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| model | budgets (p50 / peak) | values measured | limits | admitted share: box / plain joint / policy | probes | violations | most expensive probe / budget (latency, memory) | run s | verify s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['error']} | | | | | | | |")
+            lines.append(f"| {r['model']} | {r['error']} | | | | | | | | |")
             continue
-        lines.append(f"| {r['model']} | {r['budgets']} | {r['limits']} | {r['admitted']} | {r['probes']} | {r['violations']} | "
-                     f"{r['worst_latency']:.0%}, {r['worst_memory']:.0%} | {r['run_s']:.0f} | {r['verify_s']:.0f} |")
+        lines.append(f"| {r['model']} | {r['budgets']} | {r['values']} | {r['limits']} | {r['admitted']} | {r['probes']} | "
+                     f"{r['violations']} | {r['worst_latency']:.0%}, {r['worst_memory']:.0%} | {r['run_s']:.0f} | "
+                     f"{r['verify_s']:.0f} |")
     lines += ["", "### Machine speed (reference input's time / the run's median)", "",
               "| model | over the run: p5–p95 (max) | planned for (q = 0.95) | during verify: median (max) |",
               "|---|---|---|---|"]
@@ -156,6 +198,13 @@ def main(argv=None) -> int:
     if args.raw:
         lines += ["", "Violations with raw latencies (`verify --pulse 0`): " + ", ".join(
             f"{r['model']} {r.get('raw_violations', '–')}" for r in rows if "error" not in r) + "."]
+    if contrast:
+        lines += ["", "### For contrast: measured with random values (`costlab run --values random`, no value scan)", "",
+                  "| model | limits | probes | violations | most expensive probe / budget (latency, memory) | "
+                  "most expensive input |", "|---|---|---|---|---|---|"]
+        lines += [f"| {c['model']} | {c['limits']} | {c['probes']} | {c['violations']} | {c['worst_latency']:.0%}, "
+                  f"{c['worst_memory']:.0%} | {c['worst_input']} |" if "error" not in c else
+                  f"| {c['model']} | {c['error']} | | | | |" for c in contrast]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -10,6 +10,7 @@ import os
 import sys
 
 from .errors import CostlabError
+from .space import VALUE_PATTERNS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,6 +113,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--pulse", type=_number(int, allow_zero=True), default=3,
                    help="measure a reference input before every N-th probe: the machine-speed index times "
                         "are fitted against, the policy's machine_speed (default 3; 0: off)")
+    r.add_argument("--values", choices=("auto", *VALUE_PATTERNS), default="auto",
+                   help="values every size is measured with: auto (default) scans each value pattern against "
+                        "random values and measures with the one that costs the model most, when it costs "
+                        "≥ 1.25× random (values.json); or a pattern")
 
     v = sub.add_parser("verify", help="re-measure inputs at and inside a policy's limits")
     v.add_argument("model", help=model_help)
@@ -188,7 +193,8 @@ def _cmd_run(args) -> int:
                  probes_per_worker=args.probes_per_worker, resume=args.resume, churn=args.churn,
                  boundary=not args.no_boundary, backend=args.backend, joint=not args.no_joint,
                  joint_offsets=not args.plain_joint,
-                 throughput_s=args.throughput_s, timeout_factor=args.timeout_factor, pulse=args.pulse)
+                 throughput_s=args.throughput_s, timeout_factor=args.timeout_factor, pulse=args.pulse,
+                 values=args.values)
     print(result.summary())
     return 0
 

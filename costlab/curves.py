@@ -856,7 +856,7 @@ def fit(table: pd.DataFrame, target: str = "wall_s_median", *, dims=None, resolu
 
     timed = str(target).startswith(speed.TIME_PREFIXES)
     slow = speed.beyond(table) if normalise and timed else pd.Series(False, index=table.index)
-    table = speed.normalised(table) if normalise else table[~speed.is_pulse(table)]
+    table = speed.normalised(table) if normalise else table[~speed.is_pulse(table) & ~speed.is_scan(table)]
     table = table.assign(_beyond=slow[table.index])
     rows = table[table["status"] == "ok"] if "status" in table.columns else table
     floor, default_res = TARGETS.get(target, (None, 0.0))

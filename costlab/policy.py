@@ -23,9 +23,9 @@ import pandas as pd
 from .errors import PolicyError
 from .space import Dimension, InputSpace, InputSpec, ValueDomain
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 #: Versions this costlab reads (1.0 lacks the joint, request, serving and shapes sections).
-READS = ("1.0", "1.1", "1.2", "1.3")  # 1.1 lacks machine_speed, 1.2 joint offsets
+READS = ("1.0", "1.1", "1.2", "1.3", "1.4")  # 1.1 lacks machine_speed, 1.2 joint offsets, 1.3 value_pattern
 
 
 def schema() -> dict:
@@ -416,7 +416,7 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
                measured_on: dict | None = None, extrapolate: float = 1.0, joint: bool = True,
                calibration: dict | None = None, churn: dict | None = None,
                throughput: dict | None = None, timeout_factor: float = 3.0, speed=None,
-               joint_offsets: bool = True) -> Policy:
+               joint_offsets: bool = True, value_pattern: dict | None = None) -> Policy:
     """Choose the limits whose most expensive admitted input stays within budget.
 
     First a box: every dimension grows by the same fraction of its log range until the
@@ -464,6 +464,11 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
             with pulses): every time curve is multiplied by `speed.factor` (the index's
             slow quantile) before limits are set, and the policy records it as
             `machine_speed`. Defaults to `None` (times as fitted).
+        value_pattern: The value pattern the curves were measured with and its evidence
+            (`costlab.worst.ValueScan.to_dict()`, or `{"pattern": ..., "chosen_by":
+            "given"}`), recorded as `value_pattern`: verify and `costlab.testing` measure
+            admitted inputs with the same values. Defaults to `None` (not recorded:
+            random values).
 
     Returns:
         A validated `Policy`.
@@ -573,6 +578,8 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
             "complexity": {t: m.complexity_ for t, m in cost_models.items()}}
     if speed is not None:
         data["machine_speed"] = speed.to_dict()
+    if value_pattern is not None:
+        data["value_pattern"] = value_pattern
     data["request"] = _request(space, region, cost_models, upper, budgets, timeout_factor)
     data["serving"] = _serving(data, upper, budgets, calibration, measured_on or data["measured_on"],
                                throughput, timeout_factor)

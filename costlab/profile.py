@@ -30,7 +30,7 @@ BACKENDS = ("tensorflow", "jax", "torch")
 PREDICTION_SAFETY = 1.5
 
 #: Columns every profile table has, besides one per dimension.
-TABLE_COLUMNS = ("plan", "probe", "kind", "round", "input_shapes", "dtype", "seed", "call") + COLUMNS + \
+TABLE_COLUMNS = ("plan", "probe", "kind", "round", "input_shapes", "dtype", "seed", "values", "call") + COLUMNS + \
     EXTRA_COLUMNS + ("intra_op_threads", "inter_op_threads", "finished_at", "env", "repro")
 
 
@@ -136,12 +136,13 @@ class Profile:
                    not_launched=meta.get("not_launched", []))
 
 
-def _row(space, sizes, inputs, kind, round_, seed, probe_id, plan, call, result, env, memory_source):
+def _row(space, sizes, inputs, kind, round_, seed, probe_id, plan, call, result, env, memory_source,
+         values="random"):
     shapes = {k: list(v.shape) for k, v in inputs.items()}
     dtypes = sorted({str(v.dtype) for v in inputs.values()})
     row = {**{d: int(sizes[d]) for d in space.dim_names}, "plan": plan, "probe": probe_id, "kind": kind,
            "round": round_, "input_shapes": json.dumps(shapes), "dtype": ",".join(dtypes), "seed": seed,
-           "call": call, **dict.fromkeys(COLUMNS + EXTRA_COLUMNS), **result,
+           "values": values, "call": call, **dict.fromkeys(COLUMNS + EXTRA_COLUMNS), **result,
            "intra_op_threads": (env or {}).get("intra_op_threads"),
            "inter_op_threads": (env or {}).get("inter_op_threads"),
            "finished_at": time.time(), "env": json.dumps(env or {}, sort_keys=True)}
@@ -178,8 +179,9 @@ class _Prober:
 
     def __init__(self, adapter, space, *, total, plan, executor, max_probe_s=MAX_PROBE_S,
                  max_probe_mib=MAX_PROBE_MIB, log_path=None, progress=None, done=None, failures_dir=None,
-                 pulse=None):
+                 pulse=None, values="random"):
         self.adapter, self.space, self.plan, self.executor = adapter, space, plan, executor
+        self.values = values  # the value pattern of plan probes (`InputSpace.pattern_inputs`)
         # (reference sizes, every): a pulse before every `every`-th probe (costlab.speed)
         self.pulse = (dict(pulse["sizes"]), int(pulse["every"])) if pulse else None
         self._probes = 0
@@ -254,15 +256,17 @@ class _Prober:
         from .speed import KIND, PULSE_SEED
 
         self._measure(sizes, lambda: self.space.random_inputs(sizes, seed=PULSE_SEED), KIND, 0, PULSE_SEED,
-                      f"pulse/{k // every}", keep=False)
+                      f"pulse/{k // every}", keep=False, values="random")
 
-    def run(self, sizes, make_inputs, kind, round_, seed, probe_id) -> dict:
+    def run(self, sizes, make_inputs, kind, round_, seed, probe_id, values=None) -> dict:
+        """Measure one probe (after a pulse when one is due). `values` names the inputs'
+        value pattern in the table (default: the session's)."""
         self._maybe_pulse()
-        row = self._measure(sizes, make_inputs, kind, round_, seed, probe_id)
+        row = self._measure(sizes, make_inputs, kind, round_, seed, probe_id, values=values)
         self.bar.update(1)
         return row
 
-    def _measure(self, sizes, make_inputs, kind, round_, seed, probe_id, keep=True) -> dict:
+    def _measure(self, sizes, make_inputs, kind, round_, seed, probe_id, keep=True, values=None) -> dict:
         if probe_id in self.done:
             row = self.done[probe_id]
             self.resumed += keep
@@ -270,7 +274,8 @@ class _Prober:
             inputs = make_inputs()
             result = self.executor.probe(inputs)
             row = _row(self.space, sizes, inputs, kind, round_, seed, probe_id, self.plan,
-                       self.adapter.call_path, result, self.executor.env, self.executor.memory_source)
+                       self.adapter.call_path, result, self.executor.env, self.executor.memory_source,
+                       values=values or self.values)
             if row["status"] != "ok" and self.failures_dir is not None and keep:
                 row["repro"] = save_failure(self.failures_dir, row, inputs, self.space.dim_names)
             if self.log:  # on disk before the next probe starts
@@ -301,13 +306,17 @@ class _Prober:
                         self.bar.update(len(group) - pi)
                         break
                     probe_seed = seed * 100003 + gi * 1009 + pi
-                    row = self.run(probe.sizes, lambda p=probe, s=probe_seed: self.space.random_inputs(p.sizes, seed=s),
+                    row = self.run(probe.sizes, lambda p=probe, s=probe_seed: self.inputs(p.sizes, s),
                                    probe.kind, r, probe_seed, f"r{r}/g{gi}/p{pi}")
                     earlier.append(row)
                     if self.crossed(row):
                         self.over.append(probe.sizes)
                         self.bar.update(len(group) - pi - 1)
                         break
+
+    def inputs(self, sizes, seed) -> dict:
+        """A plan probe's inputs: its sizes, in the session's value pattern."""
+        return self.space.pattern_inputs(sizes, seed=seed, values=self.values)
 
     def table(self) -> pd.DataFrame:
         cols = [*self.space.dim_names, *TABLE_COLUMNS]
@@ -334,9 +343,10 @@ def save_failure(directory: Path, row: dict, inputs: dict, dims=()) -> str:
         saved = name
     entry = {k: row[k] for k in ("plan", "probe", "kind", "status", "error", "input_shapes", "seed")}
     entry["arrays"] = saved  # relative to `directory`; load with `load_failure`
+    values = row.get("values") or "random"
     entry["recipe"] = (None if row["kind"] == "fuzz" else
-                       {"sizes": {d: row[d] for d in dims}, "seed": row["seed"],
-                        "how": "InputSpace.random_inputs(sizes, seed=seed)"})
+                       {"sizes": {d: row[d] for d in dims}, "seed": row["seed"], "values": values,
+                        "how": f"InputSpace.pattern_inputs(sizes, seed=seed, values={values!r})"})
     with open(directory / "failures.jsonl", "a") as fh:
         fh.write(json.dumps(entry) + "\n")
     return saved
@@ -377,6 +387,13 @@ def _check_pulse(pulse, space) -> dict | None:
     return {"sizes": {d: int(sizes[d]) for d in space.dim_names}, "every": every}
 
 
+def _check_values(values):
+    from .space import VALUE_PATTERNS
+
+    if values not in VALUE_PATTERNS:
+        raise CostlabError(f"Expected `values` to be one of {', '.join(VALUE_PATTERNS)}. Received: {values!r}")
+
+
 def _check_rounds(rounds):
     if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
         raise CostlabError(f"Expected a positive integer for `rounds`. Received: rounds={rounds!r}")
@@ -395,10 +412,12 @@ def _prepare(model, space, preprocess):
 def session(adapter, space: InputSpace, *, plan: str, total: int, isolation: str = "inprocess",
             memory_cap_mib=None, timeout_s=None, probes_per_worker=None, log_path=None, resume=False,
             failures_dir=None, progress=None, max_probe_s=MAX_PROBE_S, max_probe_mib=MAX_PROBE_MIB,
-            min_repeats=5, max_repeats=30, probe_time_s=0.5, backend=None, pulse=None, **_ignored) -> _Prober:
+            min_repeats=5, max_repeats=30, probe_time_s=0.5, backend=None, pulse=None, values="random",
+            **_ignored) -> _Prober:
     """A context measuring probes one at a time as `profile` does (same isolation, caps,
     log, resume and failure keeping): for adaptive plans such as `costlab.refine.boundary`.
-    `plan` names the probes for `resume`; `**_ignored` takes `profile`'s other settings."""
+    `plan` names the probes for `resume`; `values` is the value pattern of the plan's
+    probes (`InputSpace.pattern_inputs`); `**_ignored` takes `profile`'s other settings."""
     if isolation not in ISOLATIONS:
         raise CostlabError(f"Expected `isolation` to be one of {', '.join(ISOLATIONS)}. Received: {isolation!r}")
     if resume and log_path is None:
@@ -415,9 +434,10 @@ def session(adapter, space: InputSpace, *, plan: str, total: int, isolation: str
         executor = InProcess(adapter, **measure_kw)
     done = read_log(log_path) if resume else None
     pulse = _check_pulse(pulse, space)
+    _check_values(values)
     return _Prober(adapter, space, total=total, plan=plan, executor=executor, max_probe_s=max_probe_s,
                    max_probe_mib=max_probe_mib, log_path=log_path, progress=progress, done=done,
-                   failures_dir=failures_dir, pulse=pulse)
+                   failures_dir=failures_dir, pulse=pulse, values=values)
 
 
 def profile(model, space: InputSpace | None = None, *, points: int = 7, examples: int = 8,
@@ -426,11 +446,12 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
             probes_per_worker: int | None = None, log_path=None, resume: bool = False,
             preprocess=None, failures_dir=None, progress: bool | None = None, max_probe_s: float = MAX_PROBE_S,
             max_probe_mib: float = MAX_PROBE_MIB, min_repeats: int = 5, max_repeats: int = 30,
-            probe_time_s: float = 0.5, backend: str | None = None, pulse: dict | None = None) -> Profile:
+            probe_time_s: float = 0.5, backend: str | None = None, pulse: dict | None = None,
+            values: str = "random") -> Profile:
     """Measure wall time and peak memory of `model` over its input space.
 
-    Runs the explicit log-spaced size plan (`costlab.sweep.plan`) with random values,
-    then `examples` inputs drawn by Hypothesis (`costlab.strategies.from_input_space`),
+    Runs the explicit log-spaced size plan (`costlab.sweep.plan`) with random values (or
+    the value pattern `values`), then `examples` inputs drawn by Hypothesis (`costlab.strategies.from_input_space`),
     each probe measured by `costlab.measure.measure` on the adapter's call path.
 
     Args:
@@ -482,6 +503,10 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
             `costlab.speed.reference_sizes`): a row of kind `pulse` before every n-th
             probe. `costlab.fit` divides times by the machine-speed index they give
             (`costlab.speed`). `costlab.run` turns it on. Defaults to `None` (no pulses).
+        values: The values of every plan probe, one of `costlab.space.VALUE_PATTERNS`
+            (`InputSpace.pattern_inputs`): `"random"`, or the pattern that costs the model most
+            (`costlab.worst.scan`, which `costlab.run` runs first). Pulses keep their own
+            random reference input. Defaults to `"random"`.
 
     Returns:
         A `Profile`.
@@ -491,6 +516,7 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
         ModelLoadError: A worker could not load the model.
     """
     _check_rounds(rounds)
+    _check_values(values)
     adapter, space, describe = _prepare(model, space, preprocess)
     pulse = _check_pulse(pulse, space)
     groups = sweep.plan(space, points=points)
@@ -499,19 +525,20 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
     plan = plan_id(describe, space, points=points, examples=examples, rounds=rounds, seed=seed,
                    isolation=isolation, max_probe_s=max_probe_s, max_probe_mib=max_probe_mib,
                    min_repeats=min_repeats, max_repeats=max_repeats, time_budget_s=probe_time_s,
-                   **({"backend": backend} if backend else {}), **({"pulse": pulse} if pulse else {}))
+                   **({"backend": backend} if backend else {}), **({"pulse": pulse} if pulse else {}),
+                   **({"values": values} if values != "random" else {}))
     with session(adapter, space, plan=plan, total=total, isolation=isolation, memory_cap_mib=memory_cap_mib,
                  timeout_s=timeout_s, probes_per_worker=probes_per_worker, log_path=log_path, resume=resume,
                  failures_dir=failures_dir, progress=progress, max_probe_s=max_probe_s,
                  max_probe_mib=max_probe_mib, min_repeats=min_repeats, max_repeats=max_repeats,
-                 probe_time_s=probe_time_s, backend=backend, pulse=pulse) as prober:
+                 probe_time_s=probe_time_s, backend=backend, pulse=pulse, values=values) as prober:
         prober.run_groups(groups, rounds=rounds, seed=seed)
         for i, inputs in enumerate(fuzz):
             sizes = space.sizes_of(inputs)
             if prober.dominated(sizes):
                 prober.bar.update(1)
                 continue
-            prober.run(sizes, lambda x=inputs: x, "fuzz", 0, seed, f"fuzz/{i}")
+            prober.run(sizes, lambda x=inputs: x, "fuzz", 0, seed, f"fuzz/{i}", values="drawn")
         worker_describe = getattr(prober.executor, "describe", None)
     if backend and worker_describe:  # the model as the worker's backend runs it
         describe = worker_describe

@@ -178,7 +178,8 @@ def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, starts
     plan = plan_id(describe, asked, kind="boundary", limits=limits, budgets=budgets.to_dict(), steps=steps,
                    searches={k: [d, v] for k, (d, v) in searches.items()},
                    **{k: v for k, v in profile_kw.items() if k in ("isolation", "min_repeats", "max_repeats",
-                                                                   "probe_time_s", "seed")})
+                                                                   "probe_time_s", "seed")},
+                   **({"values": profile_kw["values"]} if profile_kw.get("values", "random") != "random" else {}))
     found = {}
     kw = {k: v for k, v in profile_kw.items() if k not in ("points", "examples", "rounds", "seed", "preprocess")}
     with session(adapter, asked, plan=plan, total=len(searches) * (steps + 2), **kw) as prober:
@@ -186,7 +187,7 @@ def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, starts
 
         def at(label, d, start, size, step):
             sizes = {**start, d: int(size)}
-            row = prober.run(sizes, lambda s=sizes: asked.random_inputs(s, seed=seed + step), f"boundary:{d}",
+            row = prober.run(sizes, lambda s=sizes: prober.inputs(s, seed + step), f"boundary:{d}",
                              0, seed + step, f"boundary/{label}/{step}")
             return _within(row, budgets, scale)
 

@@ -33,6 +33,7 @@ class Run:
     undetermined: dict  # dimension -> (consistent powers, what would decide it)
     churn: object = None  # costlab.churn.Churn, or None when not measured
     boundary: dict | None = None  # dimension -> {"limit", "boundary", "exact"}
+    values: object = None  # costlab.worst.ValueScan, or None when the pattern was given
 
     def summary(self) -> str:
         b = self.policy.budgets
@@ -58,6 +59,11 @@ class Run:
                 continue  # said above, with what was measured to decide it
             lines.append(f"  {d}: power undetermined over the measured range (consistent: "
                          f"{', '.join(f'{p:g}' for p in sorted(powers))}); limits use the steepest; {how}")
+        if self.values is not None:
+            lines.append(self.values.summary())
+        elif (self.policy.data.get("value_pattern") or {}).get("pattern", "random") != "random":
+            lines.append(f"values: measured with the {self.policy.data['value_pattern']['pattern']!r} pattern "
+                         "(given); every limit is set for it")
         lines.append("limits:")
         for d, lim in self.policy.limits.items():
             lines.append(f"  {d:10s} {lim['min']}..{lim['max']}  (limited by {lim['limited_by']})")
@@ -131,7 +137,7 @@ class Run:
 def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine: bool = True,
         resume: bool = False, settle: int = 1, churn: int = 16, boundary: bool = True, throughput_s: float = 3.0,
         joint: bool = True, timeout_factor: float = 3.0, pulse: int = PULSE_EVERY, joint_offsets: bool = True,
-        **profile_kw) -> Run:
+        values: str = "auto", **profile_kw) -> Run:
     """Profile `model`, fit its cost curves, synthesise a policy and write them to `out_dir`.
 
     Writes `profile.csv` (one row per probe), `profile.json` (space, model, machine),
@@ -173,6 +179,13 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             (`costlab.speed`). Times are fitted at the run's median speed and the policy
             plans for the index's slow quantile (`machine_speed`); `costlab verify` reads
             its own pulses against it. `0` turns it off. Defaults to `3`.
+        values: The values every size is measured with: `"auto"` runs
+            `costlab.worst.scan` first (each value pattern against random values, in the
+            same workers, written to `values.json`) and measures the whole run with the
+            pattern that costs the model most when it costs at least 1.25× random values
+            (a data-dependent loop's sponge inputs), else with random values; or one of
+            `costlab.space.VALUE_PATTERNS` to measure with it. The policy records it
+            (`value_pattern`). Defaults to `"auto"`.
         **profile_kw: Passed to `profile`.
 
     Returns:
@@ -198,7 +211,28 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         ref_space = space or InputSpace.from_model(adapter)
         profile_kw["pulse"] = {"sizes": reference_sizes(ref_space), "every": pulse}
     profile_kw = {**profile_kw, "resume": resume, "failures_dir": out / "failures"}
+    found_values, value_pattern = None, None
+    if values == "auto":
+        from .worst import scan
+
+        found_values = scan(adapter, space, log_path=log, seed=profile_kw.get("seed", 0),
+                            **{k: v for k, v in profile_kw.items() if k != "seed"})
+        value_pattern = found_values.to_dict()
+        (out / "values.json").write_text(json.dumps(value_pattern, indent=2) + "\n")
+        profile_kw["values"] = found_values.pattern
+    else:
+        from .space import VALUE_PATTERNS
+
+        if values not in VALUE_PATTERNS:
+            raise CostlabError(f"Expected `values` to be 'auto' or one of {', '.join(VALUE_PATTERNS)}. "
+                               f"Received: values={values!r}")
+        value_pattern = {"pattern": values, "chosen_by": "given"}
+        profile_kw["values"] = values
     prof = profile(adapter, space, log_path=log, **profile_kw)
+    if found_values is not None and found_values.probes is not None and len(found_values.probes):
+        import pandas as pd  # the scan's rows first, as measured; `fit` leaves them out
+
+        prof.table = pd.concat([found_values.probes, prof.table], ignore_index=True)
     asked = prof.space  # the range the user asked for: limits stay inside it
     models, skipped = fit_profile_notes(prof)
     refined = {}
@@ -212,7 +246,7 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     if not any(t in models for t in ("wall_s_median", "peak_bytes")):
         raise FitError("No cost curve could be fitted: " + "; ".join(f"{t}: {r}" for t, r in skipped.items()))
     synth_kw = dict(space=asked, extrapolate=extrapolate, joint=joint, timeout_factor=timeout_factor,
-                    joint_offsets=joint_offsets)
+                    joint_offsets=joint_offsets, value_pattern=value_pattern)
     # The boundary search starts from the corner of a per-axis box: no joint budget yet.
     pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
                      calibration=prof.calibration(), speed=_speed(prof.table), **{**synth_kw, "joint": False})
@@ -268,7 +302,7 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         rate = measure_throughput(adapter, pol.data["worst_admitted"]["sizes"], space=asked,
                                   concurrency=pol.data["serving"]["max_concurrency"], duration_s=throughput_s,
                                   isolation=isolation, backend=profile_kw.get("backend"),
-                                  seed=profile_kw.get("seed", 0))
+                                  seed=profile_kw.get("seed", 0), values=profile_kw["values"])
         (out / "throughput.json").write_text(json.dumps(rate, indent=2) + "\n")
     if shape_churn is not None or rate is not None:
         pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine, calibration=prof.calibration(),
@@ -278,7 +312,7 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
 
     write_report(out)  # report.html: everything above in one self-contained file
     return Run(prof, models, pol, out, skipped, refined, _undetermined(prof, models, profile_kw), shape_churn,
-               found)
+               found, found_values)
 
 
 def _undetermined(prof, models, profile_kw) -> dict:

@@ -29,6 +29,8 @@ _FALLBACK = (1, 256)
 #: Default value domain of an integer input that feeds no Embedding.
 DEFAULT_INT_DOMAIN = (0, 1023)
 DEFAULT_FLOAT_DOMAIN = (-1.0, 1.0)
+#: Value patterns `InputSpace.pattern_inputs` can fill an input with, at any size.
+VALUE_PATTERNS = ("random", "min", "max", "repeat", "alternate")
 
 _AXIS_NAMES = {2: ["seq_len"], 3: ["seq_len", None], 4: ["height", "width", None],
                5: ["depth", "height", "width", None]}
@@ -286,6 +288,47 @@ class InputSpace:
             else:
                 arr = rng.uniform(v.min, v.max, size=shape)
             out[inp.name] = arr.astype(inp.dtype)
+        return out
+
+    def pattern_inputs(self, sizes: dict, *, seed: int = 0, values: str = "random") -> dict[str, np.ndarray]:
+        """Inputs of the given sizes whose values follow one of `VALUE_PATTERNS`, inside
+        each input's domain, at any size: `random` (`random_inputs`), `min` (every
+        element the domain's minimum: all zeros, id 0), `max` (the largest id or value),
+        `repeat` (one value drawn from the domain, repeated), `alternate` (two drawn
+        values in turn). A model whose work depends on the values (a data-dependent loop,
+        an early exit) can cost many times more under one of them than under random
+        values at the same shape: `costlab.worst.scan` finds which, and `costlab.run`
+        measures the whole size plan with it.
+
+        Raises:
+            InvalidSpace: An unknown pattern (the message lists them).
+        """
+        if values == "random":
+            return self.random_inputs(sizes, seed=seed)
+        if values not in VALUE_PATTERNS:
+            raise InvalidSpace(f"Unknown value pattern {values!r}; expected one of {', '.join(VALUE_PATTERNS)}")
+        rng = np.random.default_rng(seed)
+        out = {}
+        for inp in self.inputs:
+            shape = self.shapes(sizes)[inp.name]
+            v = inp.values
+
+            def draw(v=v):
+                return int(rng.integers(int(v.min), int(v.max) + 1)) if v.kind == "int" else float(rng.uniform(v.min, v.max))
+
+            if values == "min":
+                arr = np.full(shape, v.min)
+            elif values == "max":
+                arr = np.full(shape, v.max)
+            elif values == "repeat":
+                arr = np.full(shape, draw())
+            else:  # alternate
+                a, b = draw(), draw()
+                if a == b and v.max > v.min:
+                    b = v.max if a != v.max else v.min
+                n = int(np.prod(shape))
+                arr = np.resize(np.array([a, b]), n).reshape(shape)
+            out[inp.name] = np.asarray(arr).astype(inp.dtype)
         return out
 
     # --- serialisation --------------------------------------------------------------------

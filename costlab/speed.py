@@ -61,6 +61,18 @@ def is_pulse(table: pd.DataFrame) -> pd.Series:
     return table["kind"].astype(str) == KIND
 
 
+#: Kind prefix of the value scan's rows (`costlab.worst.scan`): evidence for the value
+#: pattern, measured with several patterns, so they fit no curve.
+SCAN_KIND = "values:"
+
+
+def is_scan(table: pd.DataFrame) -> pd.Series:
+    """Which rows of a profile table are the value scan's (`costlab.worst.scan`)."""
+    if "kind" not in table.columns:
+        return pd.Series(False, index=table.index)
+    return table["kind"].astype(str).str.startswith(SCAN_KIND)
+
+
 def time_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if str(c).startswith(TIME_PREFIXES)]
 
@@ -202,7 +214,7 @@ def crowded(table: pd.DataFrame, *, dims=None) -> pd.Series:
     need = ["cpu_s_median", "wall_s_median", *dims]
     if not dims or any(c not in table.columns for c in need):
         return out
-    ok = ~is_pulse(table)
+    ok = ~is_pulse(table) & ~is_scan(table)
     if "status" in table.columns:
         ok &= table["status"] == "ok"
     cpu = pd.to_numeric(table["cpu_s_median"], errors="coerce")
@@ -229,11 +241,12 @@ def smooth(t: np.ndarray) -> np.ndarray:
 
 
 def normalised(table: pd.DataFrame) -> pd.DataFrame:
-    """The table without its pulses, each row's times divided by its speed index (times at
-    the run's median speed) and the index in an `index` column. A table without pulses
-    comes back as it was (without pulse rows), index 1."""
+    """The table as curves are fitted on it: without its pulses and value-scan rows
+    (`is_scan`), each row's times divided by its speed index (times at the run's median
+    speed) and the index in an `index` column. A table without pulses comes back as it was
+    (without those rows), index 1."""
     idx = index(table)
-    out = table[~is_pulse(table)].copy()
+    out = table[~is_pulse(table) & ~is_scan(table)].copy()
     idx = idx[out.index]
     for c in time_columns(out):
         out[c] = out[c].astype(float) / idx

@@ -115,7 +115,8 @@ def assert_within_policy(model, policy, *, examples: int = 20, seed: int = 0, re
     region = pol.region()
     worst = (pol.data.get("worst_admitted") or {}).get("sizes") or {d.name: d.max for d in space.dims}
     worst = region.onto({d.name: worst.get(d.name, d.max) for d in space.dims})
-    check(space.random_inputs(worst, seed=seed), "the policy's most expensive admitted")
+    values = (pol.data.get("value_pattern") or {}).get("pattern", "random")  # what its curves were measured with
+    check(space.pattern_inputs(worst, seed=seed, values=values), "the policy's most expensive admitted")
 
     @hseed(seed)
     @settings(max_examples=examples, database=None, deadline=None, derandomize=False,

@@ -68,7 +68,7 @@ def run(adapter, inputs, *, concurrency: int, duration_s: float, warmup: int = 2
 
 def measure(model, sizes: dict, *, concurrency: int, duration_s: float = 3.0, space=None, seed: int = 0,
             isolation: str = "subprocess", memory_cap_mib: float = 4096, timeout_s: float | None = None,
-            backend: str | None = None) -> dict:
+            backend: str | None = None, values: str = "random") -> dict:
     """Throughput of `model` at input sizes `sizes` with `concurrency` concurrent clients.
 
     Args:
@@ -82,6 +82,8 @@ def measure(model, sizes: dict, *, concurrency: int, duration_s: float = 3.0, sp
         memory_cap_mib: The worker's memory cap. Defaults to `4096`.
         timeout_s: Longest wait. Defaults to `duration_s × 3 + 60`.
         backend: Keras backend of the worker. Defaults to `None`.
+        values: The inputs' value pattern (`InputSpace.pattern_inputs`): the one the run measured
+            with, so the rate is that of its worst values. Defaults to `"random"`.
 
     Returns:
         The figures of `run` plus `sizes` and `isolation`.
@@ -99,7 +101,7 @@ def measure(model, sizes: dict, *, concurrency: int, duration_s: float = 3.0, sp
         raise CostlabError(f"Expected a positive `duration_s`. Received: {duration_s!r}")
     adapter = adapt(model)
     space = space or InputSpace.from_model(adapter)
-    inputs = space.random_inputs(sizes, seed=seed)
+    inputs = space.pattern_inputs(sizes, seed=seed, values=values)
     kw = {"concurrency": concurrency, "duration_s": float(duration_s)}
     if backend is not None:
         isolation = "subprocess"

@@ -24,6 +24,11 @@ against the run's median (`index` on each row). Violations are judged on the raw
 measurements. The boundary search reads each latency at the speed the policy plans for
 (measured × factor / index now), so tightness compares the limit with the boundary at the
 same machine speed, not with whatever stretch of a shared host verify happened to run in.
+
+A policy whose curves were measured with a value pattern (`value_pattern`: the values
+that cost the model most, `costlab.worst.scan`) is verified with the same values at every
+named point, frontier point and boundary step; the Hypothesis draws bring random values
+and the other patterns.
 """
 
 from __future__ import annotations
@@ -51,7 +56,9 @@ class VerifyReport:
             `memory_mib` (peak), `repeats`, `first_measure` (the three latencies when an
             over-budget probe was measured again), `index` (the machine-speed index when
             it was measured: the last pulses' time over the run's median, 1 without
-            pulses), `pulse_index` (the last pulse alone, unsmoothed), `parallelism` (CPU
+            pulses), `values` (the value pattern verify built the input with, the
+            policy's `value_pattern`; `drawn` for Hypothesis's), `pulse_index` (the last
+            pulse alone, unsmoothed), `parallelism` (CPU
             time / wall time of the median call: the cores it got), and `violation` (empty
             when within budget).
         tightness: One row per budget-set limit: `limit` (a dimension or a joint budget),
@@ -217,7 +224,10 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
     rest = max(0, probes - len(named))
     frontier = region.frontier(n=32)
     picks = rng.choice(len(frontier), size=min(rest - rest // 2, len(frontier)), replace=False) if rest else []
-    points = [(k, s, space.random_inputs(s, seed=seed + i)) for i, (k, s) in enumerate(named)]
+    # The values the policy's curves were measured with (`value_pattern`, the scan's worst),
+    # for every input verify builds itself; Hypothesis's draws bring random and other values.
+    values = (policy.data.get("value_pattern") or {}).get("pattern", "random")
+    points = [(k, s, space.pattern_inputs(s, seed=seed + i, values=values)) for i, (k, s) in enumerate(named)]
     points += [("frontier", {d: int(frontier.iloc[i][d]) for d in dims}, None) for i in picks]
     drawn = strategies.draw_examples(strategies.from_input_space(space), probes - len(points), seed=seed)
     for inp in drawn:
@@ -260,12 +270,13 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
         if machine and count[0] % pulse == 0:
             pulse_now()
         count[0] += 1
-        inputs = inputs if inputs is not None else space.random_inputs(sizes, seed=seed + 1000 + i)
+        inputs = inputs if inputs is not None else space.pattern_inputs(sizes, seed=seed + 1000 + i, values=values)
         r = executor.probe(inputs)
         lat = (r.get("wall_s_median") or 0) * 1e3
         p99 = (r.get("wall_s_p99") or 0) * 1e3
         mem = (r.get("peak_bytes") or 0) / 2**20
         return {**sizes, "kind": kind, "input_shapes": json.dumps({k: list(v.shape) for k, v in inputs.items()}),
+                "values": "drawn" if kind == "hypothesis" else values,
                 "status": r["status"], "error": r.get("error") or "", "latency_ms": lat, "latency_p99_ms": p99,
                 "memory_mib": mem, "repeats": r.get("repeats"),
                 "index": speed.latest(pulses, machine["reference_s"]) if machine else 1.0,

@@ -149,3 +149,193 @@ def search(model, space: InputSpace, sizes: dict, *, examples: int = 60, random:
     med = float(np.median(baseline))
     return WorstCase(dict(sizes), best["inputs"], best["cost"], med, best["cost"] / med if med > 0 else float("inf"),
                      pd.DataFrame(rows, columns=["source", "cost_s", "values", "error"]))
+
+
+# --- value patterns across sizes: what `costlab run` measures its size plan with ----------
+#: A pattern is measured instead of random values when it costs at least this many times
+#: random values (time or memory), in the scan and again when confirmed.
+VALUE_RATIO = 1.25
+#: Where the scan measures, as a fraction of each dimension's log range.
+SCAN_AT = (0.5, 0.75)
+#: Peaks under this are below the tensor statistics' resolution (see `costlab.memory`).
+_PEAK_FLOOR = 2**20
+
+
+def scan_sizes(space: InputSpace, at=SCAN_AT) -> list[dict]:
+    """Sizes the value scan measures: each dimension at the same fraction of its log range
+    (the geometric middle, then three quarters of the way up)."""
+    import math
+
+    out = []
+    for f in at:
+        s = {d.name: int(round(math.exp(math.log(max(1, d.min)) * (1 - f) + math.log(max(1, d.max)) * f)))
+             for d in space.dims}
+        s = {d.name: min(max(s[d.name], d.min), d.max) for d in space.dims}
+        if s not in out:
+            out.append(s)
+    return out
+
+
+@dataclass
+class ValueScan:
+    """What `scan` found: which value pattern the size plan is measured with.
+
+    Attributes:
+        pattern: The pattern chosen (`random` unless another costs at least `threshold`
+            times random values, confirmed by a second measurement).
+        ratio: Its cost over random values where it was decided (1 for `random`).
+        cost: Which cost it raised most, `time` or `memory` (`None` for `random`).
+        sizes: Where it was decided (`None` for `random`).
+        threshold: `VALUE_RATIO` as used.
+        table: Every measurement: `sizes` (JSON), `pattern`, `seed`, `status`, `error`,
+            `wall_s_min`, `wall_s_median`, `peak_bytes`, `ratio_time` and `ratio_memory`
+            (against the random inputs at the same sizes), `confirm` (the second look).
+        probes: The same measurements as profile rows (`costlab.profile.TABLE_COLUMNS`,
+            kind `values:<pattern>`): `costlab.run` puts them in `profile.csv`, where
+            `costlab.fit` leaves them out (`costlab.speed.is_scan`).
+    """
+
+    pattern: str
+    ratio: float
+    cost: str | None
+    sizes: dict | None
+    threshold: float
+    table: pd.DataFrame
+    probes: pd.DataFrame | None = None
+
+    def to_dict(self) -> dict:
+        """The policy's `value_pattern` section: the pattern and the evidence for it."""
+        rows = []
+        for _, r in self.table.iterrows():
+            rows.append({"sizes": json.loads(r["sizes"]), "pattern": r["pattern"], "status": r["status"],
+                         "confirm": bool(r["confirm"]),
+                         **{k: (None if pd.isna(r[k]) else float(r[k]))
+                            for k in ("wall_s_min", "peak_bytes", "ratio_time", "ratio_memory")}})
+        return {"pattern": self.pattern, "chosen_by": "scan", "ratio": float(self.ratio), "cost": self.cost,
+                "at": self.sizes, "threshold": float(self.threshold), "scan": rows}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ValueScan:
+        rows = [{**r, "sizes": json.dumps(r["sizes"], sort_keys=True), "error": r.get("error", ""),
+                 "seed": r.get("seed"), "wall_s_median": r.get("wall_s_median")} for r in data.get("scan", [])]
+        return cls(data["pattern"], float(data.get("ratio", 1.0)), data.get("cost"), data.get("at"),
+                   float(data.get("threshold", VALUE_RATIO)), pd.DataFrame(rows, columns=_SCAN_COLUMNS))
+
+    def summary(self) -> str:
+        first = self.table[~self.table["confirm"].astype(bool)]
+        worst = {}
+        for _, r in first.iterrows():
+            if r["pattern"] != "random" and r["status"] == "ok":
+                k = max(r["ratio_time"], r["ratio_memory"])
+                worst[r["pattern"]] = max(worst.get(r["pattern"], 0.0), k)
+        seen = ", ".join(f"{p} {k:.2f}×" for p, k in sorted(worst.items(), key=lambda kv: -kv[1]))
+        failed = sorted(set(first.loc[first["status"] != "ok", "pattern"]))
+        fail = f"; failed: {', '.join(failed)}" if failed else ""
+        if self.pattern == "random":
+            return (f"values: measured with random values (no pattern cost {self.threshold:g}× random values "
+                    f"in the scan: {seen or 'none measured'}{fail})")
+        return (f"values: measured with the {self.pattern!r} pattern ({PATTERN_WORDS[self.pattern]}): "
+                f"{self.ratio:.1f}× the {self.cost} of random values at {self.sizes}, confirmed "
+                f"(scan: {seen}{fail}); every limit is set for it")
+
+
+#: How each pattern is described in summaries.
+PATTERN_WORDS = {"random": "random values", "min": "every element the domain's minimum",
+                 "max": "every element the domain's maximum", "repeat": "one value repeated",
+                 "alternate": "two values in turn"}
+_SCAN_COLUMNS = ["sizes", "pattern", "seed", "status", "error", "wall_s_min", "wall_s_median", "peak_bytes",
+                 "ratio_time", "ratio_memory", "confirm"]
+
+
+def scan(model, space: InputSpace | None = None, *, sizes: list[dict] | None = None, patterns=None,
+         threshold: float = VALUE_RATIO, seed: int = 0, log_path=None, resume: bool = False,
+         **session_kw) -> ValueScan:
+    """Find the value pattern that costs the model most, to measure every size with.
+
+    `search` finds the worst values at one shape; a cost curve needs values that are just
+    as bad at every shape. So the scan measures each of `costlab.space.VALUE_PATTERNS` (all
+    the minimum, all the maximum, one value repeated, two in turn) against random values
+    (two seeds; the larger counts) at `scan_sizes(space)`, through the same isolated
+    workers, caps and probe log as `profile` (`session_kw`: `isolation`, `memory_cap_mib`,
+    `timeout_s`, ...). The pattern whose time (fastest call) or tensor peak is the most
+    times random values' is measured once more beside random values where it won; it is
+    chosen when both looks read at least `threshold`, else random values are. A pattern
+    that fails is reported, not chosen (the failure is for the guard or the model).
+
+    Args:
+        model: A Keras model or an adapter.
+        space: The input space. Defaults to the model's own.
+        sizes: Where to measure. Defaults to `scan_sizes(space)`.
+        patterns: Patterns to try. Defaults to every one of `VALUE_PATTERNS`.
+        threshold: Smallest ratio that makes a pattern the one measured. Defaults to
+            `VALUE_RATIO` (1.25).
+        seed: Seed of the drawn values. Defaults to `0`.
+        log_path: Probe log (`profile`'s); with `resume`, probes already in it are kept.
+        **session_kw: `costlab.profile.session` settings (isolation, caps, repeats, ...).
+
+    Returns:
+        A `ValueScan`.
+    """
+    from .profile import _prepare, plan_id, session
+    from .space import VALUE_PATTERNS
+
+    if not threshold > 1:
+        raise CostlabError(f"Expected a `threshold` above 1. Received: threshold={threshold!r}")
+    patterns = [p for p in (patterns or VALUE_PATTERNS) if p != "random"]
+    unknown = [p for p in patterns if p not in VALUE_PATTERNS]
+    if unknown:
+        raise CostlabError(f"Unknown value patterns {unknown}; expected some of {', '.join(VALUE_PATTERNS)}")
+    adapter, space, describe = _prepare(model, space, session_kw.pop("preprocess", None))
+    sizes = sizes or scan_sizes(space)
+    for k in ("points", "examples", "rounds", "pulse", "values", "failures_dir"):
+        session_kw.pop(k, None)
+    plan = plan_id(describe, space, kind="values", sizes=sizes, patterns=patterns, seed=seed,
+                   **{k: v for k, v in session_kw.items() if k in ("isolation", "min_repeats", "max_repeats",
+                                                                   "probe_time_s")})
+    rows = []
+    total = len(sizes) * (len(patterns) + 2) + 2
+    with session(adapter, space, plan=plan, total=total, log_path=log_path, resume=resume, **session_kw) as prober:
+
+        def measure(s, pattern, k, label, confirm=False):
+            sd = seed + 7919 * k
+            r = prober.run(s, lambda: space.pattern_inputs(s, seed=sd, values=pattern), f"values:{pattern}", 0, sd,
+                           f"values/{label}", values=pattern)
+            rows.append({"sizes": json.dumps(s, sort_keys=True), "pattern": pattern, "seed": sd,
+                         "status": r["status"], "error": r.get("error") or "", "wall_s_min": r.get("wall_s_min"),
+                         "wall_s_median": r.get("wall_s_median"), "peak_bytes": r.get("peak_bytes"),
+                         "confirm": confirm})
+            return rows[-1]
+
+        def ratios(base, r):
+            if r["status"] != "ok" or not base:
+                return float("nan"), float("nan")
+            t = r["wall_s_min"] / max(b["wall_s_min"] for b in base)
+            peaks = [b["peak_bytes"] or 0 for b in base]
+            m = max(r["peak_bytes"] or 0, _PEAK_FLOOR) / max(max(peaks), _PEAK_FLOOR)
+            return float(t), float(m)
+
+        best = (1.0, None, None, None)  # ratio, pattern, cost, sizes index
+        for i, s in enumerate(sizes):
+            base = [b for b in (measure(s, "random", k, f"{i}/random/{k}") for k in (0, 1)) if b["status"] == "ok"]
+            if not base:
+                break  # random values fail or are over a cap here: larger sizes too
+            for p in patterns:
+                r = measure(s, p, 0, f"{i}/{p}")
+                r["ratio_time"], r["ratio_memory"] = ratios(base, r)
+                for cost, k in (("time", r["ratio_time"]), ("memory", r["ratio_memory"])):
+                    if k == k and k > best[0]:
+                        best = (k, p, cost, i)
+            if prober.crossed(base[0]):
+                break
+        pattern, ratio, cost, where = "random", 1.0, None, None
+        if best[1] is not None and best[0] >= threshold:
+            s = sizes[best[3]]
+            again = [measure(s, "random", 2, "confirm/random", confirm=True)]
+            r = measure(s, best[1], 1, "confirm/pattern", confirm=True)
+            r["ratio_time"], r["ratio_memory"] = ratios([a for a in again if a["status"] == "ok"], r)
+            k = r["ratio_time"] if best[2] == "time" else r["ratio_memory"]
+            if k == k and k >= threshold:
+                pattern, ratio, cost, where = best[1], min(best[0], k), best[2], dict(s)
+        probes = prober.table()
+    table = pd.DataFrame(rows, columns=_SCAN_COLUMNS)
+    return ValueScan(pattern, ratio, cost, where, float(threshold), table, probes)

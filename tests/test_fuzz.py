@@ -131,3 +131,49 @@ def test_cli_lists_failing_inputs(tmp_path):
     failed = int((table["status"] != "ok").sum())
     assert failed >= 1 and f"failing inputs ({failed}, kept in" in proc.stdout and "oom" in proc.stdout
     assert table.loc[table["status"] == "oom", "repro"].str.endswith(".npz").all()
+
+
+def test_the_value_scan_measures_a_sponge_with_its_worst_pattern(zoo_models, tmp_path):
+    """A data-dependent loop: a constant row makes every token repeat the first, seq_len
+    passes instead of about one. The scan finds a constant pattern, confirms it, and keeps
+    every measurement as profile rows that no curve is fitted on."""
+    from costlab import speed
+    from costlab.space import VALUE_PATTERNS
+
+    model = zoo_models["sponge"]
+    space = InputSpace.from_model(model).with_bounds(batch=(1, 8), seq_len=(8, 128))
+    found = worst.scan(model, space, log_path=tmp_path / "probes.jsonl", **FAST)
+    assert found.pattern in ("min", "max", "repeat"), found.summary()
+    assert found.ratio >= 5 and found.cost == "time" and found.sizes in worst.scan_sizes(space)
+    t = found.table
+    assert set(t["pattern"]) == set(VALUE_PATTERNS) and t["confirm"].sum() == 2
+    assert (t["status"] == "ok").all()
+    p = found.probes
+    assert len(p) == len(t) and speed.is_scan(p).all() and set(p["values"]) == set(VALUE_PATTERNS)
+    assert len((tmp_path / "probes.jsonl").read_text().splitlines()) == len(p)
+    assert speed.normalised(p).empty  # no curve is fitted on them
+    d = found.to_dict()
+    assert d["pattern"] == found.pattern and d["chosen_by"] == "scan" and len(d["scan"]) == len(t)
+    again = worst.ValueScan.from_dict(d)
+    assert again.pattern == found.pattern and again.summary() == found.summary()
+    assert "every limit is set for it" in found.summary()
+
+
+def test_the_value_scan_keeps_random_values_for_a_value_independent_model(zoo_models):
+    model = zoo_models["attention"]
+    space = InputSpace.from_model(model).with_bounds(batch=(1, 8), seq_len=(16, 256))
+    found = worst.scan(model, space, **FAST)
+    assert found.pattern == "random" and found.ratio == 1.0 and found.sizes is None, found.summary()
+    first = found.table[~found.table["confirm"]]
+    assert (first.loc[first["pattern"] != "random", "ratio_time"] < 2).all(), found.table
+    assert found.summary().startswith("values: measured with random values")
+
+
+def test_the_value_scan_checks_its_arguments(zoo_models):
+    model = zoo_models["attention"]
+    with pytest.raises(Exception, match=r"Unknown value patterns \['zeros'\]"):
+        worst.scan(model, patterns=["zeros"])
+    with pytest.raises(Exception, match="threshold=1"):
+        worst.scan(model, threshold=1)
+    with pytest.raises(Exception, match="Expected `values` to be one of random, min"):
+        profile(model, values="zeros")

@@ -68,7 +68,7 @@ def test_boundary_probes_bisect_from_the_corner(attention_run):
 
 def test_policy_has_request_serving_and_shape_sections(attention_run):
     d = attention_run.policy.data
-    assert d["schema_version"] == "1.3"
+    assert d["schema_version"] == "1.4"
     assert d["request"]["max_payload_bytes"] > 0 and d["request"]["timeout_ms"] > 0
     s = d["serving"]
     assert s["max_concurrency"] >= 1 and s["container_memory_mib"] > s["baseline_rss_mib"]
@@ -80,6 +80,22 @@ def test_policy_has_request_serving_and_shape_sections(attention_run):
     summary = attention_run.summary()
     for text in ("worst admitted input", "request: max payload", "serving:", "rate limit"):
         assert text in summary, text
+
+
+def test_a_value_independent_model_is_measured_with_random_values(attention_run):
+    """The value scan ran first, in the same session, and found no pattern costing 1.25×
+    random values: the run measured random values and the policy says so, with evidence."""
+    from costlab import speed
+
+    t = attention_run.profile.table
+    scan = t[speed.is_scan(t)]
+    assert len(scan) >= 8 and set(scan["values"]) == {"random", "min", "max", "repeat", "alternate"}
+    plan = t[t["kind"].str.startswith(("slice:", "joint", "boundary:"))]
+    assert set(plan["values"]) == {"random"}
+    vp = attention_run.policy.data["value_pattern"]
+    assert vp["pattern"] == "random" and vp["chosen_by"] == "scan" and len(vp["scan"]) == len(scan)
+    assert json.loads((attention_run.out_dir / "values.json").read_text()) == vp
+    assert "values: measured with random values" in attention_run.summary()
 
 
 def test_memory_grows_with_batch_times_seq_len_squared(attention_run):
@@ -123,7 +139,7 @@ def test_run_measures_the_machine_speed_and_plans_for_its_slow_quantile(attentio
 
     t = attention_run.profile.table
     pulses = t[t["kind"] == "pulse"]
-    probes = t[t["kind"] != "pulse"]
+    probes = t[(t["kind"] != "pulse") & ~speed.is_scan(t)]
     # a pulse before every third probe of every stage, all of the same reference input
     assert len(pulses) >= len(probes) // 3 - 4, (len(pulses), len(probes))
     assert pulses["input_shapes"].nunique() == 1 and (pulses["status"] == "ok").all()
@@ -182,3 +198,45 @@ def test_zoo_classes_match_the_architecture(name, bounds, arch, zoo_models):
         powers = {d: e["power"] for d, e in m.exponents_.items()}
         assert m.identified_on_ == "cpu_s_median"
         assert powers == arch or label in m.ambiguous_, (target, m.complexity_, m.ambiguous_)
+
+
+def test_a_sponge_is_measured_with_its_worst_values_and_its_policy_holds(zoo_models, tmp_path):
+    """zoo:sponge loops once per repeat of each row's first token: random ids cost ~1 pass,
+    a constant row seq_len passes. Measured with random values, its policy admits inputs
+    that cost many times the budget (checked here directly); `run` scans the value patterns
+    first, measures every size with the worst, and the policy it writes holds under verify."""
+    from costlab import speed
+
+    model = zoo_models["sponge"]
+    space = InputSpace.from_model(model).with_bounds(batch=(1, 8), seq_len=(8, 256))
+    fast = dict(QUICK, settle=0, churn=0, throughput_s=0, boundary=False)
+    budgets = {"latency_ms": 15, "memory_mib": 64}
+    naive = costlab.run(model, budgets, tmp_path / "random", space=space, values="random", **fast)
+    assert naive.policy.data["value_pattern"] == {"pattern": "random", "chosen_by": "given"}
+    from costlab.measure import measure
+    from costlab.verify import edge_points
+
+    adapter = costlab.adapters.adapt(model)
+    region = naive.policy.region()
+    at_edges = {}
+    for d, sizes in edge_points(region).items():  # each axis at its maximum, admitted
+        assert naive.policy.admits(sizes)
+        costly = space.pattern_inputs(sizes, values="repeat")
+        at_edges[d] = measure(lambda x=costly: adapter(x), min_repeats=3, max_repeats=5)["wall_s_min"] * 1e3
+    assert max(at_edges.values()) > 2 * budgets["latency_ms"], at_edges  # admitted, yet far over budget
+
+    run = costlab.run(model, budgets, tmp_path / "scanned", space=space, **fast)
+    vp = run.policy.data["value_pattern"]
+    assert vp["pattern"] in ("min", "max", "repeat") and vp["ratio"] >= 3, vp
+    t = run.profile.table
+    plan = t[~speed.is_scan(t) & (t["kind"] != "pulse") & (t["kind"] != "fuzz")]
+    assert set(plan["values"]) == {vp["pattern"]}
+    assert "every limit is set for it" in run.summary()
+    tokens = lambda p: p.data["worst_admitted"]["sizes"]["batch"] * p.data["worst_admitted"]["sizes"]["seq_len"]  # noqa: E731
+    assert tokens(run.policy) < tokens(naive.policy) / 2, (run.policy.limits, naive.policy.limits)
+    report = costlab.verify(model, Policy.from_json(run.out_dir / "policy.json"), probes=16, min_repeats=3,
+                            probe_time_s=0.15, tightness=False, progress=False)
+    assert report.ok, report.summary()
+    # verify built its own inputs with the policy's pattern; Hypothesis drew the rest
+    v = report.table.set_index("kind")["values"]
+    assert v["worst"] == vp["pattern"] and set(v[v.index == "hypothesis"]) == {"drawn"}

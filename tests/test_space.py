@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from costlab import InputSpace, InvalidSpace
@@ -97,3 +98,37 @@ def test_value_domains_can_be_overridden_in_code():
         space.with_values(ids=(0, 1))
     with pytest.raises(InvalidSpace, match="values \\[0, 3000000000\\] do not fit dtype int32"):
         space.with_values(tokens=(0, 3_000_000_000))
+
+
+@pytest.mark.parametrize("pattern", ["random", "min", "max", "repeat", "alternate"])
+def test_value_patterns_fill_any_size_inside_the_domain(zoo_models, pattern):
+    from costlab.space import VALUE_PATTERNS
+
+    assert pattern in VALUE_PATTERNS
+    space = InputSpace.from_model(zoo_models["masked"])
+    x = space.pattern_inputs({"batch": 3, "seq_len": 17}, seed=4, values=pattern)
+    assert set(x) == {"tokens", "mask"}
+    for spec in space.inputs:
+        a = x[spec.name]
+        assert a.shape == (3, 17) and a.dtype == np.dtype(spec.dtype)
+        assert spec.values.min <= a.min() and a.max() <= spec.values.max
+        distinct = len(np.unique(a))
+        expected = {"min": 1, "max": 1, "repeat": 1, "alternate": 2}.get(pattern)
+        if expected is not None:
+            assert distinct == expected, (spec.name, a)
+    t = x["tokens"]
+    if pattern == "min":
+        assert (t == 0).all()
+    if pattern == "max":
+        assert (t == next(i for i in space.inputs if i.name == "tokens").values.max).all()
+    if pattern == "alternate":
+        assert (t.ravel()[::2] == t.ravel()[0]).all() and (t.ravel()[1::2] != t.ravel()[0]).all()
+    # the same seed gives the same values
+    y = space.pattern_inputs({"batch": 3, "seq_len": 17}, seed=4, values=pattern)
+    assert all((x[k] == y[k]).all() for k in x)
+
+
+def test_an_unknown_value_pattern_is_named(zoo_models):
+    space = InputSpace.from_model(zoo_models["attention"])
+    with pytest.raises(InvalidSpace, match=r"Unknown value pattern 'zeros'; expected one of random, min"):
+        space.pattern_inputs({"batch": 1, "seq_len": 8}, values="zeros")
