@@ -127,6 +127,23 @@ def _summary(run: dict) -> list[str]:
     if pol is None:
         parts.append('<p class="note">No <code>policy.json</code> in this run directory: no budgets or limits.</p>')
         return parts
+    vp = pol.data.get("value_pattern")
+    if vp:
+        from .worst import PATTERN_WORDS
+
+        how = ("the value scan" if vp.get("chosen_by") == "scan" else "given")
+        said = (f"{vp['pattern']} ({PATTERN_WORDS.get(vp['pattern'], '')}; {how}"
+                + (f": {vp['ratio']:.1f}× the {vp['cost']} of random values at {vp['at']}"
+                   if vp["pattern"] != "random" and vp.get("ratio") else "") + ")")
+        parts += ["<h3>Values measured</h3>", kv_table({"every size measured with": said})]
+        scan = [r for r in vp.get("scan") or [] if r.get("pattern") != "random"]
+        if scan:
+            parts.append(html_table([(json.dumps(r["sizes"]), r["pattern"], r["status"],
+                                      "" if r.get("ratio_time") is None else f"{r['ratio_time']:.2f}",
+                                      "" if r.get("ratio_memory") is None else f"{r['ratio_memory']:.2f}",
+                                      "yes" if r.get("confirm") else "") for r in scan],
+                                    ("sizes", "pattern", "status", "time / random", "memory / random",
+                                     "second look")))
     parts += ["<h3>Budgets</h3>", kv_table(pol.data["budgets"]), "<h3>Limits</h3>",
               html_table(display.policy_limit_rows(pol), ("dimension", "min", "max", "limited by", "evidence"))]
     joint = display.policy_joint_rows(pol)
