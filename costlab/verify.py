@@ -25,6 +25,10 @@ measurements. The boundary search reads each latency at the speed the policy pla
 (measured × factor / index now), so tightness compares the limit with the boundary at the
 same machine speed, not with whatever stretch of a shared host verify happened to run in.
 
+Probes run in workers that each take at most the policy's `shapes.max_distinct` distinct
+shapes (`ShapeCapped`), as a process behind the guard does: a model can slow down as
+shapes accumulate in one process (zoo:masked, `benchmarks/shape_drift.py`).
+
 A policy whose curves were measured with a value pattern (`value_pattern`: the values
 that cost the model most, `costlab.worst.scan`) is verified with the same values at every
 named point, frontier point and boundary step; the Hypothesis draws bring random values
@@ -73,6 +77,9 @@ class VerifyReport:
         searched: Every measurement of the boundary search: the probe's columns as in
             `table` (`kind` `tight:<limit>`), its `step` and `draw` at that step, and whether it was
             `within` margin × budget (at the planned speed); `None` without tightness.
+        workers: Worker processes the probes ran in (0: in this process).
+        shape_cap: Distinct shapes one worker took at most (the policy's
+            `shapes.max_distinct`), or `None`.
     """
 
     table: pd.DataFrame
@@ -80,6 +87,8 @@ class VerifyReport:
     tightness: pd.DataFrame | None = None
     speed: dict | None = None
     searched: pd.DataFrame | None = None
+    workers: int = 0
+    shape_cap: int | None = None
 
     @property
     def violations(self) -> pd.DataFrame:
@@ -107,6 +116,9 @@ class VerifyReport:
                          f"(the median of three counts; three more once the machine was back within the planned "
                          f"speed, if it was slower): " + "; ".join(
                              f"{r['kind']} {r['input_shapes']}: {r['first_measure']}" for _, r in again.head(5).iterrows()))
+        if self.shape_cap:
+            lines.append(f"  measured in {self.workers} worker(s), each taking at most {self.shape_cap} distinct "
+                         f"shapes (the policy's shapes.max_distinct)")
         sp = self.speed
         if sp:
             lines.append(f"  machine speed here ({sp['pulses']} pulses of the run's reference input): its time is "
@@ -236,9 +248,15 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
         points.append(("hypothesis", t, space.cut(inp, t) if t != s else inp))
     b = policy.budgets
     kw = dict(min_repeats=min_repeats, max_repeats=max(min_repeats, 50), time_budget_s=probe_time_s)
-    executor = (InProcess(adapter, **kw) if isolation == "inprocess" and backend is None else
-                Subprocess(adapter, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,
-                           env={"KERAS_BACKEND": backend} if backend else None, **kw))
+    if isolation == "inprocess" and backend is None:
+        executor = InProcess(adapter, **kw)
+    else:
+        # A server under the policy's shape cap never shows one process more distinct shapes
+        # than `shapes.max_distinct` (the guard answers 429 past it), and a model can slow
+        # down as shapes accumulate in a process: so a worker takes at most that many.
+        executor = ShapeCapped(lambda: Subprocess(adapter, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,
+                                                  env={"KERAS_BACKEND": backend} if backend else None, **kw),
+                               (policy.data.get("shapes") or {}).get("max_distinct"))
     rows, tight, searched = [], [], []
     machine = policy.data.get("machine_speed") if pulse else None
     pulses, count = [], [0]
@@ -335,7 +353,41 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
              "p50": float(np.median(seen)), "max": float(np.max(seen))} if seen else None)
     return VerifyReport(pd.DataFrame(rows), policy, pd.DataFrame(tight, columns=[
         "limit", "value", "boundary", "exact", "tightness", "probes", "draws"]), info,
-        pd.DataFrame(searched) if tightness else None)
+        pd.DataFrame(searched) if tightness else None, getattr(executor, "workers", 0),
+        getattr(executor, "cap", None))
+
+
+class ShapeCapped:
+    """Workers that each see at most `cap` distinct input shapes, as a server enforcing a
+    policy's `shapes.max_distinct` does: a probe whose shape would be one too many for the
+    current worker goes to a fresh one (`make()`). `cap=None`: one worker throughout.
+
+    Attributes:
+        workers: Workers started so far.
+        cap: The cap.
+    """
+
+    def __init__(self, make, cap: int | None):
+        self.make, self.cap = make, (int(cap) if cap else None)
+        self.executor, self.seen, self.workers = make(), set(), 1
+
+    def probe(self, inputs: dict) -> dict:
+        key = tuple(sorted((k, tuple(np.shape(v))) for k, v in inputs.items()))
+        if self.cap and key not in self.seen and len(self.seen) >= self.cap:
+            self.executor.close()
+            self.executor, self.seen = self.make(), set()
+            self.workers += 1
+        self.seen.add(key)
+        return self.executor.probe(inputs)
+
+    def close(self):
+        self.executor.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def _beyond_planned(trio: list[dict], after: float, factor: float) -> str:

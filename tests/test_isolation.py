@@ -176,3 +176,20 @@ def test_a_probe_predicted_over_the_cap_is_never_launched():
     (skipped,) = prof.not_launched
     assert skipped["over"] == "memory" and skipped["predicted_mib"] > 200
     assert skipped["sizes"]["mib"] > t["mib"].max()
+
+
+def test_verify_workers_take_at_most_the_policys_distinct_shapes():
+    """`verify.ShapeCapped`: a shape one too many for the current worker goes to a fresh
+    worker (a server behind the guard's shape cap never shows one process more); shapes a
+    worker has seen stay with it."""
+    from costlab.isolation import Subprocess
+    from costlab.space import InputSpace
+    from costlab.verify import ShapeCapped
+
+    adapter = load("zoo:mlp")
+    space = InputSpace.from_model(adapter)
+    with ShapeCapped(lambda: Subprocess(adapter, memory_cap_mib=1024, timeout_s=60, min_repeats=2, max_repeats=3),
+                     2) as ex:
+        pids = [ex.probe(space.random_inputs({"batch": b}))["worker_pid"] for b in (1, 2, 1, 2, 3, 3, 1, 2)]
+    assert ex.workers == 3, pids
+    assert pids[0] == pids[1] == pids[2] == pids[3] != pids[4] == pids[5] == pids[6] != pids[7], pids
