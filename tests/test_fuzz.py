@@ -141,12 +141,12 @@ def test_the_value_scan_measures_a_sponge_with_its_worst_pattern(zoo_models, tmp
     from costlab.space import VALUE_PATTERNS
 
     model = zoo_models["sponge"]
-    space = InputSpace.from_model(model).with_bounds(batch=(1, 8), seq_len=(8, 128))
+    space = InputSpace.from_model(model).with_bounds(batch=(1, 8), seq_len=(8, 256))
     found = worst.scan(model, space, log_path=tmp_path / "probes.jsonl", **FAST)
     assert found.pattern in ("min", "max", "repeat"), found.summary()
-    assert found.ratio >= 5 and found.cost == "time" and found.sizes in worst.scan_sizes(space)
+    assert found.ratio >= 3 and found.cost == "time" and found.sizes in worst.scan_sizes(space)
     t = found.table
-    assert set(t["pattern"]) == set(VALUE_PATTERNS) and t["confirm"].sum() == 2
+    assert set(t["pattern"]) == set(VALUE_PATTERNS) and t["confirm"].sum() == 2 * worst.CONFIRM
     assert (t["status"] == "ok").all()
     p = found.probes
     assert len(p) == len(t) and speed.is_scan(p).all() and set(p["values"]) == set(VALUE_PATTERNS)
