@@ -289,7 +289,8 @@ def assert_no_regression(model, baseline_dir, *, tolerance: float = 0.25, time_t
     at the baseline policy's limits more than `1 + tolerance` times the baseline's, fails
     with a table of old and new figures. When the only failures are time at the limits,
     the model is profiled once more and each time figure is the smaller of the two: a
-    timing regression must reproduce, not be one slow stretch of a shared runner.
+    timing regression must reproduce, not be one slow stretch of a shared runner. The new
+    profile measures the values the baseline did (its policy's `value_pattern`).
 
     Args:
         model: A Keras model or an adapter.
@@ -324,6 +325,8 @@ def assert_no_regression(model, baseline_dir, *, tolerance: float = 0.25, time_t
     space = Profile.load(base).space
     profile_kw.setdefault("examples", 0)
     profile_kw.setdefault("progress", False)
+    # the values the baseline was measured with (its value scan's pattern), so costs compare
+    profile_kw.setdefault("values", (pol.data.get("value_pattern") or {}).get("pattern", "random"))
     current = summarise(profile(model, space, points=points, rounds=rounds, **profile_kw), pol, targets)
     problems, diff = compare(baseline, current, tolerance=tolerance, time_tolerance=time_tolerance)
     if problems and all(p.startswith("wall_s_") and "cost at the baseline's limits grew" in p for p in problems):

@@ -156,6 +156,11 @@ def test_the_value_scan_measures_a_sponge_with_its_worst_pattern(zoo_models, tmp
     assert d["pattern"] == found.pattern and d["chosen_by"] == "scan" and len(d["scan"]) == len(t)
     again = worst.ValueScan.from_dict(d)
     assert again.pattern == found.pattern and again.summary() == found.summary()
+    # resumed from its log, the scan measures nothing again and decides the same
+    resumed = worst.scan(model, space, log_path=tmp_path / "probes.jsonl", resume=True, **FAST)
+    assert len((tmp_path / "probes.jsonl").read_text().splitlines()) == len(p)
+    assert resumed.pattern == found.pattern and resumed.ratio == found.ratio
+    np.testing.assert_array_equal(resumed.table["wall_s_min"], t["wall_s_min"])
     assert "every limit is set for it" in found.summary()
 
 

@@ -132,10 +132,11 @@ def _costlab(*args, **kw):
 def test_a_run_killed_with_sigkill_resumes_without_loss_or_duplicates(tmp_path):
     args = ["run", "zoo:mlp", "--latency-ms", "50", "--memory-mib", "64", "--points", "4", "--rounds", "2",
             "--examples", "3", "--probe-time", "0.05", "--no-refine", "--settle", "0", "--isolation", "subprocess",
-            "--no-boundary", "--churn", "0", "--throughput-s", "0"]
-    # no refine, settle or boundary: what they measure depends on fits of noisy times, so the
-    # two runs' plans could differ; the plan measured must be the same to compare them probe
-    # by probe. No churn or concurrent run either: they are not in the probe log.
+            "--no-boundary", "--churn", "0", "--throughput-s", "0", "--values", "random"]
+    # no refine, settle, boundary or value scan: what they measure depends on noisy times
+    # (fits, the scan's second looks), so the two runs' plans could differ; the plan measured
+    # must be the same to compare them probe by probe (the scan resumes from its log:
+    # tests/test_fuzz.py). No churn or concurrent run either: they are not in the probe log.
     whole = _costlab(*args, "--out", str(tmp_path / "whole"))
     assert whole.wait(timeout=600) == 0, whole.stderr.read()
     expected = [(r["plan"], r["probe"]) for r in read_log(tmp_path / "whole" / "probes.jsonl")]
