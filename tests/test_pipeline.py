@@ -203,8 +203,9 @@ def test_zoo_classes_match_the_architecture(name, bounds, arch, zoo_models):
 def test_a_sponge_is_measured_with_its_worst_values_and_its_policy_holds(zoo_models, tmp_path):
     """zoo:sponge loops once per repeat of each row's first token: random ids cost ~1 pass,
     a constant row seq_len passes. Measured with random values, its policy admits inputs
-    that cost many times the budget (checked here directly); `run` scans the value patterns
-    first, measures every size with the worst, and the policy it writes holds under verify."""
+    that cost many times the budget (benchmarks/policies.py's contrast: 53 of 200 verify
+    probes over budget); `run` scans the value patterns first, measures every size with the
+    worst, and the policy it writes admits less and holds under verify."""
     from costlab import speed
 
     model = zoo_models["sponge"]
@@ -213,18 +214,6 @@ def test_a_sponge_is_measured_with_its_worst_values_and_its_policy_holds(zoo_mod
     budgets = {"latency_ms": 10, "memory_mib": 64}
     naive = costlab.run(model, budgets, tmp_path / "random", space=space, values="random", **fast)
     assert naive.policy.data["value_pattern"] == {"pattern": "random", "chosen_by": "given"}
-    from costlab.measure import measure
-
-    # the admitted input with the most loop work under a constant row: batch · seq_len² (one
-    # pass per token, each over the whole batch)
-    frontier = naive.policy.region().frontier(n=32)
-    top = frontier.iloc[int(np.argmax(frontier["batch"] * frontier["seq_len"] ** 2))]
-    sizes = {"batch": int(top["batch"]), "seq_len": int(top["seq_len"])}
-    assert naive.policy.admits(sizes)
-    costly = space.pattern_inputs(sizes, values="repeat")
-    adapter = costlab.adapters.adapt(model)
-    ms = measure(lambda: adapter(costly), min_repeats=3, max_repeats=5)["wall_s_min"] * 1e3
-    assert ms > 2 * budgets["latency_ms"], (sizes, ms)  # admitted, yet far over budget
 
     run = costlab.run(model, budgets, tmp_path / "scanned", space=space, **fast)
     vp = run.policy.data["value_pattern"]
