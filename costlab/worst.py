@@ -340,7 +340,9 @@ def scan(model, space: InputSpace | None = None, *, sizes: list[dict] | None = N
                 r = measure(s, best[1], 1 + j, f"confirm/{j}/pattern", confirm=True)
                 r["ratio_time"], r["ratio_memory"] = ratios([again] if again["status"] == "ok" else [], r)
                 looks.append(r["ratio_time"] if best[2] == "time" else r["ratio_memory"])
-            k = min(looks)
+            # a failed look (NaN) decides against the pattern: Python's min would skip a NaN
+            # that follows a number
+            k = float("nan") if any(x != x for x in looks) else min(looks)
             if k == k and k >= threshold:
                 pattern, ratio, cost, where = best[1], min(best[0], k), best[2], dict(s)
         probes = prober.table()
