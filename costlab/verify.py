@@ -10,7 +10,10 @@ a request that costs more than the user allowed). Then, for every limit a budget
 (`limited_by` latency or memory), the real boundary is found by bisection with direct
 measurement, starting from that limit's most expensive admitted input and moving only
 its own size, up to the size where the measured cost passes `margin × budget` — the
-boundary the policy was asked to keep inside. Each step measures its input `draws` times
+boundary the policy was asked to keep inside. For a joint budget each step measures the
+newly admitted inputs a smooth ranking calls most expensive and inputs spread along the
+whole new maximum: a kernel or threading step can make inputs the ranking calls cheap
+cost more (zoo:sponge's loop past about 560 token positions per pass). Each step measures its input `draws` times
 (5, fresh values each) and counts as within only when every draw is: a limit is set from
 an upper bound of the cost (a high quantile of its measurements, not one measurement), so
 its boundary is where that quantile reaches the budget — the search converges where the
@@ -476,8 +479,9 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
         # The boundary of a joint budget: the largest product (each size plus its offset,
         # `costlab.policy.joint_value`) whose newly admitted inputs
         # all stay within margin × budget. At each step the two most expensive of them
-        # (ranked by curves fitted on this verification's own probes) and, for each of its
-        # dimensions, the newly admitted input largest in that dimension are measured.
+        # (ranked by curves fitted on this verification's own probes), for each of its
+        # dimensions the newly admitted input largest in that dimension, and
+        # `JOINT_SPREAD` more spread over the new maximum are measured, most expensive first.
         from .policy import _Region
 
         def at(value, j=j):
@@ -487,13 +491,21 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
             new = X[wider.value(X, j["dims"]) > j["max"]]
             if new.empty:
                 return True
-            picks = list(np.argsort(-rank(new))[:2])
+            cost = rank(new)
+            picks = list(np.argsort(-cost)[:2])
             prod = wider.value(new, j["dims"])
             for d in j["dims"]:  # and, per dimension, the newly admitted input largest in it
                 col = new[d].to_numpy()
                 top = np.flatnonzero(col == col.max())
                 picks.append(int(top[np.argmax(prod[top])]))
-            picks = list(dict.fromkeys(int(i) for i in picks))
+            # and inputs spread over the whole newly admitted frontier: a smooth ranking
+            # cannot see a kernel or threading step, past which inputs it ranks cheap cost more
+            # (the outer ones: on the new maximum, within the integer sizes' rounding)
+            outer = np.flatnonzero(prod >= 0.97 * prod.max())
+            spread = _spread(np.log(new[j["dims"]].to_numpy(float)[outer]), [int(np.argmax(cost[outer]))],
+                             JOINT_SPREAD)
+            picks += [int(outer[i]) for i in spread]
+            picks = sorted(dict.fromkeys(int(i) for i in picks), key=lambda i: -cost[i])
             return all(probe(f"tight:{j['name']}", {d: int(new.iloc[i][d]) for d in region.dims}) for i in picks)
 
         before = counter[0]
@@ -501,6 +513,28 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
         out.append({"limit": j["name"], "value": int(j["max"]), "boundary": int(found), "exact": bool(exact),
                     "tightness": j["max"] / found, "probes": counter[0] - before, "draws": draws})
     return out
+
+
+#: Inputs spread over a joint budget's newly admitted frontier that each step of its
+#: tightness search measures, besides the most expensive by the ranking and the largest
+#: in each dimension (`_spread`).
+JOINT_SPREAD = 6
+
+
+def _spread(P: np.ndarray, chosen: list, n: int) -> list:
+    """`chosen` plus up to `n` more row indices of points `P` (log sizes), each the
+    farthest (each axis scaled by its range over `P`) from those already taken."""
+    span = np.ptp(P, axis=0)
+    Q = P / np.where(span > 0, span, 1.0)
+    taken = list(dict.fromkeys(int(i) for i in chosen)) or [0]
+    gap = np.min(((Q[:, None, :] - Q[None, taken, :]) ** 2).sum(axis=2), axis=1)
+    for _ in range(n):
+        i = int(np.argmax(gap))
+        if gap[i] <= 0:
+            break
+        taken.append(i)
+        gap = np.minimum(gap, ((Q - Q[i]) ** 2).sum(axis=1))
+    return taken
 
 
 def _ranker(rows, dims, budgets):

@@ -1,0 +1,68 @@
+"""The tightness search of `costlab verify` (`costlab.verify._tightness`), on a known cost."""
+
+import numpy as np
+import pandas as pd
+
+from costlab import Budgets, CostModel, InputSpace, synthesize
+from costlab.policy import _Region
+from costlab.space import Dimension, InputSpec, ValueDomain
+from costlab.verify import _spread, _tightness, edge_points
+
+SPACE = InputSpace((InputSpec("tokens", "int32", ("batch", "seq_len"), ValueDomain("int", 0, 999)),),
+                   (Dimension("batch", 1, 64), Dimension("seq_len", 8, 1024)))
+
+
+def _smooth(b, s):
+    return 1e-3 + 2e-9 * b * s**2
+
+
+def test_spread_reaches_the_far_ends_first_and_never_repeats():
+    b = np.arange(1, 65)
+    P = np.log(np.c_[b, np.floor(1000 / b)])
+    picks = _spread(P, [0], 6)
+    assert picks[0] == 0 and picks[1] == 63  # farthest from the first: the other end
+    assert len(picks) == len(set(picks)) == 7
+    # the middle of the frontier is covered: some pick within 20% of batch 8 (log-spaced)
+    assert any(abs(np.log(b[i] / 8)) < np.log(1.2) for i in picks), [int(b[i]) for i in picks]
+    assert _spread(P[:3], [0, 1, 2], 6) == [0, 1, 2]  # nothing left to add
+
+
+def test_a_joint_boundary_admits_no_input_past_a_step_the_ranking_cannot_see():
+    """The model costs 0.6× the curve the policy was synthesised from, so the joint budget
+    could grow, but past 1.2× its maximum inputs with 16 ≤ batch ≤ 32 cost 4× as much (a
+    kernel step, like zoo:sponge's loop going multi-threaded). The ranking is fitted on
+    verify's smooth measurements, so the most expensive inputs it ranks are at the ends of
+    the joint frontier; the search also measures inputs spread along it, and the boundary
+    it reports admits no input over margin × budget."""
+    grid_b, grid_s = np.meshgrid([1, 2, 4, 8, 16, 32, 64], [8, 16, 32, 64, 128, 256, 512, 1024])
+    X = pd.DataFrame({"batch": grid_b.ravel(), "seq_len": grid_s.ravel()})
+    model = CostModel(target="wall_s_median").fit(X, _smooth(X.batch, X.seq_len))
+    budgets = Budgets(latency_ms=20, memory_mib=64, margin=0.9)
+    policy = synthesize({"wall_s_median": model}, budgets, space=SPACE, joint_offsets=False)
+    (j,) = policy.data["joint"]
+    region = policy.region()
+
+    def cost_ms(sizes):
+        b, s = sizes["batch"], sizes["seq_len"]
+        step = 4.0 if 16 <= b <= 32 and b * s > 1.2 * j["max"] else 1.0
+        return 1e3 * 0.6 * _smooth(b, s) * step
+
+    def measure(kind, sizes, inputs, i):
+        return {"kind": kind, **sizes, "status": "ok", "error": "", "latency_ms": cost_ms(sizes),
+                "latency_p99_ms": cost_ms(sizes), "memory_mib": 1.0}
+
+    # verify's own probes, from which the ranking is fitted: smooth (none inside the step)
+    rows = [{**measure("probe", {"batch": int(b), "seq_len": int(s)}, None, 0),
+             "latency_ms": 1e3 * 0.6 * _smooth(b, s)} for b, s in zip(X.batch, X.seq_len, strict=True)]
+    searched = []
+    out = _tightness(policy, region, edge_points(region), rows, measure, steps=8, search_factor=4.0,
+                     searched=searched)
+    (found,) = [r for r in out if r["limit"] == j["name"]]
+    assert any(16 <= r["batch"] <= 32 for r in searched), "the search never measured inside the step"
+    # every input the reported boundary admits (a fine grid of its region) is within budget
+    wider = _Region(region.dims, region.lo, region.hi, [(j["dims"], found["boundary"])], region.offsets)
+    b, s = np.meshgrid(np.arange(1, 65), np.unique(np.geomspace(8, 1024, 300).astype(int)))
+    G = pd.DataFrame({"batch": b.ravel(), "seq_len": s.ravel()})
+    assert found["boundary"] > j["max"], found  # the smooth part leaves room to grow
+    worst = max(cost_ms(r) for r in G[wider.contains(G)].to_dict("records"))
+    assert worst <= 0.9 * 20 + 1e-9, (found, worst)
