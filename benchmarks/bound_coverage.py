@@ -22,12 +22,12 @@ Run: .venv/bin/python benchmarks/bound_coverage.py RUN_DIR [RUN_DIR ...]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
 
 
 def local_linear(r: np.ndarray, Z: np.ndarray, q: float) -> float:
@@ -94,10 +94,7 @@ def main(argv=None) -> int:
     alta = np.mean([r["alt_covered"] for r in results]) if results else float("nan")
     lines.append(f"\nMean coverage: {allc:.3f} (local calibration), {alta:.3f} (local linear).")
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-        Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    emit(text, results, args.out)
     return 0
 
 

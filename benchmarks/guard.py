@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
 import sys
@@ -33,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -118,10 +118,7 @@ def main(argv=None) -> int:
     verdict = max(r["p99_us"] for r in inside)
     table += f"\nGoal p99 ≤ 20 µs for numpy inputs inside the policy: worst p99 {verdict:.1f} µs — " \
              f"{'met' if verdict <= 20 else 'NOT met'}.\n"
-    print(table)
-    if args.out:
-        Path(args.out).write_text(table)
-        Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+    emit(table, rows, args.out)
     return 0
 
 

@@ -16,11 +16,10 @@ Run: .venv/bin/python benchmarks/shape_drift.py [--models attention,masked,recur
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
+from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
 
 REF = {"batch": 8, "seq_len": 91}
 
@@ -64,10 +63,7 @@ def main(argv=None) -> int:
         lines.append(f"| {name} | {t[0]:.2f} | {max(t):.2f} | {ratio:.2f} | "
                      f"{rows[-1]['rss_mib'] - rows[0]['rss_mib']:.0f} | {', '.join(f'{x:.1f}' for x in t)} |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-        Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    emit(text, results, args.out)
     return 0
 
 

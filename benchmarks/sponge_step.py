@@ -17,9 +17,9 @@ Run: .venv/bin/python benchmarks/sponge_step.py [--out benchmarks/results/sponge
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
+
+from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
 
 POSITIONS = (480, 500, 520, 540, 550, 560, 570, 580, 600, 640)
 
@@ -59,10 +59,7 @@ def main(argv=None) -> int:
         lines.append(f"| {r['batch']} | {r['seq_len']} | {r['positions']} | {r['ms']:.1f} | "
                      f"{r['parallelism']:.2f} | {r['relative']:.2f} |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-        Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+    emit(text, rows, args.out)
     return 0
 
 
