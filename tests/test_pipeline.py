@@ -203,9 +203,9 @@ def test_zoo_classes_match_the_architecture(name, bounds, arch, zoo_models):
 def test_a_sponge_is_measured_with_its_worst_values_and_its_policy_holds(zoo_models, tmp_path):
     """zoo:sponge loops once per repeat of each row's first token: random ids cost ~1 pass,
     a constant row seq_len passes. Measured with random values, its policy admits inputs
-    that cost many times the budget (benchmarks/policies.py's contrast: 53 of 200 verify
-    probes over budget); `run` scans the value patterns first, measures every size with the
-    worst, and the policy it writes admits less and holds under verify."""
+    that cost many times the budget (benchmarks/policies.py's contrast: 15 and 53 of 200
+    verify probes over budget in two runs); `run` scans the value patterns first, measures
+    every size with the worst, and the policy it writes admits less and holds under verify."""
     from costlab import speed
 
     model = zoo_models["sponge"]
