@@ -13,7 +13,8 @@ its own size, up to the size where the measured cost passes `margin × budget` �
 boundary the policy was asked to keep inside. For a joint budget each step measures the
 newly admitted inputs a smooth ranking calls most expensive and inputs spread along the
 whole new maximum: a kernel or threading step can make inputs the ranking calls cheap
-cost more (zoo:sponge's loop past about 560 token positions per pass). Each step measures its input `draws` times
+cost more (zoo:sponge's loop past about 560 token positions per pass,
+`benchmarks/sponge_step.py`). Each step measures its input `draws` times
 (5, fresh values each) and counts as within only when every draw is: a limit is set from
 an upper bound of the cost (a high quantile of its measurements, not one measurement), so
 its boundary is where that quantile reaches the budget — the search converges where the
