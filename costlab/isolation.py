@@ -83,6 +83,10 @@ class InProcess:
         self._n += 1
         return row
 
+    def pulse(self, inputs) -> dict:
+        """Measure the machine-speed reference input: here, in this process like any probe."""
+        return self.probe(inputs)
+
     def close(self) -> None:
         pass
 
@@ -276,22 +280,46 @@ class Subprocess:
         self.timeout_s, self.per_worker = timeout_s, probes_per_worker
         self.start_timeout_s, self.measure_kw, self.worker_env = start_timeout_s, measure_kw, env
         self.worker: _Worker | None = None
+        self.pulse_worker: _Worker | None = None
         self.started = 0
         self.memory_source = self.env = self.describe = None
+
+    def _start(self) -> _Worker:
+        w = _Worker(self.ref, memory_cap_bytes=self.cap, start_timeout_s=self.start_timeout_s, env=self.worker_env)
+        self.started += 1
+        self.memory_source, self.env, self.describe = w.memory_source, w.env, w.describe
+        return w
 
     def _ready(self) -> _Worker:
         w = self.worker
         if w is None or not w.alive or (self.per_worker and w.probes >= self.per_worker):
             if w is not None:
                 w.close()
-            self.worker = w = _Worker(self.ref, memory_cap_bytes=self.cap, start_timeout_s=self.start_timeout_s,
-                                      env=self.worker_env)
-            self.started += 1
-            self.memory_source, self.env, self.describe = w.memory_source, w.env, w.describe
+            self.worker = w = self._start()
         return w
 
     def probe(self, inputs) -> dict:
         w = self._ready()
+        index = w.probes
+        row = w.probe(inputs, self.measure_kw, self.timeout_s)
+        row.update(isolation=self.isolation, worker_pid=w.pid, worker_probe=index)
+        return row
+
+    def pulse(self, inputs) -> dict:
+        """Measure the machine-speed reference input (`costlab.speed`) in a worker of its own.
+
+        That worker only ever sees the reference shape, so its time follows the machine,
+        not the probes' worker: a model can slow down as distinct shapes accumulate in one
+        process (zoo:masked 3.2× after 240 shapes, `benchmarks/shape_drift.py`), and an
+        index read in the probes' worker would divide that cost out of the probes. It lives
+        as long as this executor (a probe's replaced worker does not take it along) and is
+        replaced only when it dies.
+        """
+        w = self.pulse_worker
+        if w is None or not w.alive:
+            if w is not None:
+                w.close()
+            self.pulse_worker = w = self._start()
         index = w.probes
         row = w.probe(inputs, self.measure_kw, self.timeout_s)
         row.update(isolation=self.isolation, worker_pid=w.pid, worker_probe=index)
@@ -306,9 +334,10 @@ class Subprocess:
         return row
 
     def close(self) -> None:
-        if self.worker is not None:
-            self.worker.close()
-            self.worker = None
+        for w in (self.worker, self.pulse_worker):
+            if w is not None:
+                w.close()
+        self.worker = self.pulse_worker = None
         self._scratch.cleanup()
 
     def __enter__(self):

@@ -256,7 +256,7 @@ class _Prober:
         from .speed import KIND, PULSE_SEED
 
         self._measure(sizes, lambda: self.space.random_inputs(sizes, seed=PULSE_SEED), KIND, 0, PULSE_SEED,
-                      f"pulse/{k // every}", keep=False, values="random")
+                      f"pulse/{k // every}", keep=False, values="random", pulse=True)
 
     def run(self, sizes, make_inputs, kind, round_, seed, probe_id, values=None) -> dict:
         """Measure one probe (after a pulse when one is due). `values` names the inputs'
@@ -266,13 +266,15 @@ class _Prober:
         self.bar.update(1)
         return row
 
-    def _measure(self, sizes, make_inputs, kind, round_, seed, probe_id, keep=True, values=None) -> dict:
+    def _measure(self, sizes, make_inputs, kind, round_, seed, probe_id, keep=True, values=None,
+                 pulse=False) -> dict:
         if probe_id in self.done:
             row = self.done[probe_id]
             self.resumed += keep
         else:
             inputs = make_inputs()
-            result = self.executor.probe(inputs)
+            # a pulse goes to the executor's reference worker (`Subprocess.pulse`)
+            result = (self.executor.pulse if pulse else self.executor.probe)(inputs)
             row = _row(self.space, sizes, inputs, kind, round_, seed, probe_id, self.plan,
                        self.adapter.call_path, result, self.executor.env, self.executor.memory_source,
                        values=values or self.values)

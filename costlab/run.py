@@ -175,7 +175,7 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             (`synthesize`). Defaults to `True`.
         timeout_factor: See `synthesize`. Defaults to `3`.
         pulse: Measure a reference input (the space's geometric middle) before every
-            `pulse`-th probe of every stage, in the same workers: the machine-speed index
+            `pulse`-th probe of every stage, in a worker of its own: the machine-speed index
             (`costlab.speed`). Times are fitted at the run's median speed and the policy
             plans for the index's slow quantile (`machine_speed`); `costlab verify` reads
             its own pulses against it. `0` turns it off. Defaults to `3`.

@@ -8,8 +8,10 @@ boundary.
 
 So `costlab run` and `costlab verify` measure a *pulse*: one fixed input (the
 reference: the geometric middle of the input space, the same values every time) every
-few probes (`every`), in the same worker as the probes. Its warm median over time is a
-machine-speed index: `index = running median of SMOOTH pulses / median pulse of the run`.
+few probes (`every`), in a worker of its own that only ever sees that input
+(`Subprocess.pulse`: a model can slow down as distinct shapes accumulate in the probes'
+worker, and that cost belongs to the probes, not to the machine). Its warm median over
+time is a machine-speed index: `index = running median of SMOOTH pulses / median pulse of the run`.
 Every probe gets the index
 interpolated at the moment it finished (`index`), `costlab.fit` fits times divided by it
 (cost at the run's median speed), and `costlab.synthesize` multiplies the time curves by

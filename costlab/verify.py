@@ -23,7 +23,7 @@ its boundary is where that quantile reaches the budget — the search converges 
 
 A policy from a run that measured the machine's speed (`machine_speed`, `costlab.speed`)
 plans for the slow quantile of that speed. Verify measures the same reference input
-(a pulse) every few probes in the same worker, so it knows how fast the machine runs now
+(a pulse) every few probes in a worker of its own, so it knows how fast the machine runs now
 against the run's median (`index` on each row). Violations are judged on the raw
 measurements. The boundary search reads each latency at the speed the policy plans for
 (measured × factor / index now), so tightness compares the limit with the boundary at the
@@ -269,7 +269,7 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
 
     def pulse_now():
         ref = {d: int(v) for d, v in machine["reference"].items()}
-        pr = executor.probe(space.random_inputs(ref, seed=speed.PULSE_SEED))
+        pr = executor.pulse(space.random_inputs(ref, seed=speed.PULSE_SEED))
         pulses.append({"kind": speed.KIND, "status": pr["status"], "wall_s_median": pr.get("wall_s_median")})
 
     def pulse_after() -> float:
@@ -374,6 +374,14 @@ class ShapeCapped:
     def __init__(self, make, cap: int | None):
         self.make, self.cap = make, (int(cap) if cap else None)
         self.executor, self.seen, self.workers = make(), set(), 1
+        self.pulser = None  # the reference input's executor: its shape counts against no worker
+
+    def pulse(self, inputs: dict) -> dict:
+        """Measure the machine-speed reference input in an executor of its own, which lives
+        through every probe worker (`Subprocess.pulse`)."""
+        if self.pulser is None:
+            self.pulser = self.make()
+        return self.pulser.pulse(inputs)
 
     def probe(self, inputs: dict) -> dict:
         key = tuple(sorted((k, tuple(np.shape(v))) for k, v in inputs.items()))
@@ -386,6 +394,8 @@ class ShapeCapped:
 
     def close(self):
         self.executor.close()
+        if self.pulser is not None:
+            self.pulser.close()
 
     def __enter__(self):
         return self

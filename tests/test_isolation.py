@@ -194,3 +194,34 @@ def test_verify_workers_take_at_most_the_policys_distinct_shapes():
         pids = [ex.probe(space.random_inputs({"batch": b}))["worker_pid"] for b in (1, 2, 1, 2, 3, 3, 1, 2)]
     assert ex.workers == 3, pids
     assert pids[0] == pids[1] == pids[2] == pids[3] != pids[4] == pids[5] == pids[6] != pids[7], pids
+
+
+def test_pulses_run_in_a_worker_of_their_own_that_outlives_the_probe_workers():
+    """The machine-speed reference input is measured in its own worker (`Subprocess.pulse`):
+    it never sees the probes' shapes, so a model that slows as shapes accumulate in a process
+    (zoo:masked, benchmarks/shape_drift.py) does not read as a slow machine; and under
+    verify's shape cap the reference shape counts against no probe worker."""
+    from costlab.isolation import Subprocess
+    from costlab.space import InputSpace
+    from costlab.verify import ShapeCapped
+
+    adapter = load("zoo:mlp")
+    space = InputSpace.from_model(adapter).with_bounds(batch=(1, 64))
+    prof = profile(adapter, space, points=4, rounds=1, isolation="subprocess", pulse={"every": 2}, **FAST)
+    t = prof.table
+    pulses, probes = t[t["kind"] == "pulse"], t[t["kind"] != "pulse"]
+    assert len(pulses) >= 2 and len(probes) >= 4
+    assert pulses["worker_pid"].nunique() == 1
+    assert set(pulses["worker_pid"]).isdisjoint(set(probes["worker_pid"]))
+    assert list(pulses["worker_probe"]) == list(range(len(pulses)))  # one pulse after another, nothing between
+
+    ref = space.random_inputs({"batch": 8})
+    with ShapeCapped(lambda: Subprocess(adapter, memory_cap_mib=1024, timeout_s=60, min_repeats=2, max_repeats=3),
+                     2) as ex:
+        rows = []
+        for b in (1, 2, 1, 3):
+            rows.append(("pulse", ex.pulse(ref)["worker_pid"]))
+            rows.append(("probe", ex.probe(space.random_inputs({"batch": b}))["worker_pid"]))
+    assert ex.workers == 2, rows  # batches 1, 2 | 3: the reference shape took no worker's room
+    assert len({pid for k, pid in rows if k == "pulse"}) == 1, rows
+    assert not {pid for k, pid in rows if k == "pulse"} & {pid for k, pid in rows if k == "probe"}, rows
