@@ -18,8 +18,11 @@ cost more (zoo:sponge's loop past about 560 token positions per pass,
 (5, fresh values each) and counts as within only when every draw is: a limit is set from
 an upper bound of the cost (a high quantile of its measurements, not one measurement), so
 its boundary is where that quantile reaches the budget — the search converges where the
-`2^(-1/draws)` quantile (0.87 for 5) does. Tightness is the limit over that boundary
-(1.0 = the limit is the boundary).
+`2^(-1/draws)` quantile (0.87 for 5) does. When nothing past the limit is within, the
+limit's own edge is measured the same way, and when that is over margin × budget too the
+boundary is bisected under the limit (down to 1/`search_factor` of it). Tightness is the
+limit over that boundary (1.0 = the limit is the boundary; over 1 = the limit admits
+inputs past it).
 
 A policy from a run that measured the machine's speed (`machine_speed`, `costlab.speed`)
 plans for the slow quantile of that speed. Verify measures the same reference input
@@ -436,9 +439,16 @@ def _within(row, budgets, factor: float = 1.0) -> bool:
         row["latency_ms"], row["memory_mib"], row["latency_p99_ms"], factor / row.get("index", 1.0))
 
 
-def _bisect(at, start: int, top: int, steps: int) -> tuple[int, bool, int]:
-    """Largest size in [start, top] where `at(size)` is within budget, by log bisection
-    (`start` assumed within). Returns (size, exact, probes)."""
+def _bisect(at, start: int, top: int, steps: int, *, edge=None, bottom: int = 1) -> tuple[int, bool, int]:
+    """Largest size in [start, top] where `at(size)` is within budget, by log bisection.
+    Returns (size, exact, probes).
+
+    `at(v)` measures what a limit of `v` newly admits over `start`'s, so `start` itself is
+    assumed within. With `edge` (`edge(v)`: the inputs on a limit of `v`'s own edge), a
+    search that found nothing past `start` checks that: when `start`'s edge is not within
+    either, the boundary lies under the limit and is bisected in [`bottom`, `start`) with
+    `edge`, so a limit past its boundary reads a tightness over 1 rather than 1.00.
+    """
     n = 1
     if at(top):
         return top, False, n
@@ -447,6 +457,22 @@ def _bisect(at, start: int, top: int, steps: int) -> tuple[int, bool, int]:
         mid = min(max(int(round(math.sqrt(good * bad))), good + 1), bad - 1)
         n += 1
         if at(mid):
+            good = mid
+        else:
+            bad = mid
+    if good > start or edge is None or bottom >= start:
+        return good, bad - good <= max(1, 0.01 * good), n
+    n += 1
+    if edge(start):
+        return start, bad - start <= max(1, 0.01 * start), n
+    good, bad = bottom, start
+    if not edge(bottom):
+        return bottom, False, n + 1
+    n += 1
+    while bad - good > 1 and n < 2 * steps + 2:
+        mid = min(max(int(round(math.sqrt(good * bad))), good + 1), bad - 1)
+        n += 1
+        if edge(mid):
             good = mid
         else:
             bad = mid
@@ -482,7 +508,9 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
         if top <= base[d]:
             continue
         before = counter[0]
-        found, exact, _ = _bisect(lambda v, base=base, d=d: probe(f"tight:{d}", {**base, d: v}), base[d], top, steps)
+        bottom = max(1, int(region.lo[d]), int(base[d] / search_factor))
+        along = lambda v, base=base, d=d: probe(f"tight:{d}", {**base, d: v})  # noqa: E731
+        found, exact, _ = _bisect(along, base[d], top, steps, edge=along, bottom=bottom)
         out.append({"limit": d, "value": int(lim["max"]), "boundary": int(found), "exact": bool(exact),
                     "tightness": lim["max"] / found, "probes": counter[0] - before, "draws": draws})
     rank = _ranker(rows, list(region.dims), budgets)
@@ -495,11 +523,14 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
         # `JOINT_SPREAD` more spread over the new maximum are measured, most expensive first.
         from .policy import _Region
 
-        def at(value, j=j):
+        def at(value, j=j, edge=False):
+            # the inputs a maximum of `value` newly admits over the policy's (`edge`: those on
+            # its own maximum, for a search under the limit)
             wider = _Region(region.dims, region.lo, region.hi,
                             [(g, value if g == j["dims"] else m) for g, m in region.joint], region.offsets)
             X = wider.frontier(n=32)
-            new = X[wider.value(X, j["dims"]) > j["max"]]
+            v = wider.value(X, j["dims"])
+            new = X[v >= 0.97 * v.max()] if edge else X[v > j["max"]]
             if new.empty:
                 return True
             cost = rank(new)
@@ -520,7 +551,8 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
             return all(probe(f"tight:{j['name']}", {d: int(new.iloc[i][d]) for d in region.dims}) for i in picks)
 
         before = counter[0]
-        found, exact, _ = _bisect(at, int(j["max"]), int(j["max"] * search_factor), steps)
+        found, exact, _ = _bisect(at, int(j["max"]), int(j["max"] * search_factor), steps,
+                                  edge=lambda v, j=j: at(v, j, edge=True), bottom=max(1, int(j["max"] / search_factor)))
         out.append({"limit": j["name"], "value": int(j["max"]), "boundary": int(found), "exact": bool(exact),
                     "tightness": j["max"] / found, "probes": counter[0] - before, "draws": draws})
     return out

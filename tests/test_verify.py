@@ -66,3 +66,39 @@ def test_a_joint_boundary_admits_no_input_past_a_step_the_ranking_cannot_see():
     assert found["boundary"] > j["max"], found  # the smooth part leaves room to grow
     worst = max(cost_ms(r) for r in G[wider.contains(G)].to_dict("records"))
     assert worst <= 0.9 * 20 + 1e-9, (found, worst)
+
+
+def test_a_limit_past_its_boundary_reads_a_tightness_over_one():
+    """The model costs 1.4× the curve the policy was synthesised from, so every limit lies
+    past its boundary. The outward search finds nothing past the limit; it then checks the
+    limit's own edge, which is over margin × budget, and bisects under it: the tightness
+    reads over 1 (not 1.00, which would call the limit exact), and the boundary it reports
+    admits no input over margin × budget while a limit 10% further would."""
+    grid_b, grid_s = np.meshgrid([1, 2, 4, 8, 16, 32, 64], [8, 16, 32, 64, 128, 256, 512, 1024])
+    X = pd.DataFrame({"batch": grid_b.ravel(), "seq_len": grid_s.ravel()})
+    model = CostModel(target="wall_s_median").fit(X, _smooth(X.batch, X.seq_len))
+    budgets = Budgets(latency_ms=20, memory_mib=64, margin=0.9)
+    policy = synthesize({"wall_s_median": model}, budgets, space=SPACE, joint_offsets=False)
+    (j,) = policy.data["joint"]
+    region = policy.region()
+
+    def cost_ms(sizes):
+        return 1e3 * 1.4 * _smooth(sizes["batch"], sizes["seq_len"])
+
+    def measure(kind, sizes, inputs, i):
+        return {"kind": kind, **sizes, "status": "ok", "error": "", "latency_ms": cost_ms(sizes),
+                "latency_p99_ms": cost_ms(sizes), "memory_mib": 1.0}
+
+    rows = [measure("probe", {"batch": int(b), "seq_len": int(s)}, None, 0) for b, s in zip(X.batch, X.seq_len, strict=True)]
+    out = _tightness(policy, region, edge_points(region), rows, measure, steps=8, search_factor=4.0)
+    (found,) = [r for r in out if r["limit"] == j["name"]]
+    assert found["boundary"] < j["max"] and found["tightness"] > 1.05, found
+    b, s = np.meshgrid(np.arange(1, 65), np.unique(np.geomspace(8, 1024, 300).astype(int)))
+    G = pd.DataFrame({"batch": b.ravel(), "seq_len": s.ravel()})
+
+    def worst(value):
+        wider = _Region(region.dims, region.lo, region.hi, [(j["dims"], value)], region.offsets)
+        return max(cost_ms(r) for r in G[wider.contains(G)].to_dict("records"))
+
+    assert worst(found["boundary"]) <= 0.9 * 20 + 1e-9, found
+    assert worst(1.1 * found["boundary"]) > 0.9 * 20, found  # and it is not far inside
