@@ -20,7 +20,7 @@ an upper bound of the cost (a high quantile of its measurements, not one measure
 its boundary is where that quantile reaches the budget — the search converges where the
 `2^(-1/draws)` quantile (0.87 for 5) does. When nothing past the limit is within, the
 limit's own edge is measured the same way, and when that is over margin × budget too the
-boundary is bisected under the limit (down to 1/`search_factor` of it). Tightness is the
+boundary is bisected under the limit (from half of it). Tightness is the
 limit over that boundary (1.0 = the limit is the boundary; over 1 = the limit admits
 inputs past it).
 
@@ -447,7 +447,8 @@ def _bisect(at, start: int, top: int, steps: int, *, edge=None, bottom: int = 1)
     assumed within. With `edge` (`edge(v)`: the inputs on a limit of `v`'s own edge), a
     search that found nothing past `start` checks that: when `start`'s edge is not within
     either, the boundary lies under the limit and is bisected in [`bottom`, `start`) with
-    `edge`, so a limit past its boundary reads a tightness over 1 rather than 1.00.
+    `edge` (`bottom` halved until within), so a limit past its boundary reads a tightness
+    over 1 rather than 1.00.
     """
     n = 1
     if at(top):
@@ -466,10 +467,13 @@ def _bisect(at, start: int, top: int, steps: int, *, edge=None, bottom: int = 1)
     if edge(start):
         return start, bad - start <= max(1, 0.01 * start), n
     good, bad = bottom, start
-    if not edge(bottom):
-        return bottom, False, n + 1
     n += 1
-    while bad - good > 1 and n < 2 * steps + 2:
+    while not edge(good):  # halve until within (a limit more than 2× past its boundary)
+        if good <= 1:
+            return good, False, n
+        good, bad, n = max(1, good // 2), good, n + 1
+    last = n + steps  # the bracket found: as many bisections as the outward search had
+    while bad - good > 1 and n < last:
         mid = min(max(int(round(math.sqrt(good * bad))), good + 1), bad - 1)
         n += 1
         if edge(mid):
@@ -508,7 +512,7 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
         if top <= base[d]:
             continue
         before = counter[0]
-        bottom = max(1, int(region.lo[d]), int(base[d] / search_factor))
+        bottom = max(1, int(region.lo[d]), base[d] // 2)
         along = lambda v, base=base, d=d: probe(f"tight:{d}", {**base, d: v})  # noqa: E731
         found, exact, _ = _bisect(along, base[d], top, steps, edge=along, bottom=bottom)
         out.append({"limit": d, "value": int(lim["max"]), "boundary": int(found), "exact": bool(exact),
@@ -552,7 +556,7 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
 
         before = counter[0]
         found, exact, _ = _bisect(at, int(j["max"]), int(j["max"] * search_factor), steps,
-                                  edge=lambda v, j=j: at(v, j, edge=True), bottom=max(1, int(j["max"] / search_factor)))
+                                  edge=lambda v, j=j: at(v, j, edge=True), bottom=max(1, int(j["max"]) // 2))
         out.append({"limit": j["name"], "value": int(j["max"]), "boundary": int(found), "exact": bool(exact),
                     "tightness": j["max"] / found, "probes": counter[0] - before, "draws": draws})
     return out

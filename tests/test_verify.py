@@ -6,7 +6,7 @@ import pandas as pd
 from costlab import Budgets, CostModel, InputSpace, synthesize
 from costlab.policy import _Region
 from costlab.space import Dimension, InputSpec, ValueDomain
-from costlab.verify import _spread, _tightness, edge_points
+from costlab.verify import _bisect, _spread, _tightness, edge_points
 
 SPACE = InputSpace((InputSpec("tokens", "int32", ("batch", "seq_len"), ValueDomain("int", 0, 999)),),
                    (Dimension("batch", 1, 64), Dimension("seq_len", 8, 1024)))
@@ -102,3 +102,15 @@ def test_a_limit_past_its_boundary_reads_a_tightness_over_one():
 
     assert worst(found["boundary"]) <= 0.9 * 20 + 1e-9, found
     assert worst(1.1 * found["boundary"]) > 0.9 * 20, found  # and it is not far inside
+
+
+def test_bisect_finds_a_boundary_under_its_start_even_past_half_of_it():
+    """`_bisect` with `edge`: nothing past the start is within, nor the start's own edge, so
+    the boundary is bisected under it; below half the start, the bracket's bottom halves
+    until within. Without `edge` the start is taken as within (the outward search alone)."""
+    for true in (700, 300, 90):
+        within = lambda v, true=true: v <= true  # noqa: E731
+        found, exact, _ = _bisect(within, 1000, 4000, 8, edge=within, bottom=500)
+        assert exact and abs(found - true) <= max(1, 0.01 * true), (true, found)
+    found, exact, _ = _bisect(lambda v: v <= 700, 1000, 4000, 8)
+    assert found == 1000
