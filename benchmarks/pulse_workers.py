@@ -20,7 +20,8 @@ by its round's median over the workers, and each worker's offset is the median o
 ratios over the rounds. Reported per model: the reference's and the probe's worker offsets
 (their range), their correlation across workers, and how much of the probe's offset a
 same-worker pulse leaves (probe offset / reference offset) against one from the other
-workers (probe offset alone).
+workers (probe offset alone); and how well the rounds' medians over the workers (the
+host's stretches) of the reference and the probe go together.
 
 Run: .venv/bin/python benchmarks/pulse_workers.py [--models conv,attention,masked]
      [--workers 6] [--rounds 12] [--probe 4] [--out benchmarks/results/pulse_workers.md]
@@ -67,9 +68,11 @@ def offsets(name: str, workers: int, rounds: int, probe: int) -> dict:
     o_ref = np.median(t_ref / np.median(t_ref, axis=1, keepdims=True), axis=0)
     o_big = np.median(t_big / np.median(t_big, axis=1, keepdims=True), axis=0)
     left_same = o_big / o_ref  # a pulse in the probe's own worker
+    # the host's stretches: each round's median over the workers, reference against probe
+    host = float(np.corrcoef(np.log(np.median(t_ref, axis=1)), np.log(np.median(t_big, axis=1)))[0, 1])
     return {"reference": ref, "probe": big, "reference_ms": float(np.median(t_ref) * 1e3),
             "probe_ms": float(np.median(t_big) * 1e3), "offset_reference": o_ref.tolist(),
-            "offset_probe": o_big.tolist(), "correlation": float(np.corrcoef(o_ref, o_big)[0, 1]),
+            "offset_probe": o_big.tolist(), "correlation": float(np.corrcoef(o_ref, o_big)[0, 1]), "host_correlation": host,
             "spread_reference": float(o_ref.max() / o_ref.min()), "spread_probe": float(o_big.max() / o_big.min()),
             "spread_same_worker": float(left_same.max() / left_same.min()),
             "times_reference_ms": (t_ref * 1e3).tolist(), "times_probe_ms": (t_big * 1e3).tolist()}
@@ -87,13 +90,14 @@ def main(argv=None) -> int:
     lines = [f"## Worker processes' own speed ({args.workers} workers side by side, {args.rounds} interleaved rounds)\n",
              "Offset: a worker's median, over the rounds, of its reading / the round's median over the workers.\n",
              "| model | reference (ms) | probe (ms) | reference offsets: max / min | probe offsets: max / min | "
-             "correlation | probe offset left by a same-worker pulse: max / min | offsets (reference; probe) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "correlation | probe offset left by a same-worker pulse: max / min | rounds: reference against probe "
+             "(correlation) | offsets (reference; probe) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         lines.append(
             f"| {name} | {r['reference_ms']:.2f} {r['reference']} | {r['probe_ms']:.2f} {r['probe']} | "
             f"{r['spread_reference']:.2f} | {r['spread_probe']:.2f} | {r['correlation']:.2f} | "
-            f"{r['spread_same_worker']:.2f} | {', '.join(f'{x:.2f}' for x in r['offset_reference'])}; "
+            f"{r['spread_same_worker']:.2f} | {r['host_correlation']:.2f} | {', '.join(f'{x:.2f}' for x in r['offset_reference'])}; "
             f"{', '.join(f'{x:.2f}' for x in r['offset_probe'])} |")
     text = "\n".join(lines) + "\n"
     emit(text, results, args.out)

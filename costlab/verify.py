@@ -450,17 +450,20 @@ def _bisect(at, start: int, top: int, steps: int, *, edge=None, bottom: int = 1)
     `edge` (`bottom` halved until within), so a limit past its boundary reads a tightness
     over 1 rather than 1.00.
     """
+    def narrow(within, good, bad, n, last):
+        while bad - good > 1 and n < last:
+            mid = min(max(int(round(math.sqrt(good * bad))), good + 1), bad - 1)
+            n += 1
+            if within(mid):
+                good = mid
+            else:
+                bad = mid
+        return good, bad, n
+
     n = 1
     if at(top):
         return top, False, n
-    good, bad = start, top
-    while bad - good > 1 and n < steps + 1:
-        mid = min(max(int(round(math.sqrt(good * bad))), good + 1), bad - 1)
-        n += 1
-        if at(mid):
-            good = mid
-        else:
-            bad = mid
+    good, bad, n = narrow(at, start, top, n, steps + 1)
     if good > start or edge is None or bottom >= start:
         return good, bad - good <= max(1, 0.01 * good), n
     n += 1
@@ -472,14 +475,8 @@ def _bisect(at, start: int, top: int, steps: int, *, edge=None, bottom: int = 1)
         if good <= 1:
             return good, False, n
         good, bad, n = max(1, good // 2), good, n + 1
-    last = n + steps  # the bracket found: as many bisections as the outward search had
-    while bad - good > 1 and n < last:
-        mid = min(max(int(round(math.sqrt(good * bad))), good + 1), bad - 1)
-        n += 1
-        if edge(mid):
-            good = mid
-        else:
-            bad = mid
+    # the bracket found: as many bisections as the outward search had
+    good, bad, n = narrow(edge, good, bad, n, n + steps)
     return good, bad - good <= max(1, 0.01 * good), n
 
 

@@ -16,6 +16,15 @@ def _smooth(b, s):
     return 1e-3 + 2e-9 * b * s**2
 
 
+def _smooth_policy():
+    """A grid of sizes and the policy synthesised (plain joint budget) from `_smooth`'s curve."""
+    grid_b, grid_s = np.meshgrid([1, 2, 4, 8, 16, 32, 64], [8, 16, 32, 64, 128, 256, 512, 1024])
+    X = pd.DataFrame({"batch": grid_b.ravel(), "seq_len": grid_s.ravel()})
+    model = CostModel(target="wall_s_median").fit(X, _smooth(X.batch, X.seq_len))
+    budgets = Budgets(latency_ms=20, memory_mib=64, margin=0.9)
+    return X, synthesize({"wall_s_median": model}, budgets, space=SPACE, joint_offsets=False)
+
+
 def test_spread_reaches_the_far_ends_first_and_never_repeats():
     b = np.arange(1, 65)
     P = np.log(np.c_[b, np.floor(1000 / b)])
@@ -34,11 +43,7 @@ def test_a_joint_boundary_admits_no_input_past_a_step_the_ranking_cannot_see():
     verify's smooth measurements, so the most expensive inputs it ranks are at the ends of
     the joint frontier; the search also measures inputs spread along it, and the boundary
     it reports admits no input over margin × budget."""
-    grid_b, grid_s = np.meshgrid([1, 2, 4, 8, 16, 32, 64], [8, 16, 32, 64, 128, 256, 512, 1024])
-    X = pd.DataFrame({"batch": grid_b.ravel(), "seq_len": grid_s.ravel()})
-    model = CostModel(target="wall_s_median").fit(X, _smooth(X.batch, X.seq_len))
-    budgets = Budgets(latency_ms=20, memory_mib=64, margin=0.9)
-    policy = synthesize({"wall_s_median": model}, budgets, space=SPACE, joint_offsets=False)
+    X, policy = _smooth_policy()
     (j,) = policy.data["joint"]
     region = policy.region()
 
@@ -74,11 +79,7 @@ def test_a_limit_past_its_boundary_reads_a_tightness_over_one():
     limit's own edge, which is over margin × budget, and bisects under it: the tightness
     reads over 1 (not 1.00, which would call the limit exact), and the boundary it reports
     admits no input over margin × budget while a limit 10% further would."""
-    grid_b, grid_s = np.meshgrid([1, 2, 4, 8, 16, 32, 64], [8, 16, 32, 64, 128, 256, 512, 1024])
-    X = pd.DataFrame({"batch": grid_b.ravel(), "seq_len": grid_s.ravel()})
-    model = CostModel(target="wall_s_median").fit(X, _smooth(X.batch, X.seq_len))
-    budgets = Budgets(latency_ms=20, memory_mib=64, margin=0.9)
-    policy = synthesize({"wall_s_median": model}, budgets, space=SPACE, joint_offsets=False)
+    X, policy = _smooth_policy()
     (j,) = policy.data["joint"]
     region = policy.region()
 
