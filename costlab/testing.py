@@ -287,9 +287,11 @@ def assert_no_regression(model, baseline_dir, *, tolerance: float = 0.25, time_t
     Profiles `model` over the baseline's input space, fits its curves, and compares with
     the baseline run's `cost_models.json`: a dimension whose growth class rose, or a cost
     at the baseline policy's limits more than `1 + tolerance` times the baseline's, fails
-    with a table of old and new figures. When the only failures are time at the limits,
-    the model is profiled once more and each time figure is the smaller of the two: a
-    timing regression must reproduce, not be one slow stretch of a shared runner. The new
+    with a table of old and new figures. When the only failures are about time, the model
+    is profiled once more: each time figure at the limits is the smaller of the two, and a
+    time class has risen only when both profiles show it rise. A timing regression must
+    reproduce, not be one slow stretch of a shared runner (an unchanged `np.sin` read as
+    n² once in CI, its cost at the limits 0.7× the baseline's). The new
     profile measures the values the baseline did (its policy's `value_pattern`).
 
     Args:
@@ -329,14 +331,18 @@ def assert_no_regression(model, baseline_dir, *, tolerance: float = 0.25, time_t
     profile_kw.setdefault("values", (pol.data.get("value_pattern") or {}).get("pattern", "random"))
     current = summarise(profile(model, space, points=points, rounds=rounds, **profile_kw), pol, targets)
     problems, diff = compare(baseline, current, tolerance=tolerance, time_tolerance=time_tolerance)
-    if problems and all(p.startswith("wall_s_") and "cost at the baseline's limits grew" in p for p in problems):
+    if problems and all(p.startswith("wall_s_") for p in problems):
         # A timing regression must reproduce: a slow stretch of a shared runner is not the
-        # model's cost. Profile once more; each time figure is the smaller of the two.
+        # model's cost. Profile once more; each time figure at the limits is the smaller of
+        # the two, and a time class counts as risen only when both profiles show it rise.
         again = summarise(profile(model, space, points=points, rounds=rounds, **profile_kw), pol, targets)
         for t in current:
             if t.startswith("wall_s_") and t in again:
-                current[t]["at_limits"] = min(current[t]["at_limits"], again[t]["at_limits"])
+                current[t]["at_limits"] = again[t]["at_limits"] = min(current[t]["at_limits"], again[t]["at_limits"])
         problems, diff = compare(baseline, current, tolerance=tolerance, time_tolerance=time_tolerance)
+        twice, _ = compare(baseline, {**current, **again}, tolerance=tolerance, time_tolerance=time_tolerance)
+        risen = {p.split(" rose from ")[0] for p in twice if " rose from " in p}
+        problems = [p for p in problems if " rose from " not in p or p.split(" rose from ")[0] in risen]
     assert not problems, ("cost regression against " + str(base) + ":\n  " + "\n  ".join(problems)
                           + "\n\n" + diff)
     return {"baseline": baseline, "current": current, "diff": diff}
