@@ -298,12 +298,14 @@ class Subprocess:
             self.worker = w = self._start()
         return w
 
-    def probe(self, inputs) -> dict:
-        w = self._ready()
+    def _on(self, w: _Worker, inputs) -> dict:
         index = w.probes
         row = w.probe(inputs, self.measure_kw, self.timeout_s)
         row.update(isolation=self.isolation, worker_pid=w.pid, worker_probe=index)
         return row
+
+    def probe(self, inputs) -> dict:
+        return self._on(self._ready(), inputs)
 
     def pulse(self, inputs) -> dict:
         """Measure the machine-speed reference input (`costlab.speed`) in a worker of its own.
@@ -320,10 +322,7 @@ class Subprocess:
             if w is not None:
                 w.close()
             self.pulse_worker = w = self._start()
-        index = w.probes
-        row = w.probe(inputs, self.measure_kw, self.timeout_s)
-        row.update(isolation=self.isolation, worker_pid=w.pid, worker_probe=index)
-        return row
+        return self._on(w, inputs)
 
     def task(self, name: str, inputs, **kw) -> dict:
         """Run a named task other than a probe in the worker (`"throughput"`: see

@@ -439,7 +439,8 @@ def _within(row, budgets, factor: float = 1.0) -> bool:
         row["latency_ms"], row["memory_mib"], row["latency_p99_ms"], factor / row.get("index", 1.0))
 
 
-def _bisect(at, start: int, top: int, steps: int, *, edge=None, bottom: int = 1) -> tuple[int, bool, int]:
+def _bisect(at, start: int, top: int, steps: int, *, edge=None, bottom: int = 1,
+            floor: int = 1) -> tuple[int, bool, int]:
     """Largest size in [start, top] where `at(size)` is within budget, by log bisection.
     Returns (size, exact, probes).
 
@@ -447,8 +448,8 @@ def _bisect(at, start: int, top: int, steps: int, *, edge=None, bottom: int = 1)
     assumed within. With `edge` (`edge(v)`: the inputs on a limit of `v`'s own edge), a
     search that found nothing past `start` checks that: when `start`'s edge is not within
     either, the boundary lies under the limit and is bisected in [`bottom`, `start`) with
-    `edge` (`bottom` halved until within), so a limit past its boundary reads a tightness
-    over 1 rather than 1.00.
+    `edge` (`bottom` halved until within, never under `floor`, the smallest size there
+    is), so a limit past its boundary reads a tightness over 1 rather than 1.00.
     """
     def narrow(within, good, bad, n, last):
         while bad - good > 1 and n < last:
@@ -472,9 +473,9 @@ def _bisect(at, start: int, top: int, steps: int, *, edge=None, bottom: int = 1)
     good, bad = bottom, start
     n += 1
     while not edge(good):  # halve until within (a limit more than 2× past its boundary)
-        if good <= 1:
+        if good <= floor:
             return good, False, n
-        good, bad, n = max(1, good // 2), good, n + 1
+        good, bad, n = max(floor, good // 2), good, n + 1
     # the bracket found: as many bisections as the outward search had
     good, bad, n = narrow(edge, good, bad, n, n + steps)
     return good, bad - good <= max(1, 0.01 * good), n
@@ -509,9 +510,10 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
         if top <= base[d]:
             continue
         before = counter[0]
-        bottom = max(1, int(region.lo[d]), base[d] // 2)
+        floor = max(1, int(region.lo[d]))
         along = lambda v, base=base, d=d: probe(f"tight:{d}", {**base, d: v})  # noqa: E731
-        found, exact, _ = _bisect(along, base[d], top, steps, edge=along, bottom=bottom)
+        found, exact, _ = _bisect(along, base[d], top, steps, edge=along, bottom=max(floor, base[d] // 2),
+                                  floor=floor)
         out.append({"limit": d, "value": int(lim["max"]), "boundary": int(found), "exact": bool(exact),
                     "tightness": lim["max"] / found, "probes": counter[0] - before, "draws": draws})
     rank = _ranker(rows, list(region.dims), budgets)
@@ -531,12 +533,12 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
                             [(g, value if g == j["dims"] else m) for g, m in region.joint], region.offsets)
             X = wider.frontier(n=32)
             v = wider.value(X, j["dims"])
-            new = X[v >= 0.97 * v.max()] if edge else X[v > j["max"]]
+            keep = v >= 0.97 * v.max() if edge else v > j["max"]
+            new, prod = X[keep], v[keep]
             if new.empty:
                 return True
             cost = rank(new)
             picks = list(np.argsort(-cost)[:2])
-            prod = wider.value(new, j["dims"])
             for d in j["dims"]:  # and, per dimension, the newly admitted input largest in it
                 col = new[d].to_numpy()
                 top = np.flatnonzero(col == col.max())
