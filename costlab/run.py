@@ -16,7 +16,7 @@ from .refine import boundary as _boundary
 from .refine import open_powers, widening
 from .refine import refine as _refine
 from .refine import settle as _settle
-from .speed import PULSE_EVERY, Speed, is_pulse, reference_sizes
+from .speed import KIND, PULSE_EVERY, REFERENCE_SHARE, Speed, budget_reference, is_pulse, reference_sizes
 from .speed import speed as _speed
 
 
@@ -174,8 +174,9 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         joint_offsets: Let joint budgets shift a dimension, `(batch + c) × seq_len`
             (`synthesize`). Defaults to `True`.
         timeout_factor: See `synthesize`. Defaults to `3`.
-        pulse: Measure a reference input (the space's geometric middle) before every
-            `pulse`-th probe of every stage, in a worker of its own: the machine-speed index
+        pulse: Measure a reference input (sized to half the latency budget:
+            `_reference`) before every `pulse`-th probe of every stage, in a worker of its
+            own: the machine-speed index
             (`costlab.speed`). Times are fitted at the run's median speed and the policy
             plans for the index's slow quantile (`machine_speed`); `costlab verify` reads
             its own pulses against it. `0` turns it off. Defaults to `3`.
@@ -209,7 +210,8 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         from .space import InputSpace
 
         ref_space = space or InputSpace.from_model(adapter)
-        profile_kw["pulse"] = {"sizes": reference_sizes(ref_space), "every": pulse}
+        profile_kw["pulse"] = {"sizes": _reference(adapter, ref_space, budgets, log, resume, profile_kw),
+                               "every": pulse}
     profile_kw = {**profile_kw, "resume": resume, "failures_dir": out / "failures"}
     found_values, value_pattern = None, None
     if values == "auto":
@@ -313,6 +315,27 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     write_report(out)  # report.html: everything above in one self-contained file
     return Run(prof, models, pol, out, skipped, refined, _undetermined(prof, models, profile_kw), shape_churn,
                found, found_values)
+
+
+def _reference(adapter, space, budgets, log: Path, resume: bool, profile_kw: dict) -> dict:
+    """The pulses' reference sizes: a resumed run's own (its log's first pulse), else the
+    input on the space's diagonal costing `REFERENCE_SHARE` of the latency budget
+    (`costlab.speed.budget_reference`, measured in a session like the run's, so in its
+    isolation), else — without a latency budget — the space's geometric middle."""
+    if resume:
+        from .profile import read_log
+
+        for row in read_log(log):
+            if row.get("kind") == KIND and all(d in row for d in space.dim_names):
+                return {d: int(row[d]) for d in space.dim_names}
+    if not budgets.latency_ms:
+        return reference_sizes(space)
+    from .profile import session
+
+    kw = {k: v for k, v in profile_kw.items() if k not in ("resume", "log_path", "failures_dir", "pulse", "progress")}
+    with session(adapter, space, plan="reference", total=0, progress=False, **kw) as s:
+        sizes, _ = budget_reference(s.executor.pulse, space, REFERENCE_SHARE * budgets.latency_ms / 1e3)
+    return sizes
 
 
 def _undetermined(prof, models, profile_kw) -> dict:

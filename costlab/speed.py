@@ -7,10 +7,16 @@ verification run in a faster (or slower) stretch than the profile sees a differe
 boundary.
 
 So `costlab run` and `costlab verify` measure a *pulse*: one fixed input (the
-reference: the geometric middle of the input space, the same values every time) every
-few probes (`every`), in a worker of its own that only ever sees that input
+reference, the same values every time) every few probes (`every`), in a worker of its own
+that only ever sees that input
 (`Subprocess.pulse`: a model can slow down as distinct shapes accumulate in the probes'
-worker, and that cost belongs to the probes, not to the machine). Its warm median over
+worker, and that cost belongs to the probes, not to the machine). `costlab run` sizes
+the reference to the budget (`budget_reference`: the input on the space's diagonal costing
+about `REFERENCE_SHARE` of the latency budget), because a host's load does not slow every
+input alike: under a neighbour, a reference of a few milliseconds can slow 0.8× to 1.3× as
+much as the model's boundary inputs, one of about their cost within about 10% of them
+(`benchmarks/pulse_size.py`). Without a latency budget it is the space's geometric middle
+(`reference_sizes`). Its warm median over
 time is a machine-speed index: `index = running median of SMOOTH pulses / median pulse of the run`.
 Every probe gets the index
 interpolated at the moment it finished (`index`), `costlab.fit` fits times divided by it
@@ -51,9 +57,53 @@ SMOOTH = 5
 TIME_PREFIXES = ("wall_s_", "cpu_s_", "cold_s")
 
 
+#: A budget-sized reference costs about this share of the latency budget (p50): near what
+#: a boundary input costs once the margin and the planned factor are taken off it.
+REFERENCE_SHARE = 0.5
+#: Bisection steps along the diagonal when the reference is sized to the budget.
+REFERENCE_STEPS = 7
+
+
 def reference_sizes(space) -> dict:
-    """The reference input's sizes: the geometric middle of each dimension's range."""
-    return {d.name: int(round(math.sqrt(max(1, d.min) * max(1, d.max)))) for d in space.dims}
+    """The geometric middle of each dimension's range: the reference input without a
+    latency budget to size it to (`budget_reference`)."""
+    return diagonal(space, 0.5)
+
+
+def diagonal(space, t: float) -> dict:
+    """Sizes at `t` along the diagonal from the smallest input (0) to the largest (1), in
+    log size: every dimension at the same share of its log range."""
+    out = {}
+    for d in space.dims:
+        lo, hi = math.log(max(1, d.min)), math.log(max(1, d.max))
+        out[d.name] = int(min(d.max, max(d.min, round(math.exp(lo + t * (hi - lo))))))
+    return out
+
+
+def budget_reference(measure, space, target_s: float, *, steps: int = REFERENCE_STEPS) -> tuple[dict, float]:
+    """The reference input sized to the latency budget: the point on the `diagonal` whose
+    warm median (`measure(inputs)`, a result row) is nearest `target_s`, by bisection over
+    `t`, with the reference's values (`PULSE_SEED`). Returns its sizes and that time
+    (`(sizes, nan)` when no measurement succeeded: then the sizes are the middle's).
+
+    Why: the index must move as the model's boundary inputs do. Against a neighbour this
+    project controls (`benchmarks/pulse_size.py`), a reference of about a boundary input's
+    cost read within about 10% of the boundary inputs' own slowdown, while the space's
+    geometric middle — a few milliseconds for the zoo models — read from 0.8× to 1.3× of it
+    (it slows more than they do under one load, less under another).
+    """
+    lo, hi, best = 0.0, 1.0, None
+    for _ in range(steps):
+        t = (lo + hi) / 2
+        sizes = diagonal(space, t)
+        r = measure(space.random_inputs(sizes, seed=PULSE_SEED))
+        s = float(r.get("wall_s_median") or 0.0) if r.get("status") == "ok" else math.inf
+        if s > 0 and math.isfinite(s) and (best is None or abs(math.log(s / target_s)) < abs(math.log(best[1] / target_s))):
+            best = (sizes, s)
+        lo, hi = (t, hi) if s < target_s else (lo, t)
+    if best is None:
+        return reference_sizes(space), math.nan
+    return best  # a range all under the target ends next to the largest input, all over it the smallest
 
 
 def is_pulse(table: pd.DataFrame) -> pd.Series:

@@ -134,7 +134,7 @@ def test_policy_limits_bind_and_verify_passes(attention_run, zoo_models):
     assert (report.table["index"] > 0).all() and "machine speed here" in report.summary()
 
 
-def test_run_measures_the_machine_speed_and_plans_for_its_slow_quantile(attention_run):
+def test_run_measures_the_machine_speed_and_plans_for_its_slow_quantile(attention_run, zoo_models):
     from costlab import speed
 
     t = attention_run.profile.table
@@ -144,7 +144,11 @@ def test_run_measures_the_machine_speed_and_plans_for_its_slow_quantile(attentio
     assert len(pulses) >= len(probes) // 3 - 4, (len(pulses), len(probes))
     assert pulses["input_shapes"].nunique() == 1 and (pulses["status"] == "ok").all()
     ms = attention_run.policy.data["machine_speed"]
-    assert ms["reference"] == {"batch": 6, "seq_len": 256}  # the asked space's geometric middle
+    # the reference is sized to the budget: on the asked space's diagonal, about half of 15 ms
+    space = InputSpace.from_model(zoo_models["attention"]).with_bounds(batch=(2, 16), seq_len=(64, 1024))
+    assert any(ms["reference"] == speed.diagonal(space, k / 128) for k in range(129)), ms["reference"]
+    assert ms["reference"] != speed.reference_sizes(space)  # not the geometric middle, {6, 256}
+    assert 7.5e-3 / 3 < ms["reference_s"] < 7.5e-3 * 3, ms
     assert ms["pulses"] == len(pulses) and ms["factor"] >= 1
     # the index: a running median of 5 pulses over their median; planned for its 95th percentile
     times = pulses.sort_values("finished_at")["wall_s_median"]

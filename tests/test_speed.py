@@ -2,6 +2,7 @@
 planned for the slow quantile."""
 
 import json
+import math
 import time
 
 import numpy as np
@@ -12,6 +13,7 @@ import costlab
 from costlab import InputSpace, speed
 from costlab.errors import CostlabError, PolicyError
 from costlab.policy import Budgets, synthesize
+from costlab.space import Dimension, InputSpec, ValueDomain
 
 
 def _table(slow_from=None, slow=2.0, seed=0, slow_until=None):
@@ -131,6 +133,31 @@ def test_synthesize_plans_time_limits_for_the_slow_quantile():
     costlab.Policy.from_dict(json.loads(slow.to_json()))  # validates against the schema (1.3)
     with pytest.raises(PolicyError, match="Speed with factor >= 1"):
         synthesize(models, budgets, space=space, speed={**s.to_dict(), "factor": 0.5})
+
+
+def test_budget_reference_bisects_the_diagonal_to_the_input_nearest_its_target():
+    space = InputSpace((InputSpec("x", "float32", ("batch", "seq_len"), ValueDomain("float", 0, 1)),),
+                       (Dimension("batch", 1, 64), Dimension("seq_len", 8, 1024)))
+    asked = []
+
+    def measure(inputs):  # 1 µs per token; the reference's values every time
+        b, n = inputs["x"].shape
+        asked.append((b, n))
+        return {"status": "ok", "wall_s_median": 1e-6 * b * n}
+
+    sizes, s = speed.budget_reference(measure, space, 2e-3)
+    assert len(asked) == speed.REFERENCE_STEPS
+    assert sizes in [speed.diagonal(space, k / 128) for k in range(129)]
+    assert s == pytest.approx(1e-6 * sizes["batch"] * sizes["seq_len"])
+    assert 2e-3 / 1.3 < s < 2e-3 * 1.3  # one bisection step apart at most
+    assert min(abs(math.log(1e-6 * b * n / 2e-3)) for b, n in asked) == pytest.approx(abs(math.log(s / 2e-3)))
+    # a target past the whole range ends next to the largest input, under it next to the smallest
+    assert speed.budget_reference(measure, space, 10.0)[0] == speed.diagonal(space, 127 / 128)
+    assert speed.budget_reference(measure, space, 1e-9)[0] == speed.diagonal(space, 1 / 128)
+    # a failing reference is never chosen; with none measured, the geometric middle
+    fails = speed.budget_reference(lambda x: {"status": "error"}, space, 2e-3)
+    assert fails[0] == speed.reference_sizes(space) and math.isnan(fails[1])
+    assert speed.reference_sizes(space) == {"batch": 8, "seq_len": 91}
 
 
 def test_profile_measures_pulses_and_a_resumed_run_takes_them_from_the_log(tmp_path, zoo_models):

@@ -1,0 +1,169 @@
+"""Which reference input's slowdown does a model's boundary-sized input share?
+
+`costlab.speed` divides probes' times by a machine-speed index read from a reference
+input (a pulse) in a worker of its own. The policies benchmark's runs show the index's
+swings reaching the model's large inputs only in part (conv, masked) or more than in full
+(attention). This script measures it under a load it controls: a noisy neighbour of
+`--hogs` busy processes, in phases that alternate with quiet ones.
+
+For each model three isolated workers (`costlab.isolation.Subprocess`) run side by side:
+the *small* reference (the space's geometric middle, `costlab.speed.reference_sizes`),
+the *budget-sized* reference (the point on the diagonal from the smallest to the largest
+input, in log sizes, whose warm median is nearest `--target-ms`, found by bisection), and
+the *probes*: inputs of about the same cost with other aspects (one dimension stretched
+to its maximum and the rest scaled down to match). Each round measures all of them; each
+phase has `--rounds` rounds. Per load phase, each input's slowdown is its phase median
+over the quiet phases' median. Reported: the slowdowns, and how far each reference's
+slowdown is from the probes' (the ratio probe slowdown / reference slowdown: 1 means the
+reference's index divides the neighbour out of the probes exactly).
+
+Neighbours: `cpu` is a pure-Python busy loop per hog; `mem` copies a 256 MiB array in a
+loop (memory bandwidth and caches). They are children of this script, killed at the end.
+
+Run: .venv/bin/python benchmarks/pulse_size.py [--models conv,masked,attention]
+     [--target-ms 10] [--rounds 6] [--hogs 1,2] [--out benchmarks/results/pulse_size.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import subprocess
+import sys
+
+import numpy as np
+from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
+
+HOGS = {"cpu": "while True: pass",
+        "mem": "import numpy as np\na = np.ones(1 << 25); b = np.empty_like(a)\nwhile True: np.copyto(b, a)"}
+
+
+def diagonal(space, t: float) -> dict:
+    out = {}
+    for d in space.dims:
+        lo, hi = math.log(max(1, d.min)), math.log(max(1, d.max))
+        out[d.name] = int(min(d.max, max(d.min, round(math.exp(lo + t * (hi - lo))))))
+    return out
+
+
+def budget_sized(ex, space, target_s: float, seed: int, steps: int = 8) -> tuple[dict, float]:
+    lo, hi, best = 0.0, 1.0, None
+    for _ in range(steps):
+        t = (lo + hi) / 2
+        sizes = diagonal(space, t)
+        s = ex.probe(space.random_inputs(sizes, seed=seed))["wall_s_median"]
+        if best is None or abs(math.log(s / target_s)) < abs(math.log(best[1] / target_s)):
+            best = (sizes, s)
+        lo, hi = (t, hi) if s < target_s else (lo, t)
+    return best
+
+
+def stretched(ex, space, sizes: dict, cost_s: float, dim, seed: int, steps: int = 7) -> dict:
+    """`dim` at its maximum and the other dimensions scaled down (one common log factor)
+    until the cost is about `cost_s`."""
+    lo, hi, best = 0.0, 1.0, None
+    for _ in range(steps):
+        t = (lo + hi) / 2  # 0: the others at their minimum, 1: as in `sizes`
+        cand = {dim.name: dim.max}
+        for d in space.dims:
+            if d.name != dim.name:
+                a, b = math.log(max(1, d.min)), math.log(max(1, sizes[d.name]))
+                cand[d.name] = int(max(d.min, round(math.exp(a + t * (b - a)))))
+        s = ex.probe(space.random_inputs(cand, seed=seed))["wall_s_median"]
+        if best is None or abs(math.log(s / cost_s)) < abs(math.log(best[1] / cost_s)):
+            best = (cand, s)
+        lo, hi = (t, hi) if s < cost_s else (lo, t)
+    return best[0]
+
+
+def one(name: str, target_ms: float, rounds: int, hogs: list[int]) -> dict:
+    from costlab import InputSpace, adapters
+    from costlab.isolation import Subprocess
+    from costlab.speed import PULSE_SEED, reference_sizes
+
+    adapter = adapters.load(f"zoo:{name}")
+    space = InputSpace.from_model(adapter)
+    kw = dict(memory_cap_mib=4096, timeout_s=120, min_repeats=3, max_repeats=50, time_budget_s=0.2)
+    small_ex, big_ex, probe_ex = (Subprocess(adapter, **kw) for _ in range(3))
+    children = []
+    try:
+        small = reference_sizes(space)
+        big, big_s = budget_sized(big_ex, space, target_ms / 1e3, PULSE_SEED)
+        probes = {"diagonal": big}
+        for d in space.dims:
+            if d.max > big[d.name]:
+                probes[f"{d.name} at max"] = stretched(probe_ex, space, big, big_s, d, seed=1)
+        inputs = {"small": (small_ex, space.random_inputs(small, seed=PULSE_SEED)),
+                  "budget": (big_ex, space.random_inputs(big, seed=PULSE_SEED))}
+        inputs.update({f"probe {k}": (probe_ex, space.random_inputs(v, seed=1)) for k, v in probes.items()})
+        for ex, x in inputs.values():  # warm
+            ex.probe(x)
+        phases = []
+        for kind in HOGS:
+            for n in hogs:
+                phases += [("quiet", 0), (kind, n)]
+        phases.append(("quiet", 0))
+        times = []  # (phase index, input name, seconds)
+        for p, (kind, n) in enumerate(phases):
+            for proc in children:
+                proc.kill()
+                proc.wait()
+            children = [subprocess.Popen([sys.executable, "-c", HOGS[kind]]) for _ in range(n)] if n else []
+            for r in range(rounds):
+                order = list(inputs) if r % 2 == 0 else list(reversed(inputs))
+                for k in order:
+                    ex, x = inputs[k]
+                    times.append((p, k, ex.probe(x)["wall_s_median"]))
+    finally:
+        for proc in children:
+            proc.kill()
+            proc.wait()
+        for ex in (small_ex, big_ex, probe_ex):
+            ex.close()
+    quiet = [p for p, (kind, _) in enumerate(phases) if kind == "quiet"]
+    base = {k: float(np.median([s for p, kk, s in times if kk == k and p in quiet])) for k in inputs}
+    slow = {}
+    for p, (kind, n) in enumerate(phases):
+        if kind != "quiet":
+            slow[f"{kind}×{n}"] = {k: float(np.median([s for pp, kk, s in times if pp == p and kk == k]) / base[k])
+                                  for k in inputs}
+    return {"small": small, "budget": big, "probes": probes, "quiet_ms": {k: v * 1e3 for k, v in base.items()},
+            "slowdown": slow, "phases": phases, "times": times}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="conv,masked,attention")
+    ap.add_argument("--target-ms", type=float, default=10.0)
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--hogs", default="1,2")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    hogs = [int(h) for h in args.hogs.split(",")]
+    results = {name: one(name, args.target_ms, args.rounds, hogs) for name in args.models.split(",")}
+    lines = [f"## Reference size against a controlled neighbour ({args.rounds} rounds per phase, quiet phases between)\n",
+             "Slowdown: the phase's median over the quiet phases' median. Left: probe slowdown / reference "
+             "slowdown, median over the probes (max/min over them); 1 means that reference's index divides the "
+             "neighbour out of the probes.\n",
+             "| model | small reference (ms) | budget-sized reference (ms) | probes (ms) | neighbour | small | "
+             "budget-sized | probes | left by small | left by budget-sized |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        q = r["quiet_ms"]
+        pk = [k for k in q if k.startswith("probe ")]
+        for load, s in r["slowdown"].items():
+            ps = np.array([s[k] for k in pk])
+            ls, lb = ps / s["small"], ps / s["budget"]
+            lines.append(
+                f"| {name} | {q['small']:.2f} {r['small']} | {q['budget']:.2f} {r['budget']} | "
+                f"{', '.join(f'{q[k]:.1f}' for k in pk)} | {load} | {s['small']:.2f} | {s['budget']:.2f} | "
+                f"{', '.join(f'{x:.2f}' for x in ps)} | {np.median(ls):.2f} ({ls.min():.2f}–{ls.max():.2f}) | "
+                f"{np.median(lb):.2f} ({lb.min():.2f}–{lb.max():.2f}) |")
+    lines.append("\nProbes: " + "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in r["probes"].items())
+                                           for name, r in results.items()))
+    emit("\n".join(lines) + "\n", results, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
