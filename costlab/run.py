@@ -16,7 +16,15 @@ from .refine import boundary as _boundary
 from .refine import open_powers, widening
 from .refine import refine as _refine
 from .refine import settle as _settle
-from .speed import KIND, PULSE_EVERY, REFERENCE_SHARE, Speed, budget_reference, is_pulse, reference_sizes
+from .speed import (
+    KIND,
+    PULSE_EVERY,
+    REFERENCE_SHARE,
+    Speed,
+    budget_reference,
+    is_pulse,
+    reference_sizes,
+)
 from .speed import speed as _speed
 
 
