@@ -23,7 +23,6 @@ from .speed import (
     Speed,
     budget_reference,
     is_pulse,
-    reference_sizes,
 )
 from .speed import speed as _speed
 
@@ -329,15 +328,13 @@ def _reference(adapter, space, budgets, log: Path, resume: bool, profile_kw: dic
     """The pulses' reference sizes: a resumed run's own (its log's first pulse), else the
     input on the space's diagonal costing `REFERENCE_SHARE` of the latency budget
     (`costlab.speed.budget_reference`, measured in a session like the run's, so in its
-    isolation), else — without a latency budget — the space's geometric middle."""
+    isolation)."""
     if resume:
         from .profile import read_log
 
         for row in read_log(log):
             if row.get("kind") == KIND and all(d in row for d in space.dim_names):
                 return {d: int(row[d]) for d in space.dim_names}
-    if not budgets.latency_ms:
-        return reference_sizes(space)
     from .profile import session
 
     kw = {k: v for k, v in profile_kw.items() if k not in ("resume", "log_path", "failures_dir", "pulse", "progress")}

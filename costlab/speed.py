@@ -15,8 +15,8 @@ the reference to the budget (`budget_reference`: the input on the space's diagon
 about `REFERENCE_SHARE` of the latency budget), because a host's load does not slow every
 input alike: under a neighbour, a reference of a few milliseconds can slow 0.8× to 1.3× as
 much as the model's boundary inputs, one of about their cost within about 10% of them
-(`benchmarks/pulse_size.py`). Without a latency budget it is the space's geometric middle
-(`reference_sizes`). Its warm median over
+(`benchmarks/pulse_size.py`). `costlab.profile` given no sizes measures the space's
+geometric middle (`reference_sizes`). Its warm median over
 time is a machine-speed index: `index = running median of SMOOTH pulses / median pulse of the run`.
 Every probe gets the index
 interpolated at the moment it finished (`index`), `costlab.fit` fits times divided by it
@@ -65,8 +65,8 @@ REFERENCE_STEPS = 7
 
 
 def reference_sizes(space) -> dict:
-    """The geometric middle of each dimension's range: the reference input without a
-    latency budget to size it to (`budget_reference`)."""
+    """The geometric middle of each dimension's range (`profile`'s reference when it is
+    given no sizes; `costlab.run` sizes its reference to the budget: `budget_reference`)."""
     return diagonal(space, 0.5)
 
 

@@ -160,6 +160,20 @@ def test_budget_reference_bisects_the_diagonal_to_the_input_nearest_its_target()
     assert speed.reference_sizes(space) == {"batch": 8, "seq_len": 91}
 
 
+def test_a_resumed_run_keeps_the_reference_its_log_measured(tmp_path):
+    from costlab.run import _reference
+
+    space = InputSpace((InputSpec("x", "float32", ("batch", "seq_len"), ValueDomain("float", 0, 1)),),
+                       (Dimension("batch", 1, 64), Dimension("seq_len", 8, 1024)))
+    log = tmp_path / "probes.jsonl"
+    rows = [{"plan": "p", "probe": "values/0", "kind": "values:random", "batch": 2, "seq_len": 9},
+            {"plan": "p", "probe": "pulse/0", "kind": speed.KIND, "batch": 5, "seq_len": 300}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    budgets = Budgets(latency_ms=10, memory_mib=64)
+    # not on the diagonal, so only the log can have given it; nothing is measured (no model)
+    assert _reference(None, space, budgets, log, True, {}) == {"batch": 5, "seq_len": 300}
+
+
 def test_profile_measures_pulses_and_a_resumed_run_takes_them_from_the_log(tmp_path, zoo_models):
     model = zoo_models["mlp"]
     space = InputSpace.from_model(model).with_bounds(batch=(1, 64))
