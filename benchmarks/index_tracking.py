@@ -11,6 +11,13 @@ index (the running median of five pulses, `index`) and on the last single pulse
 out exactly what slowed the draws; 0, that it divides in noise. It also reports the spread
 of the planned reading against the raw one: how much the index adds.
 
+And the level, over the whole search: each draw's latency over the run's own fitted curve
+at its sizes (`cost_models.json`, the time at the run's median speed), median over the
+draws, next to the median index. Where the index reads the machine's speed as the
+boundary's inputs feel it, the two agree, and their quotient (the draws' cost at the run's
+median speed over the curve: what the tightness search reads, up to the planned factor)
+is about 1.
+
 Run: .venv/bin/python benchmarks/index_tracking.py RUN_DIR [RUN_DIR ...]
      [--out benchmarks/results/index_tracking.md]
 """
@@ -45,7 +52,17 @@ def tracking(run: Path) -> dict | None:
     d = pd.concat(parts)
     planned = d["lat"] - d["index"]  # log(measured / index), over the step's median
     out = {"model": run.name, "draws": len(d), "steps": len(parts), "sd_latency": float(d["lat"].std()),
-           "sd_planned": float(planned.std())}
+           "sd_planned": float(planned.std()), "index_median": float(t["index"].median())}
+    models = run / "cost_models.json"
+    if models.exists():
+        import json
+
+        from costlab.curves import CostModel
+
+        m = CostModel.from_dict(json.loads(models.read_text())["wall_s_median"])
+        over = t["latency_ms"].to_numpy() / 1e3 / m.predict(t[m.dims_])
+        out["over_curve_median"] = float(np.median(over))
+        out["over_curve_at_index"] = float(np.median(over / t["index"].to_numpy()))
     for k in ("index", "pulse"):
         x, y = d[k].to_numpy(), d["lat"].to_numpy()
         out[f"slope_{k}"] = float(np.polyfit(x, y, 1)[0]) if x.std() > 0 else float("nan")
@@ -61,10 +78,14 @@ def main(argv=None) -> int:
     rows = [r for r in (tracking(p) for p in args.runs) if r]
     lines = ["## The speed index against the draws it scales (within each tightness step)\n",
              "| model | steps | draws | slope on index | correlation | slope on last pulse | correlation | "
-             "sd of log latency | sd of log planned reading |", "|---|---|---|---|---|---|---|---|---|"]
+             "sd of log latency | sd of log planned reading | level: draws / run's curve | index | "
+             "draws / (curve × index) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        level = (f"{r['over_curve_median']:.2f} | {r['index_median']:.2f} | {r['over_curve_at_index']:.2f}"
+                 if "over_curve_median" in r else f"– | {r['index_median']:.2f} | –")
         lines.append(f"| {r['model']} | {r['steps']} | {r['draws']} | {r['slope_index']:.2f} | {r['corr_index']:.2f} | "
-                     f"{r['slope_pulse']:.2f} | {r['corr_pulse']:.2f} | {r['sd_latency']:.3f} | {r['sd_planned']:.3f} |")
+                     f"{r['slope_pulse']:.2f} | {r['corr_pulse']:.2f} | {r['sd_latency']:.3f} | {r['sd_planned']:.3f} | "
+                     f"{level} |")
     emit("\n".join(lines) + "\n", rows, args.out)
     return 0
 
