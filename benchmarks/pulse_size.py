@@ -20,16 +20,19 @@ reference's index divides the neighbour out of the probes exactly).
 Neighbours: `cpu` is a pure-Python busy loop per hog; `mem` copies a 256 MiB array in a
 loop (memory bandwidth and caches). They are children of this script, killed at the end.
 
-Run: .venv/bin/python benchmarks/pulse_size.py [--models conv,masked,attention]
+Run: .venv/bin/python benchmarks/pulse_size.py [--models conv,masked,attention,recurrent]
      [--target-ms 10] [--rounds 6] [--hogs 1,2] [--out benchmarks/results/pulse_size.md]
+     [--from RESULTS.json ...]   (render earlier runs' JSON, merged by model, without measuring)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
@@ -133,15 +136,24 @@ def one(name: str, target_ms: float, rounds: int, hogs: list[int]) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="conv,masked,attention")
+    ap.add_argument("--models", default="conv,masked,attention,recurrent")
     ap.add_argument("--target-ms", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--hogs", default="1,2")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--from", dest="from_", nargs="+", default=None,
+                    help="render the results JSON of earlier runs (merged by model) instead of measuring")
     args = ap.parse_args(argv)
     hogs = [int(h) for h in args.hogs.split(",")]
-    results = {name: one(name, args.target_ms, args.rounds, hogs) for name in args.models.split(",")}
-    lines = [f"## Reference size against a controlled neighbour ({args.rounds} rounds per phase, quiet phases between)\n",
+    if args.from_:
+        results = {}
+        for path in args.from_:
+            results.update(json.loads(Path(path).read_text()))
+    else:
+        results = {name: one(name, args.target_ms, args.rounds, hogs) for name in args.models.split(",")}
+    rounds = sorted({sum(1 for p, k, _ in r["times"] if p == 0 and k == "small") for r in results.values()})
+    lines = [f"## Reference size against a controlled neighbour ({'/'.join(map(str, rounds))} rounds per phase, "
+             "quiet phases between)\n",
              "Slowdown: the phase's median over the quiet phases' median. Left: probe slowdown / reference "
              "slowdown, median over the probes (max/min over them); 1 means that reference's index divides the "
              "neighbour out of the probes.\n",
@@ -159,6 +171,16 @@ def main(argv=None) -> int:
                 f"{', '.join(f'{q[k]:.1f}' for k in pk)} | {load} | {s['small']:.2f} | {s['budget']:.2f} | "
                 f"{', '.join(f'{x:.2f}' for x in ps)} | {np.median(ls):.2f} ({ls.min():.2f}–{ls.max():.2f}) | "
                 f"{np.median(lb):.2f} ({lb.min():.2f}–{lb.max():.2f}) |")
+    miss = {"small": [], "budget": []}  # |log left| per model and neighbour: how far each index is off
+    for r in results.values():
+        pk = [k for k in r["quiet_ms"] if k.startswith("probe ")]
+        for s in r["slowdown"].values():
+            for ref in miss:
+                miss[ref].append(abs(math.log(float(np.median([s[k] for k in pk]) / s[ref]))))
+    lines.append(f"\nHow far each reference's slowdown is from the probes' (|log left|, over models and neighbours): "
+                 f"small median {np.median(miss['small']):.3f}, mean {np.mean(miss['small']):.3f}, max "
+                 f"{np.max(miss['small']):.3f}; budget-sized median {np.median(miss['budget']):.3f}, mean "
+                 f"{np.mean(miss['budget']):.3f}, max {np.max(miss['budget']):.3f}.")
     lines.append("\nProbes: " + "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in r["probes"].items())
                                            for name, r in results.items()))
     emit("\n".join(lines) + "\n", results, args.out)
