@@ -8,20 +8,23 @@ boundary.
 
 So `costlab run` and `costlab verify` measure a *pulse*: one fixed input (the
 reference, the same values every time) every few probes (`every`), in a worker of its own
-that only ever sees that input
-(`Subprocess.pulse`: a model can slow down as distinct shapes accumulate in the probes'
-worker, and that cost belongs to the probes, not to the machine). `costlab run` sizes
-the reference to the budget (`budget_reference`: the input on the space's diagonal costing
-about `REFERENCE_SHARE` of the latency budget), because a host's load does not slow every
-input alike: under a neighbour, a reference of about the boundary inputs' cost slows nearer
-to as they do than the space's geometric middle of a few milliseconds (median miss 0.07
-and 0.16 in log over two runs of `benchmarks/pulse_size.py`, against 0.23 and 0.21), and in
-the policies benchmark its index's level matched the boundary inputs' to within 4% for
-four of five models (`benchmarks/index_tracking.py`). `costlab.profile` given no sizes measures the space's
-geometric middle (`reference_sizes`). Its warm median over
-time is a machine-speed index: `index = running median of SMOOTH pulses / median pulse of the run`.
-Every probe gets the index
-interpolated at the moment it finished (`index`), `costlab.fit` fits times divided by it
+that only ever sees that input (`Subprocess.pulse`: a model can slow down as distinct
+shapes accumulate in the probes' worker, and that cost belongs to the probes, not to the
+machine).
+
+`costlab run` sizes the reference to the budget (`budget_reference`: the input on the
+space's diagonal costing about `REFERENCE_SHARE` of the latency budget), because a host's
+load does not slow every input alike. Under a neighbour, a reference of about the boundary
+inputs' cost slows nearer to as they do than the space's geometric middle of a few
+milliseconds (median miss 0.07 and 0.16 in log over two runs of
+`benchmarks/pulse_size.py`, against 0.23 and 0.21), and in the policies benchmark its
+index's level matched the boundary inputs' to within 4% for four of five models
+(`benchmarks/index_tracking.py`). `costlab.profile` given no sizes measures the space's
+geometric middle (`reference_sizes`).
+
+The reference's warm median over time is a machine-speed index:
+`index = running median of SMOOTH pulses / median pulse of the run`. Every probe gets the
+index interpolated at the moment it finished (`index`), `costlab.fit` fits times divided by it
 (cost at the run's median speed), and `costlab.synthesize` multiplies the time curves by
 the slow quantile of the index (`Speed.factor`, q = 0.95): the policy plans for the
 slowest stretch but one in twenty, and says so (`machine_speed` in the policy). Verify
