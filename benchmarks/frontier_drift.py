@@ -18,8 +18,12 @@ inside the policy's admitted region (seeded; at most 300 shapes when the cap is 
 Drift = (after / before in the first worker) / (after / before in the control), medians
 of the readings.
 
+With `--checkpoints 16,32,...` the inputs are read (own worker and control) at those shape
+counts too, on the way: where the drift starts.
+
 Run: .venv/bin/python benchmarks/frontier_drift.py RUNS/masked RUNS/attention ...
-     [--readings 5] [--shapes N] [--out benchmarks/results/frontier_drift.md]
+     [--readings 5] [--shapes N] [--checkpoints 16,32,48,64]
+     [--out benchmarks/results/frontier_drift.md]
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ def admitted_sizes(policy, n: int, avoid: list[dict], seed: int = 0) -> list[dic
     return out[:n]
 
 
-def one(run_dir: Path, readings: int, shapes: int | None) -> dict:
+def one(run_dir: Path, readings: int, shapes: int | None, checkpoints=()) -> dict:
     from costlab import adapters
     from costlab.isolation import Subprocess
     from costlab.policy import Policy
@@ -87,16 +91,22 @@ def one(run_dir: Path, readings: int, shapes: int | None) -> dict:
             ex.probe(x)
             ex.pulse(x)
         before, c_before = read()
-        ex.measure_kw = dict(min_repeats=1, max_repeats=1, time_budget_s=0.0)
-        for i, s in enumerate(others):
-            ex.probe(space.random_inputs(s, seed=i))
-        ex.measure_kw = timed
-        after, c_after = read()
-    drift = {k: (after[k] / before[k]) / (c_after[k] / c_before[k]) for k in xs}
+        sent, path = len(distinct), {}
+        for stop in sorted({c for c in checkpoints if len(distinct) < c < len(distinct) + len(others)}
+                           | {len(distinct) + len(others)}):
+            ex.measure_kw = dict(min_repeats=1, max_repeats=1, time_budget_s=0.0)
+            while sent < stop:
+                ex.probe(space.random_inputs(others[sent - len(distinct)], seed=sent))
+                sent += 1
+            ex.measure_kw = timed
+            after, c_after = read()
+            path[stop] = {k: (after[k] / before[k]) / (c_after[k] / c_before[k]) for k in xs}
+    drift = path[max(path)]
     return {"model": name, "max_distinct": cap, "shapes": len(distinct) + len(others), "inputs": inputs,
             "before_ms": {k: v * 1e3 for k, v in before.items()}, "after_ms": {k: v * 1e3 for k, v in after.items()},
             "control_before_ms": {k: v * 1e3 for k, v in c_before.items()},
-            "control_after_ms": {k: v * 1e3 for k, v in c_after.items()}, "drift": drift}
+            "control_after_ms": {k: v * 1e3 for k, v in c_after.items()}, "drift": drift,
+            "drift_by_shapes": {str(k): v for k, v in path.items()}}
 
 
 def main(argv=None) -> int:
@@ -104,9 +114,12 @@ def main(argv=None) -> int:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--readings", type=int, default=5)
     ap.add_argument("--shapes", type=int, default=None)
+    ap.add_argument("--checkpoints", default="",
+                    help="comma-separated shape counts at which to read the inputs too, on the way to the cap")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    results = [one(r, args.readings, args.shapes) for r in args.runs]
+    checkpoints = [int(c) for c in args.checkpoints.split(",") if c]
+    results = [one(r, args.readings, args.shapes, checkpoints) for r in args.runs]
     lines = ["## A policy's frontier after its distinct-shape cap, in one process (control: a worker seeing only "
              "these inputs)\n",
              "| model | max_distinct | shapes sent | input | sizes | before (ms) | after (ms) | control before → after (ms) "
@@ -116,6 +129,13 @@ def main(argv=None) -> int:
             lines.append(f"| {r['model']} | {r['max_distinct']} | {r['shapes']} | {k} | {json.dumps(s)} | "
                          f"{r['before_ms'][k]:.2f} | {r['after_ms'][k]:.2f} | {r['control_before_ms'][k]:.2f} → "
                          f"{r['control_after_ms'][k]:.2f} | {r['drift'][k]:.2f} |")
+    if checkpoints:
+        lines += ["\nDrift by distinct shapes taken (shapes: drift):\n", "| model | input | drift along the way |",
+                  "|---|---|---|"]
+        for r in results:
+            for k in r["inputs"]:
+                lines.append(f"| {r['model']} | {k} | " + ", ".join(
+                    f"{n}: {v[k]:.2f}" for n, v in r["drift_by_shapes"].items()) + " |")
     emit("\n".join(lines) + "\n", results, args.out)
     return 0
 

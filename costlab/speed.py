@@ -12,8 +12,8 @@ that only ever sees that input (`Subprocess.pulse`: a model can slow down as dis
 shapes accumulate in the probes' worker, and that cost belongs to the probes, not to the
 machine).
 
-`costlab run` sizes the reference to the budget (`budget_reference`: the input on the
-space's diagonal costing about `REFERENCE_SHARE` of the latency budget), because a host's
+`costlab run` sizes the reference to the budget (`budget_reference`: the largest input on
+the space's diagonal within `REFERENCE_SHARE` of the latency budget), because a host's
 load does not slow every input alike. Under a neighbour, a reference of about the boundary
 inputs' cost slows nearer to as they do than the space's geometric middle of a few
 milliseconds (median miss 0.07 and 0.16 in log over two runs of
@@ -86,10 +86,16 @@ def diagonal(space, t: float) -> dict:
 
 
 def budget_reference(measure, space, target_s: float, *, steps: int = REFERENCE_STEPS) -> tuple[dict, float]:
-    """The reference input sized to the latency budget: the point on the `diagonal` whose
-    warm median (`measure(inputs)`, a result row) is nearest `target_s`, by bisection over
-    `t`, with the reference's values (`PULSE_SEED`). Returns its sizes and that time
-    (`(sizes, nan)` when no measurement succeeded: then the sizes are the middle's).
+    """The reference input sized to the latency budget: the largest input on the `diagonal`
+    whose warm median (`measure(inputs)`, a result row) is within `target_s`, by bisection
+    over `t` in `steps` measurements, with the reference's values (`PULSE_SEED`). Returns its
+    sizes and that time; when every measured input is over `target_s` (or failed), the
+    smallest measured one that succeeded, and `(the middle's sizes, nan)` when none did.
+
+    The largest within, not the nearest in time: where the cost hardly changes along the
+    diagonal (every input far under the target), the nearest would be whichever reading
+    the host's noise made dearest, and two runs would pick different references; the
+    largest within is then the last step of the bisection, every time.
 
     Why: the index must move as the model's boundary inputs do, and a small input does not:
     against a neighbour this project controls (`benchmarks/pulse_size.py`), the space's
@@ -97,18 +103,21 @@ def budget_reference(measure, space, target_s: float, *, steps: int = REFERENCE_
     much as inputs of the boundary's cost, more under one load and less under another,
     while a reference of their cost missed by less (module docstring).
     """
-    lo, hi, best = 0.0, 1.0, None
+    lo, hi, within, over = 0.0, 1.0, None, None
     for _ in range(steps):
         t = (lo + hi) / 2
         sizes = diagonal(space, t)
         r = measure(space.random_inputs(sizes, seed=PULSE_SEED))
         s = float(r.get("wall_s_median") or 0.0) if r.get("status") == "ok" else math.inf
-        if s > 0 and math.isfinite(s) and (best is None or abs(math.log(s / target_s)) < abs(math.log(best[1] / target_s))):
-            best = (sizes, s)
-        lo, hi = (t, hi) if s < target_s else (lo, t)
-    if best is None:
-        return reference_sizes(space), math.nan
-    return best  # a range all under the target ends next to the largest input, all over it the smallest
+        if s <= target_s and s > 0:
+            within, lo = (sizes, s), t  # t only grows: the last within is the largest
+        else:
+            if math.isfinite(s) and s > 0:
+                over = (sizes, s)  # t only shrinks: the last over is the smallest
+            hi = t
+    if within is not None:
+        return within
+    return over if over is not None else (reference_sizes(space), math.nan)
 
 
 def is_pulse(table: pd.DataFrame) -> pd.Series:
