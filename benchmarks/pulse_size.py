@@ -8,8 +8,10 @@ swings reaching the model's large inputs only in part (conv, masked) or more tha
 
 For each model three isolated workers (`costlab.isolation.Subprocess`) run side by side:
 the *small* reference (the space's geometric middle, `costlab.speed.reference_sizes`),
-the *budget-sized* reference (the point on the diagonal from the smallest to the largest
-input, in log sizes, whose warm median is nearest `--target-ms`, found by bisection), and
+the *budget-sized* reference (`costlab.speed.budget_reference`, as `costlab run` sizes it:
+the largest input on the log diagonal within `--target-ms`, by bisection; the results of
+`a4e9508` and before took the diagonal input nearest it in time, at most one bisection
+step away), and
 the *probes*: inputs of about the same cost with other aspects (one dimension stretched
 to its maximum and the rest scaled down to match). Each round measures all of them; each
 phase has `--rounds` rounds. Per load phase, each input's slowdown is its phase median
@@ -41,26 +43,6 @@ HOGS = {"cpu": "while True: pass",
         "mem": "import numpy as np\na = np.ones(1 << 25); b = np.empty_like(a)\nwhile True: np.copyto(b, a)"}
 
 
-def diagonal(space, t: float) -> dict:
-    out = {}
-    for d in space.dims:
-        lo, hi = math.log(max(1, d.min)), math.log(max(1, d.max))
-        out[d.name] = int(min(d.max, max(d.min, round(math.exp(lo + t * (hi - lo))))))
-    return out
-
-
-def budget_sized(ex, space, target_s: float, seed: int, steps: int = 8) -> tuple[dict, float]:
-    lo, hi, best = 0.0, 1.0, None
-    for _ in range(steps):
-        t = (lo + hi) / 2
-        sizes = diagonal(space, t)
-        s = ex.probe(space.random_inputs(sizes, seed=seed))["wall_s_median"]
-        if best is None or abs(math.log(s / target_s)) < abs(math.log(best[1] / target_s)):
-            best = (sizes, s)
-        lo, hi = (t, hi) if s < target_s else (lo, t)
-    return best
-
-
 def stretched(ex, space, sizes: dict, cost_s: float, dim, seed: int, steps: int = 7) -> dict:
     """`dim` at its maximum and the other dimensions scaled down (one common log factor)
     until the cost is about `cost_s`."""
@@ -82,7 +64,7 @@ def stretched(ex, space, sizes: dict, cost_s: float, dim, seed: int, steps: int 
 def one(name: str, target_ms: float, rounds: int, hogs: list[int]) -> dict:
     from costlab import InputSpace, adapters
     from costlab.isolation import Subprocess
-    from costlab.speed import PULSE_SEED, reference_sizes
+    from costlab.speed import PULSE_SEED, budget_reference, reference_sizes
 
     adapter = adapters.load(f"zoo:{name}")
     space = InputSpace.from_model(adapter)
@@ -91,7 +73,7 @@ def one(name: str, target_ms: float, rounds: int, hogs: list[int]) -> dict:
     children = []
     try:
         small = reference_sizes(space)
-        big, big_s = budget_sized(big_ex, space, target_ms / 1e3, PULSE_SEED)
+        big, big_s = budget_reference(big_ex.probe, space, target_ms / 1e3)  # as `costlab run` sizes it
         probes = {"diagonal": big}
         for d in space.dims:
             if d.max > big[d.name]:

@@ -146,7 +146,8 @@ def test_run_measures_the_machine_speed_and_plans_for_its_slow_quantile(attentio
     ms = attention_run.policy.data["machine_speed"]
     # the reference is sized to the budget: on the asked space's diagonal, about half of 15 ms
     space = InputSpace.from_model(zoo_models["attention"]).with_bounds(batch=(2, 16), seq_len=(64, 1024))
-    assert any(ms["reference"] == speed.diagonal(space, k / 128) for k in range(129)), ms["reference"]
+    n = 2 ** speed.REFERENCE_STEPS  # the bisection's grid along the diagonal
+    assert any(ms["reference"] == speed.diagonal(space, k / n) for k in range(n + 1)), ms["reference"]
     assert ms["reference"] != speed.reference_sizes(space)  # not the geometric middle, {6, 256}
     assert 7.5e-3 / 3 < ms["reference_s"] < 7.5e-3 * 3, ms
     assert ms["pulses"] == len(pulses) and ms["factor"] >= 1
