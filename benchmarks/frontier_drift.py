@@ -7,16 +7,18 @@ that each take up to that many (`costlab.verify.ShapeCapped`), so what matters f
 policy is how much its *boundary* inputs slow down at that count. This script measures it
 on the run directories kept by `policies.py --keep RUNS`.
 
-For each run directory: the policy's worst admitted input, each dimension's edge point
+For each run directory, `costlab.drift.frontier_drift` (what `costlab run` now does before
+it writes the policy): the policy's worst admitted input and each dimension's edge point
 (`costlab.verify.edge_points`: that dimension at its maximum, the others as large as the
-joint budgets allow) and the run's speed reference (`machine_speed.reference`) are
-measured `--readings` times each in one fresh isolated worker, and alongside each reading
-in a second worker that sees only those inputs (the control: a stretch of the host between
-the two sets divides out). Then the first worker takes `max_distinct - 1 - inputs` more
-distinct shapes (`--shapes` overrides the count), one call each, drawn log-uniformly
-inside the policy's admitted region (seeded; at most 300 shapes when the cap is higher); then both workers measure the inputs again.
-Drift = (after / before in the first worker) / (after / before in the control), medians
-of the readings.
+joint budgets allow) are measured `--readings` times each in one fresh isolated worker,
+and alongside each reading in a second worker that sees only those inputs (the control: a
+stretch of the host between the two sets divides out). Then the first worker takes more
+distinct shapes up to `max_distinct` in all (`--shapes` overrides the count), one call
+each, drawn log-uniformly inside the policy's admitted region (seeded; at most 300 shapes
+when the cap is higher); then both workers measure the inputs again. Drift = (after /
+before in the first worker) / (after / before in the control), medians of the readings;
+the table ends with what `costlab run` would plan for from it. (Results before 2026-12-01
+evening also read the run's speed reference, with its own copy of this procedure.)
 
 With `--checkpoints 16,32,...` the inputs are read (own worker and control) at those shape
 counts too, on the way: where the drift starts.
@@ -33,80 +35,27 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
-
-#: Shapes sent when the policy's cap is higher (or absent) and `--shapes` is not given.
-MAX_SHAPES = 300
-
-
-def admitted_sizes(policy, n: int, avoid: list[dict], seed: int = 0) -> list[dict]:
-    import pandas as pd
-
-    region = policy.region()
-    dims = list(region.dims)
-    rng = np.random.default_rng(seed)
-    lo = np.log([max(1, region.lo[d]) for d in dims])
-    hi = np.log([max(1, region.hi[d]) for d in dims])
-    X = pd.DataFrame(np.rint(np.exp(rng.uniform(lo, hi, size=(100 * max(n, 1), len(dims))))).astype(int), columns=dims)
-    X = X[region.contains(X)].drop_duplicates()
-    seen = {tuple(a[d] for d in dims) for a in avoid}
-    out = [dict(zip(dims, map(int, row), strict=True)) for row in X.to_numpy() if tuple(row) not in seen]
-    return out[:n]
 
 
 def one(run_dir: Path, readings: int, shapes: int | None, checkpoints=()) -> dict:
     from costlab import adapters
-    from costlab.isolation import Subprocess
+    from costlab.drift import SHAPES, frontier_drift
     from costlab.policy import Policy
-    from costlab.speed import PULSE_SEED
-    from costlab.verify import edge_points
 
     policy = Policy.from_json(run_dir / "policy.json")
     name = policy.data["model"]["name"]
     adapter = adapters.load(f"zoo:{name}" if not name.startswith("zoo:") else name)
-    space = policy.space
-    inputs = {"worst admitted": {d: int(v) for d, v in policy.data["worst_admitted"]["sizes"].items()}}
-    inputs.update({f"{d} at max": s for d, s in edge_points(policy.region()).items()})
-    if policy.data.get("machine_speed"):
-        inputs["speed reference"] = {d: int(v) for d, v in policy.data["machine_speed"]["reference"].items()}
-    cap = (policy.data.get("shapes") or {}).get("max_distinct") or 100
-    n = shapes if shapes is not None else min(cap, MAX_SHAPES)
-    distinct = list({tuple(sorted(s.items())): s for s in inputs.values()}.values())
-    others = admitted_sizes(policy, max(0, n - len(distinct)), distinct)
-    xs = {k: space.random_inputs(s, seed=PULSE_SEED) for k, s in inputs.items()}
-    timed = dict(min_repeats=3, max_repeats=30, time_budget_s=0.2)
-    ex = Subprocess(adapter, memory_cap_mib=4096, timeout_s=120, **timed)
-
-    def read() -> tuple[dict, dict]:
-        own, ctl = {k: [] for k in xs}, {k: [] for k in xs}
-        for _ in range(readings):
-            for k, x in xs.items():
-                own[k].append(ex.probe(x)["wall_s_median"])
-                ctl[k].append(ex.pulse(x)["wall_s_median"])
-        return ({k: float(np.median(v)) for k, v in own.items()}, {k: float(np.median(v)) for k, v in ctl.items()})
-
-    with ex:
-        for x in xs.values():  # both workers started and warm
-            ex.probe(x)
-            ex.pulse(x)
-        before, c_before = read()
-        sent, path = len(distinct), {}
-        for stop in sorted({c for c in checkpoints if len(distinct) < c < len(distinct) + len(others)}
-                           | {len(distinct) + len(others)}):
-            ex.measure_kw = dict(min_repeats=1, max_repeats=1, time_budget_s=0.0)
-            while sent < stop:
-                ex.probe(space.random_inputs(others[sent - len(distinct)], seed=sent))
-                sent += 1
-            ex.measure_kw = timed
-            after, c_after = read()
-            path[stop] = {k: (after[k] / before[k]) / (c_after[k] / c_before[k]) for k in xs}
-    drift = path[max(path)]
-    return {"model": name, "max_distinct": cap, "shapes": len(distinct) + len(others), "inputs": inputs,
-            "before_ms": {k: v * 1e3 for k, v in before.items()}, "after_ms": {k: v * 1e3 for k, v in after.items()},
-            "control_before_ms": {k: v * 1e3 for k, v in c_before.items()},
-            "control_after_ms": {k: v * 1e3 for k, v in c_after.items()}, "drift": drift,
-            "drift_by_shapes": {str(k): v for k, v in path.items()}}
+    cap = (policy.data.get("shapes") or {}).get("max_distinct")
+    d = frontier_drift(adapter, policy, shapes=shapes if shapes is not None else min(cap or SHAPES, SHAPES),
+                       readings=readings, checkpoints=checkpoints,
+                       values=(policy.data.get("value_pattern") or {}).get("pattern", "random"))
+    ms = lambda v: {k: x * 1e3 for k, x in v.items()}  # noqa: E731
+    return {"model": name, "max_distinct": cap, "shapes": d.shapes, "inputs": d.inputs,
+            "before_ms": ms(d.before_s), "after_ms": ms(d.after_s), "control_before_ms": ms(d.control_before_s),
+            "control_after_ms": ms(d.control_after_s), "drift": d.ratio, "added_ms": ms(d.added_s),
+            "planned_ms": d.planned_s * 1e3, "median_ratio": d.median_ratio,
+            "drift_by_shapes": {str(k): v for k, v in d.path.items()}}
 
 
 def main(argv=None) -> int:
@@ -118,6 +67,8 @@ def main(argv=None) -> int:
                     help="comma-separated shape counts at which to read the inputs too, on the way to the cap")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
+    from costlab.drift import THRESHOLD
+
     checkpoints = [int(c) for c in args.checkpoints.split(",") if c]
     results = [one(r, args.readings, args.shapes, checkpoints) for r in args.runs]
     lines = ["## A policy's frontier after its distinct-shape cap, in one process (control: a worker seeing only "
@@ -136,6 +87,11 @@ def main(argv=None) -> int:
             for k in r["inputs"]:
                 lines.append(f"| {r['model']} | {k} | " + ", ".join(
                     f"{n}: {v[k]:.2f}" for n, v in r["drift_by_shapes"].items()) + " |")
+    lines += ["\nWhat `costlab run` would plan (`costlab.drift`: the largest added time when the median ratio "
+              f"over the frontier inputs is ≥ {THRESHOLD:g}; the speed reference is not a frontier input):\n",
+              "| model | median ratio | planned (ms) |", "|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['model']} | {r['median_ratio']:.2f} | {r['planned_ms']:.2f} |")
     emit("\n".join(lines) + "\n", results, args.out)
     return 0
 

@@ -65,7 +65,7 @@ def _run(args) -> subprocess.CompletedProcess:
 def _plain_share(name: str, out: Path) -> float:
     """The share of the space the run's policy would admit with plain-product joint budgets:
     the same cost models, budgets, machine speed and asked space (the model's own, as
-    `costlab run zoo:NAME` takes it), synthesised with `joint_offsets=False`."""
+    `costlab run zoo:NAME` takes it) and shape drift planned for, synthesised with `joint_offsets=False`."""
     import pandas as pd
 
     from costlab import adapters, speed
@@ -77,7 +77,8 @@ def _plain_share(name: str, out: Path) -> float:
     models = {t: CostModel.from_dict(d) for t, d in json.loads((out / "cost_models.json").read_text()).items()}
     space = InputSpace.from_model(adapters.load(f"zoo:{name}"))
     plain = synthesize(models, Budgets(**policy["budgets"]), space=space, joint_offsets=False,
-                       speed=speed.speed(pd.read_csv(out / "profile.csv")))
+                       speed=speed.speed(pd.read_csv(out / "profile.csv")),
+                       drift=(policy.get("shapes") or {}).get("drift"))
     return plain.data["admitted_fraction"]["policy"]
 
 
@@ -155,6 +156,11 @@ def main(argv=None) -> int:
         rows[-1]["speed"] = (f"{ms['quantiles']['p5']:.2f}–{ms['quantiles']['p95']:.2f} (max "
                              f"{ms['quantiles']['max']:.2f}) | {ms['factor']:.2f} | "
                              f"{sorted(idx)[len(idx) // 2]:.2f} (max {max(idx):.2f})" if ms and idx else "– | – | –")
+        sh = policy.get("shapes") or {}
+        dr = sh.get("drift")
+        rows[-1]["drift"] = (f"{sh.get('max_distinct') or '–'} | {dr['shapes']} | "
+                             + ", ".join(f"{k} {v:.2f}× ({dr['added_ms'][k]:+.1f} ms)" for k, v in dr["ratio"].items())
+                             + f" | {dr['median_ratio']:.2f} | {dr['planned_ms']:.2f}" if dr else "– | – | – | – | –")
         raw = {}
         if args.raw:
             w = _run(["verify", f"zoo:{name}", out / "policy.json", "--probes", args.probes, "--pulse", "0",
@@ -180,6 +186,12 @@ def main(argv=None) -> int:
               "| model | over the run: p5–p95 (max) | planned for (q = 0.95) | during verify: median (max) |",
               "|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['speed']} |" for r in rows if "speed" in r]
+    lines += ["", "### Shape drift (`costlab.drift`: the frontier after the shapes in one worker, against a control "
+              "worker; planned for when the median ratio is ≥ 1.25, by adding the largest added time to every time "
+              "curve)", "",
+              "| model | max_distinct | shapes sent | ratio (added time) per frontier input | median | planned (ms) |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['drift']} |" for r in rows if "drift" in r]
     head = "| model | limit | policy max | measured boundary | tightness | probes |"
     if args.raw:
         head += " raw: boundary | raw: tightness |"

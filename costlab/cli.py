@@ -108,6 +108,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--churn", type=_number(int, allow_zero=True), default=16,
                    help="distinct shapes sent to one fresh process to measure retracing and memory "
                         "growth per new shape (default 16; 0 skips it)")
+    r.add_argument("--drift-shapes", type=_number(int, allow_zero=True), default=300,
+                   help="read the policy's frontier before and after this many distinct shapes in one "
+                        "isolated worker (at most shapes.max_distinct) and plan for the time they add "
+                        "(drift.json, shapes.drift; default 300; 0 skips it)")
     r.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out: probes in its probes.jsonl are kept")
     r.add_argument("--pulse", type=_number(int, allow_zero=True), default=3,
@@ -194,7 +198,7 @@ def _cmd_run(args) -> int:
                  boundary=not args.no_boundary, backend=args.backend, joint=not args.no_joint,
                  joint_offsets=not args.plain_joint,
                  throughput_s=args.throughput_s, timeout_factor=args.timeout_factor, pulse=args.pulse,
-                 values=args.values)
+                 values=args.values, drift_shapes=args.drift_shapes)
     print(result.summary())
     return 0
 

@@ -23,9 +23,10 @@ import pandas as pd
 from .errors import PolicyError
 from .space import Dimension, InputSpace, InputSpec, ValueDomain
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 #: Versions this costlab reads (1.0 lacks the joint, request, serving and shapes sections).
-READS = ("1.0", "1.1", "1.2", "1.3", "1.4")  # 1.1 lacks machine_speed, 1.2 joint offsets, 1.3 value_pattern
+# 1.1 lacks machine_speed, 1.2 joint offsets, 1.3 value_pattern, 1.4 shapes.drift
+READS = ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5")
 
 
 def schema() -> dict:
@@ -362,16 +363,29 @@ def _costs_at(cost_models, X: pd.DataFrame) -> tuple[dict, dict]:
 def _worst(cost_models, bounded, budgets, region: _Region) -> tuple[float, dict, dict, dict]:
     """(largest ratio of upper bound to margin × budget over the region, the input where
     it is reached, predicted and upper costs there per target)."""
-    X = region.frontier()
-    upper = {t: m.upper(X) for t, m in bounded.items()}
-    ratio = np.zeros(len(X))
-    for t, u in upper.items():
-        key, scale = budgets.targets()[t]
-        ratio = np.maximum(ratio, u * scale / (getattr(budgets, key) * budgets.margin))
-    i = int(np.argmax(ratio))
-    at = {d: int(X.iloc[i][d]) for d in region.dims}
+    def largest(X):
+        ratio = np.zeros(len(X))
+        for t, m in bounded.items():
+            key, scale = budgets.targets()[t]
+            ratio = np.maximum(ratio, m.upper(X) * scale / (getattr(budgets, key) * budgets.margin))
+        i = int(np.argmax(ratio))
+        return float(ratio[i]), {d: int(X.iloc[i][d]) for d in region.dims}
+
+    best, at = largest(region.frontier())
+    # The frontier's log grid can step over the worst point of a joint budget with offsets
+    # (the maximum of b·s² on (b + 16)·s = J is at b = 16, between grid points): search
+    # again on the frontier of a sub-box around it (a subset of the region: all admitted).
+    for spread in (1.3, 1.05):
+        hi = {d: max(region.lo[d], min(region.hi[d], int(np.ceil(at[d] * spread)))) for d in region.dims}
+        lo = {d: min(hi[d], max(region.lo[d], int(np.floor(at[d] / spread)))) for d in region.dims}
+        local = _Region(region.dims, lo, hi, region.joint, region.offsets)
+        X = local.frontier()
+        if len(X):
+            r, a = largest(X)
+            if r > best:
+                best, at = r, a
     pred, up = _costs_at(cost_models, _frame(region.dims, at))
-    return float(ratio[i]), at, {t: float(v[0]) for t, v in pred.items()}, {t: float(v[0]) for t, v in up.items()}
+    return best, at, {t: float(v[0]) for t, v in pred.items()}, {t: float(v[0]) for t, v in up.items()}
 
 
 def worst_on_joint(cost_models, budgets, region: _Region, dims, jmax) -> dict:
@@ -416,7 +430,7 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
                measured_on: dict | None = None, extrapolate: float = 1.0, joint: bool = True,
                calibration: dict | None = None, churn: dict | None = None,
                throughput: dict | None = None, timeout_factor: float = 3.0, speed=None,
-               joint_offsets: bool = True, value_pattern: dict | None = None) -> Policy:
+               joint_offsets: bool = True, value_pattern: dict | None = None, drift: dict | None = None) -> Policy:
     """Choose the limits whose most expensive admitted input stays within budget.
 
     First a box: every dimension grows by the same fraction of its log range until the
@@ -469,6 +483,9 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
             "given"}`), recorded as `value_pattern`: verify and `costlab.testing` measure
             admitted inputs with the same values. Defaults to `None` (not recorded:
             random values).
+        drift: Shape drift on the frontier (`costlab.drift.Drift.to_dict()`): its
+            `planned_ms` is added to every time curve (before `speed.factor`) and the
+            readings are recorded as `shapes.drift`. Defaults to `None` (times as fitted).
 
     Returns:
         A validated `Policy`.
@@ -493,6 +510,12 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
         raise PolicyError(f"Expected `extrapolate` >= 1. Received: extrapolate={extrapolate!r}")
     if not timeout_factor >= 1:
         raise PolicyError(f"Expected `timeout_factor` >= 1. Received: timeout_factor={timeout_factor!r}")
+    added = float((drift or {}).get("planned_ms") or 0.0) / 1e3
+    if not added >= 0:
+        raise PolicyError(f"Expected `drift.planned_ms` >= 0. Received: {drift.get('planned_ms')!r}")
+    if added:
+        cost_models = {t: _Plus(m, added) if t.startswith("wall_s_") else m for t, m in cost_models.items()}
+        bounded = {t: cost_models[t] for t in bounded}
     if speed is not None:
         from .speed import Speed
 
@@ -585,8 +608,26 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
                                throughput, timeout_factor)
     shapes = _shapes(space, region, churn, data["serving"])
     if shapes:
+        if drift is not None:
+            shapes["drift"] = drift
         data["shapes"] = shapes
     return Policy(data)
+
+
+class _Plus:
+    """A time `CostModel` with `seconds` added to every call (shape drift)."""
+
+    def __init__(self, model, seconds: float):
+        self._model, self._seconds = model, float(seconds)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def predict(self, X):
+        return self._model.predict(X) + self._seconds
+
+    def upper(self, X, q=None):
+        return self._model.upper(X, q) + self._seconds
 
 
 class _AtSpeed:

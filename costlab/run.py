@@ -9,7 +9,8 @@ from pathlib import Path
 
 from . import plots
 from .curves import fit_profile_notes
-from .errors import CostlabError, FitError
+from .drift import SHAPES as DRIFT_SHAPES
+from .errors import CostlabError, FitError, PolicyError
 from .policy import Budgets, Policy, joint_expression, synthesize
 from .profile import Profile, profile
 from .refine import boundary as _boundary
@@ -41,6 +42,7 @@ class Run:
     churn: object = None  # costlab.churn.Churn, or None when not measured
     boundary: dict | None = None  # dimension -> {"limit", "boundary", "exact"}
     values: object = None  # costlab.worst.ValueScan, or None when the pattern was given
+    drift: object = None  # costlab.drift.Drift, or None when not measured
 
     def summary(self) -> str:
         b = self.policy.budgets
@@ -135,6 +137,8 @@ class Run:
                          f"hard caps (largest {worst['sizes']}, predicted over the {worst['over']} cap)")
         if self.churn is not None:
             lines.append(self.churn.summary())
+        if self.drift is not None:
+            lines.append(self.drift.summary())
         if self.profile.resumed:
             lines.append(f"resumed: {self.profile.resumed} probes taken from {self.out_dir}/probes.jsonl")
         lines.append(f"files: {self.out_dir}/policy.json, profile.csv, cost_models.json, plots/, report.html")
@@ -144,12 +148,12 @@ class Run:
 def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine: bool = True,
         resume: bool = False, settle: int = 1, churn: int = 16, boundary: bool = True, throughput_s: float = 3.0,
         joint: bool = True, timeout_factor: float = 3.0, pulse: int = PULSE_EVERY, joint_offsets: bool = True,
-        values: str = "auto", **profile_kw) -> Run:
+        values: str = "auto", drift_shapes: int = DRIFT_SHAPES, **profile_kw) -> Run:
     """Profile `model`, fit its cost curves, synthesise a policy and write them to `out_dir`.
 
     Writes `profile.csv` (one row per probe), `profile.json` (space, model, machine),
     `probes.jsonl` (each probe as it finished), `failures/` (the inputs of every failing
-    probe, `failures.jsonl` listing them), `churn.json`, `throughput.json`, `cost_models.json`
+    probe, `failures.jsonl` listing them), `churn.json`, `throughput.json`, `drift.json`, `cost_models.json`
     (`{target: CostModel.to_dict()}`), `policy.json`, `plots/*.png` and `report.html`
     (`costlab.report.write_report`).
 
@@ -194,6 +198,12 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             (a data-dependent loop's sponge inputs), else with random values; or one of
             `costlab.space.VALUE_PATTERNS` to measure with it. The policy records it
             (`value_pattern`). Defaults to `"auto"`.
+        drift_shapes: With shape churn measured in isolated workers, read the policy's
+            frontier before and after this many distinct shapes in one worker, at most
+            the policy's `shapes.max_distinct` (`costlab.drift.frontier_drift`, written to
+            `drift.json`): when it drifts (median ratio ≥ `costlab.drift.THRESHOLD`) the
+            policy is synthesised again with the added time on every time curve
+            (`shapes.drift`). `0` skips it. Defaults to `300`.
         **profile_kw: Passed to `profile`.
 
     Returns:
@@ -211,6 +221,7 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     if not resume:
         for old in (out / "failures").glob("*"):
             old.unlink()
+        (out / "drift.json").unlink(missing_ok=True)  # rewritten only when measured
     if not isinstance(pulse, int) or isinstance(pulse, bool) or pulse < 0:
         raise CostlabError(f"Expected a non-negative integer `pulse`. Received: pulse={pulse!r}")
     if pulse:  # one reference for every stage, so their pulses compare
@@ -293,8 +304,6 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
                          calibration=prof.calibration(), speed=_speed(prof.table), **synth_kw)
     (out / "cost_models.json").write_text(json.dumps({t: m.to_dict() for t, m in models.items()}, indent=2) + "\n")
     pol.to_json(out / "policy.json")  # written now, rewritten below with the serving figures
-    plots.save_all(prof, {t: m for t, m in models.items() if t not in ("wall_s_p95", "wall_s_p99")}, out / "plots",
-                   policy=pol)
     isolation = profile_kw.get("isolation", "inprocess")
     shape_churn = None
     if churn:
@@ -317,11 +326,34 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine, calibration=prof.calibration(),
                          speed=_speed(prof.table), churn=shape_churn.figures if shape_churn is not None else None, throughput=rate, **synth_kw)
         pol.to_json(out / "policy.json")
+    drift = None
+    if drift_shapes and shape_churn is not None and (isolation == "subprocess" or profile_kw.get("backend")):
+        from .drift import frontier_drift
+
+        cap = (pol.data.get("shapes") or {}).get("max_distinct")
+        drift = frontier_drift(adapter, pol, shapes=min(cap or drift_shapes, drift_shapes),
+                               seed=profile_kw.get("seed", 0), values=profile_kw["values"],
+                               memory_cap_mib=profile_kw.get("memory_cap_mib") or 4096,
+                               timeout_s=profile_kw.get("timeout_s") or 120.0, backend=profile_kw.get("backend"))
+        drift.save(out)
+        try:
+            pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
+                             calibration=prof.calibration(), speed=_speed(prof.table), churn=shape_churn.figures,
+                             throughput=rate, drift=drift.to_dict(), **synth_kw)
+        except PolicyError as exc:
+            (out / "policy.json").replace(out / "policy_without_drift.json")  # not a policy to deploy
+            raise PolicyError(f"{drift.summary()}; with that added, no input meets the budgets ({exc}). Lower "
+                              f"--drift-shapes to the distinct shapes one serving process will take (and restart "
+                              f"it after that many), or raise the budgets. The measurements are kept in {out}: "
+                              "profile.csv, drift.json, and the policy before drift as policy_without_drift.json") from None
+        pol.to_json(out / "policy.json")
+    plots.save_all(prof, {t: m for t, m in models.items() if t not in ("wall_s_p95", "wall_s_p99")}, out / "plots",
+                   policy=pol)
     from .report import write_report
 
     write_report(out)  # report.html: everything above in one self-contained file
     return Run(prof, models, pol, out, skipped, refined, _undetermined(prof, models, profile_kw), shape_churn,
-               found, found_values)
+               found, found_values, drift)
 
 
 def _reference(adapter, space, budgets, log: Path, resume: bool, profile_kw: dict) -> dict:

@@ -294,3 +294,33 @@ def test_within_margin_reads_latencies_at_a_scale_and_the_tail_only_when_budgete
     assert not b.within_margin(8.9, 8.9, 17.9, scale=1.02)  # 9.08 ms at the planned speed
     assert b.within_margin(8.9, 8.9, None)  # tail not measured
     assert Budgets(latency_ms=10, memory_mib=10).within_margin(8.9, 8.9, 500.0)  # tail not budgeted
+
+
+DRIFT_CHURN = {"shapes": 16, "retraced": 2, "new_shape_cold_over_warm": 3.0, "rss_growth_mib_per_new_shape": 1.0}
+
+
+def test_a_policy_planning_for_shape_drift_keeps_its_drifted_frontier_within_budget(models, tmp_path):
+    from costlab.drift import Drift
+
+    budgets = Budgets(latency_ms=20, memory_mib=64, margin=0.9)
+    plain = synthesize(models, budgets, space=SPACE, churn=DRIFT_CHURN)
+    ms = lambda *v: {f"input {i}": x / 1e3 for i, x in enumerate(v)}  # noqa: E731
+    d = Drift({"input 0": {}, "input 1": {}}, 100, 5, ms(10, 12), ms(15, 16), ms(10, 10), ms(10, 10))
+    pol = synthesize(models, budgets, space=SPACE, churn=DRIFT_CHURN, drift=d.to_dict())
+    assert pol.data["shapes"]["drift"]["planned_ms"] == pytest.approx(5.0)
+    assert "drift" not in plain.data["shapes"]
+    # every admitted input stays within budget with the drift added to its time; without
+    # planning for it, the policy admits inputs the drift takes over
+    X = _admitted_grid(pol)
+    assert (models["wall_s_median"].upper(X) * 1e3 + 5.0 <= 20 * 0.9 + 1e-9).all()
+    assert (models["wall_s_median"].upper(_admitted_grid(plain)) * 1e3 + 5.0 > 20 * 0.9).any()
+    worst = pol.data["worst_admitted"]
+    assert worst["upper"]["wall_s_median"] * 1e3 <= 18 + 1e-9
+    # round trip through the schema
+    pol.to_json(tmp_path / "policy.json")
+    again = Policy.from_json(tmp_path / "policy.json")
+    assert again.data["shapes"]["drift"] == pol.data["shapes"]["drift"]
+    assert again.data["schema_version"] == "1.5"
+    # a drift the smallest input cannot carry is a clear error, not a policy
+    with pytest.raises(PolicyError, match="cannot be met even by the smallest input"):
+        synthesize(models, budgets, space=SPACE, churn=DRIFT_CHURN, drift={**d.to_dict(), "planned_ms": 30.0})

@@ -1,0 +1,233 @@
+"""Shape drift: how much slower a policy's own frontier runs in a process that has taken many shapes.
+
+`costlab.churn` measures what a *new* shape costs (a retrace, retained memory). Some
+models also get slower on *every* call as distinct shapes accumulate in one process:
+`zoo:masked` runs its boundary inputs 1.5-2.6× slower after 98 shapes
+(`benchmarks/frontier_drift.py`), about 4 ms more per call whatever the input. A policy lets
+one process take `shapes.max_distinct` shapes, so it must plan for the frontier's time at
+that count, not in a fresh process.
+
+`frontier_drift` measures it: the policy's worst admitted input and each dimension's edge
+point (`costlab.verify.edge_points`) are read `readings` times in one fresh worker, and
+alongside each reading in a second worker that sees only those inputs (the control: a
+stretch of the host between the two sets divides out). The first worker then takes
+distinct admitted shapes (log-uniform over the policy's region, one call each) up to
+`shapes` in all, and both read the inputs again. Per input:
+
+- `ratio` = (after / before in the worker) / (after / before in the control);
+- `added_s` = after − before × (control after / control before): the time the shapes added.
+
+Drift is planned for when the median `ratio` over the inputs is at least `THRESHOLD`
+(single readings move ±15-20% on a shared host, so one input's reading alone decides
+nothing). The policy then adds the largest `added_s` to every time curve
+(`costlab.policy.synthesize(drift=...)`). An added time, not a factor: measured at the old
+frontier, it stays conservative as the limits come down whether the drift is a fixed cost
+per call (masked's is: +3.7 to +4.6 ms at inputs of 4 to 9 ms) or grows with the input
+(the smaller new frontier then drifts less than was added).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CostlabError
+
+#: Distinct shapes sent when the policy's cap is higher or absent.
+SHAPES = 300
+#: Median ratio over the frontier inputs from which a policy plans for drift.
+THRESHOLD = 1.25
+
+
+@dataclass
+class Drift:
+    """Readings of one drift check (seconds, medians of the readings per input)."""
+
+    inputs: dict  # label -> sizes
+    shapes: int  # distinct shapes the worker had taken when read again
+    readings: int
+    before_s: dict
+    after_s: dict
+    control_before_s: dict
+    control_after_s: dict
+    failed: int = 0  # probes that did not return a time (the shapes sent included)
+    threshold: float = THRESHOLD
+    notes: list = field(default_factory=list)
+    path: dict = field(default_factory=dict)  # shapes taken -> {label: ratio}, at the `checkpoints`
+
+    @property
+    def ratio(self) -> dict:
+        return {k: (self.after_s[k] / self.before_s[k]) / (self.control_after_s[k] / self.control_before_s[k])
+                for k in self.before_s}
+
+    @property
+    def added_s(self) -> dict:
+        return {k: self.after_s[k] - self.before_s[k] * self.control_after_s[k] / self.control_before_s[k]
+                for k in self.before_s}
+
+    @property
+    def median_ratio(self) -> float:
+        return float(np.median(list(self.ratio.values()))) if self.ratio else float("nan")
+
+    @property
+    def applies(self) -> bool:
+        return bool(self.ratio) and self.median_ratio >= self.threshold
+
+    @property
+    def planned_s(self) -> float:
+        """Seconds the policy adds to every time curve: the largest added time when drift
+        applies, else 0."""
+        return max(0.0, max(self.added_s.values())) if self.applies else 0.0
+
+    def to_dict(self) -> dict:
+        ms = lambda d: {k: round(v * 1e3, 4) for k, v in d.items()}  # noqa: E731
+        return {"shapes": self.shapes, "readings": self.readings, "threshold": self.threshold,
+                "inputs": self.inputs, "ratio": {k: round(v, 4) for k, v in self.ratio.items()},
+                "added_ms": ms(self.added_s), "median_ratio": round(self.median_ratio, 4),
+                "planned_ms": round(self.planned_s * 1e3, 4), "before_ms": ms(self.before_s),
+                "after_ms": ms(self.after_s), "control_before_ms": ms(self.control_before_s),
+                "control_after_ms": ms(self.control_after_s), "failed": self.failed, "notes": self.notes,
+                **({"path": {str(n): {k: round(v, 4) for k, v in r.items()} for n, r in self.path.items()}}
+                   if len(self.path) > 1 else {})}
+
+    def summary(self) -> str:
+        if not self.ratio:
+            return "shape drift: not measured (" + "; ".join(self.notes) + ")"
+        each = ", ".join(f"{k} {self.ratio[k]:.2f}× ({self.added_s[k] * 1e3:+.1f} ms)" for k in self.ratio)
+        verdict = (f"the policy adds {self.planned_s * 1e3:.2f} ms to every time curve" if self.applies else
+                   f"median {self.median_ratio:.2f}× < {self.threshold:g}: not planned for")
+        return f"shape drift after {self.shapes} distinct shapes in one process: {each}; {verdict}"
+
+    def save(self, out_dir) -> Path:
+        path = Path(out_dir) / "drift.json"
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+
+def admitted_sizes(policy, n: int, *, avoid=(), seed: int = 0) -> list[dict]:
+    """Up to `n` distinct admitted size dicts, log-uniform over the policy's region, none
+    in `avoid`."""
+    import pandas as pd
+
+    region = policy.region()
+    dims = list(region.dims)
+    rng = np.random.default_rng(seed)
+    lo = np.log([max(1, region.lo[d]) for d in dims])
+    hi = np.log([max(1, region.hi[d]) for d in dims])
+    X = pd.DataFrame(np.rint(np.exp(rng.uniform(lo, hi, size=(100 * max(n, 1), len(dims))))).astype(int),
+                     columns=dims)
+    X = X[region.contains(X)].drop_duplicates()
+    seen = {tuple(a[d] for d in dims) for a in avoid}
+    out = [dict(zip(dims, map(int, row), strict=True)) for row in X.to_numpy() if tuple(row) not in seen]
+    return out[:n]
+
+
+def frontier_inputs(policy) -> dict:
+    """The inputs a drift check reads: the worst admitted input and each dimension's edge
+    point, labelled (`"worst admitted"`, `"<dim> at max"`), duplicates dropped."""
+    from .verify import edge_points
+
+    out = {"worst admitted": {d: int(v) for d, v in policy.data["worst_admitted"]["sizes"].items()}}
+    for d, s in edge_points(policy.region()).items():
+        if s not in out.values():
+            out[f"{d} at max"] = s
+    return out
+
+
+def frontier_drift(model, policy, *, shapes: int | None = None, readings: int = 5, seed: int = 0,
+                   values: str | None = None, memory_cap_mib: float = 4096, timeout_s: float = 120.0,
+                   backend: str | None = None, time_budget_s: float = 0.2, checkpoints=()) -> Drift:
+    """Read the policy's frontier before and after `shapes` distinct shapes in one worker.
+
+    Args:
+        model: A Keras model or adapter (run in isolated workers: two of them).
+        policy: The `Policy` whose frontier and region are read.
+        shapes: Distinct shapes in all. Defaults to the policy's `shapes.max_distinct`,
+            at most `SHAPES` (300).
+        readings: Readings per input and phase, interleaved worker / control. Defaults to `5`.
+        seed: Seed of the shapes sent. Defaults to `0`.
+        values: Value pattern (`InputSpace.pattern_inputs`). Defaults to the policy's
+            `value_pattern`, else random values.
+        memory_cap_mib: Per-probe memory cap of each worker. Defaults to `4096`.
+        timeout_s: Per-probe timeout. Defaults to `120`.
+        backend: Keras backend of the workers. Defaults to `None`.
+        time_budget_s: Seconds of warm calls per reading. Defaults to `0.2`.
+        checkpoints: Shape counts at which to read on the way too (`Drift.path`: the
+            ratios there). Defaults to `()`.
+
+    Returns:
+        A `Drift`. Inputs that failed every reading are left out (and named in `notes`).
+    """
+    from .adapters import adapt
+    from .isolation import Subprocess
+    from .speed import PULSE_SEED
+
+    if not isinstance(readings, int) or isinstance(readings, bool) or readings < 1:
+        raise CostlabError(f"Expected a positive integer `readings`. Received: readings={readings!r}")
+    adapter = adapt(model)
+    space = policy.space
+    if values is None:
+        values = (policy.data.get("value_pattern") or {}).get("pattern", "random")
+    inputs = frontier_inputs(policy)
+    cap = (policy.data.get("shapes") or {}).get("max_distinct")
+    n = int(shapes) if shapes is not None else min(cap or SHAPES, SHAPES)
+    if n < 1:
+        raise CostlabError(f"Expected a positive `shapes`. Received: shapes={shapes!r}")
+    distinct = list({tuple(sorted(s.items())): s for s in inputs.values()}.values())
+    others = admitted_sizes(policy, max(0, n - len(distinct)), avoid=distinct, seed=seed)
+    xs = {k: space.pattern_inputs(s, seed=PULSE_SEED, values=values) for k, s in inputs.items()}
+    timed = dict(min_repeats=3, max_repeats=30, time_budget_s=time_budget_s)
+    ex = Subprocess(adapter, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,
+                    env={"KERAS_BACKEND": backend} if backend else None, **timed)
+    failed = 0
+
+    def time_of(row) -> float | None:
+        nonlocal failed
+        if row.get("status") != "ok" or not row.get("wall_s_median"):
+            failed += 1
+            return None
+        return float(row["wall_s_median"])
+
+    def read() -> tuple[dict, dict]:
+        own, ctl = {k: [] for k in xs}, {k: [] for k in xs}
+        for _ in range(readings):
+            for k, x in xs.items():
+                a, b = time_of(ex.probe(x)), time_of(ex.pulse(x))
+                if a is not None and b is not None:
+                    own[k].append(a)
+                    ctl[k].append(b)
+        return ({k: float(np.median(v)) for k, v in own.items() if v},
+                {k: float(np.median(v)) for k, v in ctl.items() if v})
+
+    notes, path = [], {}
+    with ex:
+        for x in xs.values():  # both workers started and warm at every input
+            ex.probe(x)
+            ex.pulse(x)
+        before, c_before = read()
+        sent = len(distinct)
+        stops = sorted({c for c in checkpoints if len(distinct) < c < len(distinct) + len(others)}
+                       | {len(distinct) + len(others)})
+        for stop in stops:
+            ex.measure_kw = dict(min_repeats=1, max_repeats=1, time_budget_s=0.0)
+            while sent < stop:
+                time_of(ex.probe(space.pattern_inputs(others[sent - len(distinct)], seed=seed + sent, values=values)))
+                sent += 1
+            ex.measure_kw = timed
+            after, c_after = read()
+            path[stop] = (after, c_after)
+    keep = [k for k in inputs if k in before and k in after]
+    lost = [k for k in inputs if k not in keep]
+    if lost:
+        notes.append(f"no time for {', '.join(lost)} (every reading failed)")
+    if len(others) < n - len(distinct):
+        notes.append(f"the region has only {len(distinct) + len(others)} distinct shapes to send")
+    pick = lambda d: {k: d[k] for k in keep}  # noqa: E731
+    out = Drift({k: inputs[k] for k in keep}, sent, readings, pick(before), pick(after), pick(c_before),
+                pick(c_after), failed=failed, notes=notes)
+    out.path = {stop: {k: (a[k] / before[k]) / (c[k] / c_before[k]) for k in keep if k in a and k in c}
+                for stop, (a, c) in path.items()}
+    return out

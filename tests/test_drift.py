@@ -1,0 +1,119 @@
+"""Shape drift: the frontier read after many shapes in one worker, and the policy planning for it."""
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import costlab
+from costlab import Policy, synthesize
+from costlab.adapters import CallableAdapter
+from costlab.drift import THRESHOLD, Drift, frontier_drift
+from costlab.space import Dimension, InputSpace, InputSpec, ValueDomain
+
+CHURN = {"shapes": 16, "retraced": 2, "new_shape_cold_over_warm": 3.0, "rss_growth_mib_per_new_shape": 1.0}
+
+
+def _drift(before_ms, after_ms, control=(10.0, 10.0)):
+    labels = [f"input {i}" for i in range(len(before_ms))]
+    s = lambda v: dict(zip(labels, (x / 1e3 for x in v), strict=True))  # noqa: E731
+    return Drift({k: {"batch": 1} for k in labels}, 100, 5, s(before_ms), s(after_ms),
+                 s([control[0]] * len(labels)), s([control[1]] * len(labels)))
+
+
+def test_drift_is_planned_for_from_the_median_ratio_with_the_largest_added_time():
+    d = _drift([4.0, 8.0, 10.0], [8.0, 12.0, 12.0])  # ratios 2, 1.5, 1.2: median 1.5
+    assert d.ratio["input 0"] == pytest.approx(2.0) and d.added_s["input 1"] == pytest.approx(4e-3)
+    assert d.applies and d.planned_s == pytest.approx(4e-3)  # the largest added time, not the median's
+    # a host stretch seen by both workers is not drift: the control divides it out
+    host = _drift([4.0, 8.0, 10.0], [6.0, 12.0, 15.0], control=(10.0, 15.0))
+    assert max(abs(r - 1) for r in host.ratio.values()) < 1e-9 and not host.applies and host.planned_s == 0
+    # one input over the threshold alone decides nothing (single readings move ±15-20%)
+    one = _drift([4.0, 8.0, 10.0], [8.0, 8.4, 10.2])
+    assert one.ratio["input 0"] > THRESHOLD and not one.applies and one.planned_s == 0
+    assert "not planned for" in one.summary() and "adds 4.00 ms" in d.summary()
+
+
+# A model that gets slower on every call as distinct shapes accumulate in its process (as
+# zoo:masked does, by a few ms after ~100 shapes): busy time of 2 µs per element plus
+# 20 µs per distinct shape seen. Busy waits, so the time follows the wall clock and the
+# control worker divides a host stretch out.
+DRIFTY = '''
+import time
+_seen = set()
+
+def _busy(s):
+    end = time.perf_counter() + s
+    while time.perf_counter() < end:
+        pass
+
+def model(inputs):
+    x = inputs["x"]
+    _seen.add(x.shape)
+    _busy(2e-6 * x.size + PER_SHAPE * len(_seen))
+    return x.sum()
+'''
+
+SMALL = InputSpace((InputSpec("x", "float32", ("batch", "seq_len"), ValueDomain("float", -1, 1)),),
+                   (Dimension("batch", 1, 8), Dimension("seq_len", 16, 256)))
+
+
+def _adapter(tmp_path, monkeypatch, name, per_shape):
+    (tmp_path / f"{name}.py").write_text(DRIFTY.replace("PER_SHAPE", repr(per_shape)))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the workers import it too
+    mod = __import__(name)
+    return CallableAdapter(mod.model, SMALL, ref=f"{name}:model")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux rlimits and /proc")
+def test_a_run_plans_for_the_drift_it_measures_in_a_real_worker(tmp_path, monkeypatch):
+    drifty = _adapter(tmp_path, monkeypatch, "drifty_model", 20e-6)
+    fast = dict(points=4, rounds=1, examples=0, min_repeats=3, probe_time_s=0.05, progress=False, settle=0,
+                refine=False, boundary=False, throughput_s=0, values="random", pulse=0, isolation="subprocess",
+                churn=8)
+    budgets = {"latency_ms": 3.0, "memory_mib": 512}
+    run = costlab.run(drifty, budgets, tmp_path / "run", drift_shapes=60, **fast)
+    d = run.drift
+    assert d is not None and d.shapes == 60
+    # 60 shapes at 20 µs: about 1.1 ms more than in a worker that saw only the frontier inputs
+    assert d.applies and 0.6e-3 < d.planned_s < 2.5e-3, d.to_dict()
+    on_disk = json.loads((tmp_path / "run" / "drift.json").read_text())
+    pol = Policy.from_json(tmp_path / "run" / "policy.json")
+    assert pol.data["shapes"]["drift"]["planned_ms"] == pytest.approx(on_disk["planned_ms"])
+    assert "shape drift after 60 distinct shapes" in run.summary()
+    # against the same fitted curves: every admitted input within budget with the drift
+    # added, and the policy without it admits inputs the drift takes over
+    from costlab.curves import fit_profile_notes
+
+    curves, _ = fit_profile_notes(run.profile)
+    plain = synthesize(curves, budgets, space=SMALL, churn=run.churn.figures)
+    added = d.planned_s * 1e3
+    assert (curves["wall_s_median"].upper(_grid(pol)) * 1e3 + added <= 3.0 * 0.9 + 1e-9).all()
+    assert (curves["wall_s_median"].upper(_grid(plain)) * 1e3 + added > 3.0 * 0.9).any()
+
+    # the same model without the per-shape cost, read on that policy: measured, not planned for
+    steady = _adapter(tmp_path, monkeypatch, "steady_model", 0.0)
+    calm = frontier_drift(steady, pol, shapes=60, time_budget_s=0.05)
+    assert not calm.applies and calm.planned_s == 0, calm.to_dict()
+
+    # a drift no input can carry within the budget: a clear error, the measurements kept
+    heavy = _adapter(tmp_path, monkeypatch, "heavy_model", 100e-6)  # 60 shapes: +6 ms against 3 ms
+    with pytest.raises(costlab.PolicyError, match="with that added, no input meets the budgets"):
+        costlab.run(heavy, budgets, tmp_path / "heavy", drift_shapes=60, **fast)
+    kept = tmp_path / "heavy"
+    assert (kept / "drift.json").is_file() and (kept / "profile.csv").is_file()
+    assert (kept / "policy_without_drift.json").is_file() and not (kept / "policy.json").exists()
+
+
+def _grid(pol):
+    b, s = np.meshgrid(np.arange(1, 9), np.arange(16, 257))
+    X = pd.DataFrame({"batch": b.ravel(), "seq_len": s.ravel()})
+    return X[pol.region().contains(X)]
+
+
+def test_frontier_drift_checks_its_arguments():
+    with pytest.raises(costlab.CostlabError, match="readings"):
+        frontier_drift(None, None, readings=0)
