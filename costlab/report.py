@@ -234,6 +234,18 @@ def _policy_fields(run: dict) -> list[str]:
                   html_table([(k, v) for k, v in (shapes.get("buckets") or {}).items()]
                              + [("max distinct shapes", shapes.get("max_distinct")),
                                 ("padded shapes", shapes.get("padded_shapes"))], ("dimension", "buckets"))]
+        drift = shapes.get("drift")
+        if drift:
+            verdict = (f"planned for: {drift['planned_ms']:g} ms added to every time curve" if drift["planned_ms"] else
+                       f"not planned for: median ratio {drift['median_ratio']:g} under {drift['threshold']:g}")
+            parts += [f"<h3>Shape drift after {drift['shapes']} distinct shapes in one process ({esc(verdict)})</h3>",
+                      html_table([(k, (drift.get("inputs") or {}).get(k), (drift.get("before_ms") or {}).get(k),
+                                   (drift.get("after_ms") or {}).get(k),
+                                   f"{(drift.get('control_before_ms') or {}).get(k)} → "
+                                   f"{(drift.get('control_after_ms') or {}).get(k)}", r, drift["added_ms"][k])
+                                  for k, r in drift["ratio"].items()],
+                                 ("frontier input", "sizes", "before (ms)", "after (ms)", "control before → after (ms)",
+                                  "ratio", "added (ms)"))]
     parts += ["<h3>Inputs</h3>",
               html_table([(n, s["dtype"], s["shape"], s.get("values")) for n, s in d["inputs"].items()],
                          ("input", "dtype", "shape", "values"))]

@@ -131,6 +131,21 @@ def test_failed_probes_are_listed_escaped_and_marked(tmp_path):
     assert "75 (3 failed)" in text
 
 
+def test_a_policy_s_shape_drift_is_tabled(tmp_path):
+    run = _copy(tmp_path)
+    pol = json.loads((run / "policy.json").read_text())
+    drift = {"shapes": 98, "readings": 5, "threshold": 1.25, "inputs": {"worst admitted": {"batch": 5, "seq_len": 723}},
+             "ratio": {"worst admitted": 1.46}, "added_ms": {"worst admitted": 5.71}, "median_ratio": 1.46,
+             "planned_ms": 5.71, "before_ms": {"worst admitted": 12.4}, "after_ms": {"worst admitted": 18.1},
+             "control_before_ms": {"worst admitted": 12.5}, "control_after_ms": {"worst admitted": 12.5}}
+    pol["schema_version"] = "1.5"
+    pol.setdefault("shapes", {"buckets": {}, "max_distinct": None, "reason": "r", "evidence": {}})["drift"] = drift
+    (run / "policy.json").write_text(json.dumps(pol))
+    text = write_report(run).read_text()
+    assert "Shape drift after 98 distinct shapes in one process (planned for: 5.71 ms added" in text
+    assert "worst admitted" in text and "5.71" in text and "12.5 → 12.5" in text
+
+
 def test_optional_files_may_be_missing(tmp_path):
     run = _copy(tmp_path)
     for f in ("policy.json", "churn.json", "throughput.json", "boundary.json"):
