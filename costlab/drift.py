@@ -86,7 +86,8 @@ class Drift:
         ms = lambda d: {k: round(v * 1e3, 4) for k, v in d.items()}  # noqa: E731
         return {"shapes": self.shapes, "readings": self.readings, "threshold": self.threshold,
                 "inputs": self.inputs, "ratio": {k: round(v, 4) for k, v in self.ratio.items()},
-                "added_ms": ms(self.added_s), "median_ratio": round(self.median_ratio, 4),
+                "added_ms": ms(self.added_s),
+                "median_ratio": round(self.median_ratio, 4) if self.ratio else None,
                 "planned_ms": round(self.planned_s * 1e3, 4), "before_ms": ms(self.before_s),
                 "after_ms": ms(self.after_s), "control_before_ms": ms(self.control_before_s),
                 "control_after_ms": ms(self.control_after_s), "failed": self.failed, "notes": self.notes,

@@ -347,6 +347,12 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
                               f"it after that many), or raise the budgets. The measurements are kept in {out}: "
                               "profile.csv, drift.json, and the policy before drift as policy_without_drift.json") from None
         pol.to_json(out / "policy.json")
+    elif drift_shapes and shape_churn is not None:
+        from .drift import Drift
+
+        drift = Drift({}, 0, 0, {}, {}, {}, {}, notes=[
+            "this run's probes ran in one process (isolation='inprocess'), and the check needs a fresh isolated "
+            "worker and a control: --isolation subprocess"])
     plots.save_all(prof, {t: m for t, m in models.items() if t not in ("wall_s_p95", "wall_s_p99")}, out / "plots",
                    policy=pol)
     from .report import write_report

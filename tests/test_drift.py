@@ -34,6 +34,11 @@ def test_drift_is_planned_for_from_the_median_ratio_with_the_largest_added_time(
     one = _drift([4.0, 8.0, 10.0], [8.0, 8.4, 10.2])
     assert one.ratio["input 0"] > THRESHOLD and not one.applies and one.planned_s == 0
     assert "not planned for" in one.summary() and "adds 4.00 ms" in d.summary()
+    # nothing read (every reading failed): nothing planned, and the record is valid JSON
+    empty = Drift({}, 100, 5, {}, {}, {}, {}, notes=["no time for worst admitted (every reading failed)"])
+    assert not empty.applies and empty.planned_s == 0 and empty.to_dict()["median_ratio"] is None
+    json.loads(json.dumps(empty.to_dict(), allow_nan=False))
+    assert "not measured (no time for worst admitted" in empty.summary()
 
 
 # A model that gets slower on every call as distinct shapes accumulate in its process (as

@@ -8,7 +8,7 @@ import pytest
 
 import costlab
 from costlab import InputSpace, Policy
-from costlab.policy import schema
+from costlab.policy import SCHEMA_VERSION, schema
 
 QUICK = dict(points=5, examples=3, min_repeats=3, max_repeats=10, probe_time_s=0.15, progress=False)
 # Sizes above TF's allocator step: under ~1 MiB score tensors the peak is one tensor, above it
@@ -28,6 +28,9 @@ def test_run_writes_every_file(attention_run):
     for name in ("profile.csv", "profile.json", "probes.jsonl", "cost_models.json", "policy.json", "churn.json"):
         assert (out / name).is_file(), name
     assert "shape churn (16 distinct shapes over seq_len" in attention_run.summary()
+    # measured in this process: no drift check, and the summary says why
+    assert "shape drift: not measured (this run's probes ran in one process" in attention_run.summary()
+    assert not (out / "drift.json").exists()
     plots = sorted(p.name for p in (out / "plots").glob("*.png"))
     assert "cost_peak_bytes_vs_seq_len.png" in plots and "cost_wall_s_median_vs_batch.png" in plots
     jsonschema.validate(json.loads((out / "policy.json").read_text()), schema())
@@ -68,7 +71,7 @@ def test_boundary_probes_bisect_from_the_corner(attention_run):
 
 def test_policy_has_request_serving_and_shape_sections(attention_run):
     d = attention_run.policy.data
-    assert d["schema_version"] == "1.4"
+    assert d["schema_version"] == SCHEMA_VERSION == "1.5"
     assert d["request"]["max_payload_bytes"] > 0 and d["request"]["timeout_ms"] > 0
     s = d["serving"]
     assert s["max_concurrency"] >= 1 and s["container_memory_mib"] > s["baseline_rss_mib"]
