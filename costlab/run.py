@@ -342,9 +342,9 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
                              throughput=rate, drift=drift.to_dict(), **synth_kw)
         except PolicyError as exc:
             (out / "policy.json").replace(out / "policy_without_drift.json")  # not a policy to deploy
-            raise PolicyError(f"{drift.summary()}; with that added, no input meets the budgets ({exc}). Lower "
-                              f"--drift-shapes to the distinct shapes one serving process will take (and restart "
-                              f"it after that many), or raise the budgets. The measurements are kept in {out}: "
+            raise PolicyError(f"{drift.summary()}; with that added, no input meets the budgets ({exc}). Raise the "
+                              "budgets; or, if each serving process is restarted after fewer distinct shapes, "
+                              f"measure at that count (--drift-shapes N). The measurements are kept in {out}: "
                               "profile.csv, drift.json, and the policy before drift as policy_without_drift.json") from None
         pol.to_json(out / "policy.json")
     elif drift_shapes and shape_churn is not None:
