@@ -49,6 +49,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from costlab.drift import THRESHOLD
 from costlab.policy import joint_expression
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,8 +188,8 @@ def main(argv=None) -> int:
               "|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['speed']} |" for r in rows if "speed" in r]
     lines += ["", "### Shape drift (`costlab.drift`: the frontier after the shapes in one worker, against a control "
-              "worker; planned for when the median ratio is ≥ 1.25, by adding the largest added time to every time "
-              "curve)", "",
+              f"worker; planned for when the median ratio is ≥ {THRESHOLD:g}, by adding the largest added time to "
+              "every time curve)", "",
               "| model | max_distinct | shapes sent | ratio (added time) per frontier input | median | planned (ms) |",
               "|---|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['drift']} |" for r in rows if "drift" in r]

@@ -2,8 +2,8 @@
 
 `costlab.churn` measures what a *new* shape costs (a retrace, retained memory). Some
 models also get slower on *every* call as distinct shapes accumulate in one process:
-`zoo:masked` runs its boundary inputs 1.5-2.6× slower after 98 shapes
-(`benchmarks/frontier_drift.py`), about 4 ms more per call whatever the input. A policy lets
+`zoo:masked` runs its boundary inputs 1.5-2.6× slower after 98 shapes, 3.7-4.6 ms more per
+call at inputs of 4 to 9 ms (`benchmarks/frontier_drift.py`). A policy lets
 one process take `shapes.max_distinct` shapes, so it must plan for the frontier's time at
 that count, not in a fresh process.
 
@@ -22,8 +22,11 @@ Drift is planned for when the median `ratio` over the inputs is at least `THRESH
 nothing). The policy then adds the largest `added_s` to every time curve
 (`costlab.policy.synthesize(drift=...)`). An added time, not a factor: measured at the old
 frontier, it stays conservative as the limits come down whether the drift is a fixed cost
-per call (masked's is: +3.7 to +4.6 ms at inputs of 4 to 9 ms) or grows with the input
-(the smaller new frontier then drifts less than was added).
+per call or grows with the input (the smaller new frontier then drifts less than was
+added). It is not conservative for a drift that a frontier already small does not show:
+in the second policies run (`benchmarks/results/policies_run2.md`) masked's check read
+1.03 at frontier inputs of 3.5-6.8 ms while verify's capped workers found its limit 2.77×
+past the boundary.
 """
 
 from __future__ import annotations

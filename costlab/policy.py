@@ -513,17 +513,16 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
     added = float((drift or {}).get("planned_ms") or 0.0) / 1e3
     if not added >= 0:
         raise PolicyError(f"Expected `drift.planned_ms` >= 0. Received: {drift.get('planned_ms')!r}")
-    if added:
-        cost_models = {t: _Plus(m, added) if t.startswith("wall_s_") else m for t, m in cost_models.items()}
-        bounded = {t: cost_models[t] for t in bounded}
+    factor = 1.0
     if speed is not None:
         from .speed import Speed
 
         speed = Speed.from_dict(speed) if isinstance(speed, dict) else speed
         if not isinstance(speed, Speed) or not speed.factor >= 1:
             raise PolicyError(f"Expected a costlab.speed.Speed with factor >= 1 for `speed`. Received: {speed!r}")
-        cost_models = {t: _AtSpeed(m, speed.factor) if t.startswith("wall_s_") else m
-                       for t, m in cost_models.items()}
+        factor = speed.factor
+    if added or speed is not None:
+        cost_models = {t: _Timed(m, factor, added) if t.startswith("wall_s_") else m for t, m in cost_models.items()}
         bounded = {t: cost_models[t] for t in bounded}
     dims = space.dim_names
     lo = {d.name: d.min for d in space.dims}
@@ -614,36 +613,21 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
     return Policy(data)
 
 
-class _Plus:
-    """A time `CostModel` with `seconds` added to every call (shape drift)."""
+class _Timed:
+    """A time `CostModel` as planned for: `(predict + seconds) × factor`, and the same for
+    `upper` (`seconds`: shape drift per call; `factor`: the slow machine speed)."""
 
-    def __init__(self, model, seconds: float):
-        self._model, self._seconds = model, float(seconds)
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
-
-    def predict(self, X):
-        return self._model.predict(X) + self._seconds
-
-    def upper(self, X, q=None):
-        return self._model.upper(X, q) + self._seconds
-
-
-class _AtSpeed:
-    """A time `CostModel` at a slower machine speed: `predict` and `upper` times `factor`."""
-
-    def __init__(self, model, factor: float):
-        self._model, self._factor = model, float(factor)
+    def __init__(self, model, factor: float = 1.0, seconds: float = 0.0):
+        self._model, self._factor, self._seconds = model, float(factor), float(seconds)
 
     def __getattr__(self, name):
         return getattr(self._model, name)
 
     def predict(self, X):
-        return self._model.predict(X) * self._factor
+        return (self._model.predict(X) + self._seconds) * self._factor
 
     def upper(self, X, q=None):
-        return self._model.upper(X, q) * self._factor
+        return (self._model.upper(X, q) + self._seconds) * self._factor
 
 
 def _joint(space, dims, lo, cap, free, box, ratio, fitted=None):
