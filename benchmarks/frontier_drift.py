@@ -23,8 +23,15 @@ evening also read the run's speed reference, with its own copy of this procedure
 With `--checkpoints 16,32,...` the inputs are read (own worker and control) at those shape
 counts too, on the way: where the drift starts.
 
+With `--repeats N` the whole check is made N times per run directory, each in two fresh
+workers with its own seed (0, 1, ...): how far one check's verdict can move from one check
+to the next. `--stream uniform,verify` makes it with each way of picking the shapes sent
+(`frontier_drift(stream=...)`: log-uniform over the region, what `costlab run` sends; or
+the stream `costlab verify` sends, frontier points and Hypothesis draws). The last table
+sets each check beside the one the run itself made (its `drift.json`).
+
 Run: .venv/bin/python benchmarks/frontier_drift.py RUNS/masked RUNS/attention ...
-     [--readings 5] [--shapes N] [--checkpoints 16,32,48,64]
+     [--readings 5] [--shapes N] [--checkpoints 16,32,48,64] [--repeats 1] [--stream uniform]
      [--out benchmarks/results/frontier_drift.md]
 """
 
@@ -38,7 +45,8 @@ from pathlib import Path
 from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
 
 
-def one(run_dir: Path, readings: int, shapes: int | None, checkpoints=()) -> dict:
+def one(run_dir: Path, readings: int, shapes: int | None, checkpoints=(), seed: int = 0,
+        stream: str = "uniform") -> dict:
     from costlab import adapters
     from costlab.drift import SHAPES, frontier_drift
     from costlab.policy import Policy
@@ -48,14 +56,20 @@ def one(run_dir: Path, readings: int, shapes: int | None, checkpoints=()) -> dic
     adapter = adapters.load(f"zoo:{name}" if not name.startswith("zoo:") else name)
     cap = (policy.data.get("shapes") or {}).get("max_distinct")
     d = frontier_drift(adapter, policy, shapes=shapes if shapes is not None else min(cap or SHAPES, SHAPES),
-                       readings=readings, checkpoints=checkpoints,
+                       readings=readings, checkpoints=checkpoints, seed=seed, stream=stream,
                        values=(policy.data.get("value_pattern") or {}).get("pattern", "random"))
     ms = lambda v: {k: x * 1e3 for k, x in v.items()}  # noqa: E731
-    return {"model": name, "max_distinct": cap, "shapes": d.shapes, "inputs": d.inputs,
+    return {"model": name, "run": str(run_dir), "seed": seed, "stream": stream, "max_distinct": cap, "shapes": d.shapes, "inputs": d.inputs,
             "before_ms": ms(d.before_s), "after_ms": ms(d.after_s), "control_before_ms": ms(d.control_before_s),
             "control_after_ms": ms(d.control_after_s), "drift": d.ratio, "added_ms": ms(d.added_s),
             "planned_ms": d.planned_s * 1e3, "median_ratio": d.median_ratio,
             "drift_by_shapes": {str(k): v for k, v in d.path.items()}}
+
+
+def _median(v) -> float:
+    import numpy as np
+
+    return float(np.median(v))
 
 
 def main(argv=None) -> int:
@@ -65,33 +79,51 @@ def main(argv=None) -> int:
     ap.add_argument("--shapes", type=int, default=None)
     ap.add_argument("--checkpoints", default="",
                     help="comma-separated shape counts at which to read the inputs too, on the way to the cap")
+    ap.add_argument("--repeats", type=int, default=1, help="checks per run directory, seeds 0..N-1")
+    ap.add_argument("--stream", default="uniform", help="comma-separated: uniform, verify")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     from costlab.drift import THRESHOLD
 
     checkpoints = [int(c) for c in args.checkpoints.split(",") if c]
-    results = [one(r, args.readings, args.shapes, checkpoints) for r in args.runs]
+    results = [one(r, args.readings, args.shapes, checkpoints, seed, stream) for r in args.runs
+               for stream in args.stream.split(",") for seed in range(args.repeats)]
     lines = ["## A policy's frontier after its distinct-shape cap, in one process (control: a worker seeing only "
              "these inputs)\n",
-             "| model | max_distinct | shapes sent | input | sizes | before (ms) | after (ms) | control before → after (ms) "
-             "| drift |", "|---|---|---|---|---|---|---|---|---|"]
+             "| model | stream | seed | max_distinct | shapes sent | input | sizes | before (ms) | after (ms) "
+             "| control before → after (ms) | drift |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         for k, s in r["inputs"].items():
-            lines.append(f"| {r['model']} | {r['max_distinct']} | {r['shapes']} | {k} | {json.dumps(s)} | "
+            lines.append(f"| {r['model']} | {r['stream']} | {r['seed']} | {r['max_distinct']} | {r['shapes']} | {k} | "
+                         f"{json.dumps(s)} | "
                          f"{r['before_ms'][k]:.2f} | {r['after_ms'][k]:.2f} | {r['control_before_ms'][k]:.2f} → "
                          f"{r['control_after_ms'][k]:.2f} | {r['drift'][k]:.2f} |")
     if checkpoints:
-        lines += ["\nDrift by distinct shapes taken (shapes: drift):\n", "| model | input | drift along the way |",
-                  "|---|---|---|"]
+        lines += ["\nDrift by distinct shapes taken (shapes: drift):\n",
+                  "| model | stream | seed | input | drift along the way |", "|---|---|---|---|---|"]
         for r in results:
             for k in r["inputs"]:
-                lines.append(f"| {r['model']} | {k} | " + ", ".join(
+                lines.append(f"| {r['model']} | {r['stream']} | {r['seed']} | {k} | " + ", ".join(
                     f"{n}: {v[k]:.2f}" for n, v in r["drift_by_shapes"].items()) + " |")
     lines += ["\nWhat `costlab run` would plan (`costlab.drift`: the largest added time when the median ratio "
               f"over the frontier inputs is ≥ {THRESHOLD:g}; the speed reference is not a frontier input):\n",
-              "| model | median ratio | planned (ms) |", "|---|---|---|"]
+              "| model | check | median ratio | own worker after / before (median over inputs) "
+              "| control after / before | planned (ms) |", "|---|---|---|---|---|---|"]
+    runs_seen = []
     for r in results:
-        lines.append(f"| {r['model']} | {r['median_ratio']:.2f} | {r['planned_ms']:.2f} |")
+        if r["run"] not in runs_seen:  # the check the run itself made, when it kept one
+            runs_seen.append(r["run"])
+            kept = Path(r["run"]) / "drift.json"
+            if kept.exists():
+                k = json.loads(kept.read_text())
+                own = _median([k["after_ms"][i] / k["before_ms"][i] for i in k["before_ms"]])
+                ctl = _median([k["control_after_ms"][i] / k["control_before_ms"][i] for i in k["before_ms"]])
+                lines.append(f"| {r['model']} | in the run (drift.json) | {k['median_ratio']:.2f} | {own:.2f} | "
+                             f"{ctl:.2f} | {k['planned_ms']:.2f} |")
+        own = _median([r["after_ms"][i] / r["before_ms"][i] for i in r["before_ms"]])
+        ctl = _median([r["control_after_ms"][i] / r["control_before_ms"][i] for i in r["before_ms"]])
+        lines.append(f"| {r['model']} | {r['stream']}, seed {r['seed']} | {r['median_ratio']:.2f} | {own:.2f} | "
+                     f"{ctl:.2f} | {r['planned_ms']:.2f} |")
     emit("\n".join(lines) + "\n", results, args.out)
     return 0
 

@@ -11,8 +11,11 @@ that count, not in a fresh process.
 point (`costlab.verify.edge_points`) are read `readings` times in one fresh worker, and
 alongside each reading in a second worker that sees only those inputs (the control: a
 stretch of the host between the two sets divides out). The first worker then takes
-distinct admitted shapes (log-uniform over the policy's region, one call each) up to
-`shapes` in all, and both read the inputs again. Per input:
+distinct admitted shapes, one call each, up to `shapes` in all, and both read the inputs
+again. The shapes are drawn log-uniformly over the policy's region (`admitted_sizes`), or
+with `stream="verify"` taken from the stream `costlab.verify` sends (`stream_sizes`: the
+region's frontier points and Hypothesis draws moved onto the region, alternately).
+Per input:
 
 - `ratio` = (after / before in the worker) / (after / before in the control);
 - `added_s` = after − before × (control after / control before): the time the shapes added.
@@ -129,6 +132,33 @@ def admitted_sizes(policy, n: int, *, avoid=(), seed: int = 0) -> list[dict]:
     return out[:n]
 
 
+def stream_sizes(policy, n: int, *, avoid=(), seed: int = 0) -> list[dict]:
+    """Up to `n` distinct admitted size dicts, none in `avoid`, from the stream `verify`
+    measures (`costlab.verify.admitted_stream`: frontier points and Hypothesis draws moved
+    onto the region, taken alternately so both kinds come early), topped up with
+    log-uniform ones (`admitted_sizes`) when the stream has fewer distinct shapes."""
+    from itertools import chain, zip_longest
+
+    from .verify import admitted_stream
+
+    dims = list(policy.space.dim_names)
+    key = lambda s: tuple(int(s[d]) for d in dims)  # noqa: E731
+    rows = admitted_stream(policy, 2 * max(n, 1), seed=seed)
+    kinds = [[s for k, s, _ in rows if k == kind] for kind in ("frontier", "hypothesis")]
+    seen, out = {key(a) for a in avoid}, []
+    for s in chain.from_iterable(zip_longest(*kinds)):
+        if s is not None and key(s) not in seen and len(out) < n:
+            seen.add(key(s))
+            out.append({d: int(s[d]) for d in dims})
+    if len(out) < n:
+        out += admitted_sizes(policy, n - len(out), avoid=[dict(zip(dims, k, strict=True)) for k in seen], seed=seed)
+    return out
+
+
+#: How `frontier_drift(stream=...)` picks the shapes it sends.
+STREAMS = {"uniform": admitted_sizes, "verify": stream_sizes}
+
+
 def frontier_inputs(policy) -> dict:
     """The inputs a drift check reads: the worst admitted input and each dimension's edge
     point, labelled (`"worst admitted"`, `"<dim> at max"`), duplicates dropped."""
@@ -143,7 +173,8 @@ def frontier_inputs(policy) -> dict:
 
 def frontier_drift(model, policy, *, shapes: int | None = None, readings: int = 5, seed: int = 0,
                    values: str | None = None, memory_cap_mib: float = 4096, timeout_s: float = 120.0,
-                   backend: str | None = None, time_budget_s: float = 0.2, checkpoints=()) -> Drift:
+                   backend: str | None = None, time_budget_s: float = 0.2, checkpoints=(),
+                   stream: str = "uniform") -> Drift:
     """Read the policy's frontier before and after `shapes` distinct shapes in one worker.
 
     Args:
@@ -161,6 +192,9 @@ def frontier_drift(model, policy, *, shapes: int | None = None, readings: int = 
         time_budget_s: Seconds of warm calls per reading. Defaults to `0.2`.
         checkpoints: Shape counts at which to read on the way too (`Drift.path`: the
             ratios there). Defaults to `()`.
+        stream: The shapes sent: `"uniform"` (log-uniform over the region, `admitted_sizes`)
+            or `"verify"` (verify's frontier points and Hypothesis draws, `stream_sizes`).
+            Defaults to `"uniform"`.
 
     Returns:
         A `Drift`. Inputs that failed every reading are left out (and named in `notes`).
@@ -181,7 +215,9 @@ def frontier_drift(model, policy, *, shapes: int | None = None, readings: int = 
     if n < 1:
         raise CostlabError(f"Expected a positive `shapes`. Received: shapes={shapes!r}")
     distinct = list({tuple(sorted(s.items())): s for s in inputs.values()}.values())
-    others = admitted_sizes(policy, max(0, n - len(distinct)), avoid=distinct, seed=seed)
+    if stream not in STREAMS:
+        raise CostlabError(f"Expected `stream` in {list(STREAMS)}. Received: stream={stream!r}")
+    others = STREAMS[stream](policy, max(0, n - len(distinct)), avoid=distinct, seed=seed)
     xs = {k: space.pattern_inputs(s, seed=PULSE_SEED, values=values) for k, s in inputs.items()}
     timed = dict(min_repeats=3, max_repeats=30, time_budget_s=time_budget_s)
     ex = Subprocess(adapter, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,

@@ -165,6 +165,27 @@ def edge_points(region, dims=None) -> dict:
     return out
 
 
+def admitted_stream(policy: Policy, n: int, *, seed: int = 0) -> list[tuple[str, dict, dict | None]]:
+    """The admitted inputs `verify` measures after its named points, in its order: `n - n // 2`
+    frontier points of the region (`Region.frontier(n=32)`, drawn without replacement),
+    then Hypothesis draws from the whole input space moved onto the region (clipped per
+    axis and scaled down per joint budget, so most land on its frontier). Rows are
+    `(kind, sizes, inputs)`: `inputs` is the drawn (cut) input for `"hypothesis"` rows and
+    `None` for `"frontier"` rows, which are built with the policy's value pattern. The
+    drift check (`costlab.drift.frontier_drift`) sends the same stream's shapes."""
+    space, region = policy.space, policy.region()
+    dims = space.dim_names
+    frontier = region.frontier(n=32)
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(frontier), size=min(n - n // 2, len(frontier)), replace=False) if n > 0 else []
+    out = [("frontier", {d: int(frontier.iloc[i][d]) for d in dims}, None) for i in picks]
+    for inp in strategies.draw_examples(strategies.from_input_space(space), max(0, n - len(out)), seed=seed):
+        s = space.sizes_of(inp)
+        t = region.onto(s)
+        out.append(("hypothesis", t, space.cut(inp, t) if t != s else inp))
+    return out
+
+
 def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness: bool = True,
            steps: int = 8, search_factor: float = 4.0, isolation: str = "subprocess",
            memory_cap_mib: float = 4096, timeout_s: float = 120.0, min_repeats: int = 3,
@@ -239,20 +260,11 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
     worst = region.onto({d: worst.get(d, region.hi[d]) for d in dims})
     edges = edge_points(region, dims)
     named = [("worst", worst), ("floor", dict(region.lo))] + [(f"edge:{d}", s) for d, s in edges.items()]
-    rng = np.random.default_rng(seed)
-    rest = max(0, probes - len(named))
-    frontier = region.frontier(n=32)
-    picks = rng.choice(len(frontier), size=min(rest - rest // 2, len(frontier)), replace=False) if rest else []
     # The values the policy's curves were measured with (`value_pattern`, the scan's worst),
     # for every input verify builds itself; Hypothesis's draws bring random and other values.
     values = (policy.data.get("value_pattern") or {}).get("pattern", "random")
     points = [(k, s, space.pattern_inputs(s, seed=seed + i, values=values)) for i, (k, s) in enumerate(named)]
-    points += [("frontier", {d: int(frontier.iloc[i][d]) for d in dims}, None) for i in picks]
-    drawn = strategies.draw_examples(strategies.from_input_space(space), probes - len(points), seed=seed)
-    for inp in drawn:
-        s = space.sizes_of(inp)
-        t = region.onto(s)
-        points.append(("hypothesis", t, space.cut(inp, t) if t != s else inp))
+    points += admitted_stream(policy, max(0, probes - len(points)), seed=seed)
     b = policy.budgets
     kw = dict(min_repeats=min_repeats, max_repeats=max(min_repeats, 50), time_budget_s=probe_time_s)
     if isolation == "inprocess" and backend is None:

@@ -10,7 +10,14 @@ import pytest
 import costlab
 from costlab import Policy, synthesize
 from costlab.adapters import CallableAdapter
-from costlab.drift import THRESHOLD, Drift, frontier_drift
+from costlab.drift import (
+    THRESHOLD,
+    Drift,
+    admitted_sizes,
+    frontier_drift,
+    frontier_inputs,
+    stream_sizes,
+)
 from costlab.space import Dimension, InputSpace, InputSpec, ValueDomain
 
 CHURN = {"shapes": 16, "retraced": 2, "new_shape_cold_over_warm": 3.0, "rss_growth_mib_per_new_shape": 1.0}
@@ -122,3 +129,33 @@ def _grid(pol):
 def test_frontier_drift_checks_its_arguments():
     with pytest.raises(costlab.CostlabError, match="readings"):
         frontier_drift(None, None, readings=0)
+
+
+def test_the_shapes_sent_are_distinct_admitted_and_either_spread_or_verify_s():
+    from costlab import CostModel
+    from costlab.verify import admitted_stream
+
+    b, q = np.meshgrid([1, 2, 4, 8], [16, 32, 64, 128, 256])
+    X = pd.DataFrame({"batch": b.ravel(), "seq_len": q.ravel()})
+    pol = synthesize({"wall_s_median": CostModel(target="wall_s_median").fit(X, 1e-4 + 1e-7 * X.batch * X.seq_len)},
+                     {"latency_ms": 0.5, "memory_mib": 512}, space=SMALL)
+    avoid = list(frontier_inputs(pol).values())
+    key = lambda s: (s["batch"], s["seq_len"])  # noqa: E731
+    region = pol.region()
+    for pick in (admitted_sizes, stream_sizes):
+        got = pick(pol, 150, avoid=avoid, seed=3)
+        frame = pd.DataFrame(got)
+        assert len(got) == 150 and len({key(s) for s in got}) == 150, pick.__name__
+        assert region.contains(frame).all() and not {key(s) for s in got} & {key(s) for s in avoid}
+    # verify's stream: its frontier points and its (moved) Hypothesis draws, alternately
+    got = stream_sizes(pol, 20, seed=3)
+    rows = admitted_stream(pol, 40, seed=3)
+    kinds = {key(s): k for k, s, _ in reversed(rows)}
+    assert {kinds.get(key(s)) for s in got[:6]} == {"frontier", "hypothesis"}
+    # log-uniform shapes spread over the region; verify's sit mostly on its frontier
+    on_edge = lambda ss: np.mean([not region.contains(pd.DataFrame([{"batch": s["batch"] + 1,  # noqa: E731
+                                                                     "seq_len": int(s["seq_len"] * 1.1) + 1}]))[0]
+                                  for s in ss])
+    assert on_edge(stream_sizes(pol, 100, seed=3)) > on_edge(admitted_sizes(pol, 100, seed=3))
+    with pytest.raises(costlab.CostlabError, match="stream"):
+        frontier_drift(CallableAdapter(lambda inputs: 0, SMALL), pol, stream="edges")
