@@ -14,7 +14,7 @@ joint budgets allow) are measured `--readings` times each in one fresh isolated 
 and alongside each reading in a second worker that sees only those inputs (the control: a
 stretch of the host between the two sets divides out). Then the first worker takes more
 distinct shapes up to `max_distinct` in all (`--shapes` overrides the count), one call
-each, drawn log-uniformly inside the policy's admitted region (seeded; at most 300 shapes
+each, from the stream `costlab verify` sends (`--stream`, below; seeded; at most 300 shapes
 when the cap is higher); then both workers measure the inputs again. Drift = (after /
 before in the first worker) / (after / before in the control), medians of the readings;
 the table ends with what `costlab run` would plan for from it. (Results before 2026-12-01
@@ -26,12 +26,13 @@ counts too, on the way: where the drift starts.
 With `--repeats N` the whole check is made N times per run directory, each in two fresh
 workers with its own seed (0, 1, ...): how far one check's verdict can move from one check
 to the next. `--stream uniform,verify` makes it with each way of picking the shapes sent
-(`frontier_drift(stream=...)`: log-uniform over the region, what `costlab run` sends; or
-the stream `costlab verify` sends, frontier points and Hypothesis draws). The last table
+(`frontier_drift(stream=...)`: the stream `costlab verify` sends, frontier points and
+Hypothesis draws, what `costlab run` sends; or log-uniform over the region, what it sent
+before). The last table
 sets each check beside the one the run itself made (its `drift.json`).
 
 Run: .venv/bin/python benchmarks/frontier_drift.py RUNS/masked RUNS/attention ...
-     [--readings 5] [--shapes N] [--checkpoints 16,32,48,64] [--repeats 1] [--stream uniform]
+     [--readings 5] [--shapes N] [--checkpoints 16,32,48,64] [--repeats 1] [--stream verify]
      [--out benchmarks/results/frontier_drift.md]
 """
 
@@ -46,7 +47,7 @@ from _output import emit  # benchmarks/_output.py: run as a script, its folder i
 
 
 def one(run_dir: Path, readings: int, shapes: int | None, checkpoints=(), seed: int = 0,
-        stream: str = "uniform") -> dict:
+        stream: str = "verify") -> dict:
     from costlab import adapters
     from costlab.drift import SHAPES, frontier_drift
     from costlab.policy import Policy
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoints", default="",
                     help="comma-separated shape counts at which to read the inputs too, on the way to the cap")
     ap.add_argument("--repeats", type=int, default=1, help="checks per run directory, seeds 0..N-1")
-    ap.add_argument("--stream", default="uniform", help="comma-separated: uniform, verify")
+    ap.add_argument("--stream", default="verify", help="comma-separated: verify, uniform")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     from costlab.drift import THRESHOLD
