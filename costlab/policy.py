@@ -360,6 +360,10 @@ def _costs_at(cost_models, X: pd.DataFrame) -> tuple[dict, dict]:
     return pred, upper
 
 
+#: Regions with at most this many integer inputs are searched input by input (`_worst`).
+EXHAUSTIVE = 4096
+
+
 def _worst(cost_models, bounded, budgets, region: _Region) -> tuple[float, dict, dict, dict]:
     """(largest ratio of upper bound to margin × budget over the region, the input where
     it is reached, predicted and upper costs there per target)."""
@@ -371,6 +375,17 @@ def _worst(cost_models, bounded, budgets, region: _Region) -> tuple[float, dict,
         i = int(np.argmax(ratio))
         return float(ratio[i]), {d: int(X.iloc[i][d]) for d in region.dims}
 
+    sizes = [region.hi[d] - region.lo[d] + 1 for d in region.dims]
+    if int(np.prod(sizes, dtype=float)) <= EXHAUSTIVE:
+        # Few enough integer inputs to read every admitted one: a bound calibrated locally
+        # (`CostModel.upper_factors`) need not grow along the frontier, nor be largest on it.
+        axes = [np.arange(region.lo[d], region.hi[d] + 1) for d in region.dims]
+        X = pd.DataFrame(np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1), columns=region.dims)
+        X = X[region.contains(X)].reset_index(drop=True)
+        if len(X):
+            best, at = largest(X)
+            pred, up = _costs_at(cost_models, _frame(region.dims, at))
+            return best, at, {t: float(v[0]) for t, v in pred.items()}, {t: float(v[0]) for t, v in up.items()}
     best, at = largest(region.frontier())
     # The frontier's log grid can step over the worst point of a joint budget with offsets
     # (the maximum of b·s² on (b + 16)·s = J is at b = 16, between grid points): search
