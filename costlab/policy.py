@@ -364,6 +364,19 @@ def _costs_at(cost_models, X: pd.DataFrame) -> tuple[dict, dict]:
 EXHAUSTIVE = 4096
 
 
+def _count(region: _Region) -> float:
+    """Integer inputs in `region`'s per-axis box."""
+    return float(np.prod([region.hi[d] - region.lo[d] + 1 for d in region.dims], dtype=float))
+
+
+def _every_input(region: _Region) -> pd.DataFrame:
+    """Every admitted integer input of a small region: where a bound calibrated locally
+    (`CostModel.upper_factors`) need not grow along the frontier, nor peak on it."""
+    axes = [np.arange(region.lo[d], region.hi[d] + 1) for d in region.dims]
+    X = pd.DataFrame(np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1), columns=region.dims)
+    return X[region.contains(X)].reset_index(drop=True)
+
+
 def _worst(cost_models, bounded, budgets, region: _Region) -> tuple[float, dict, dict, dict]:
     """(largest ratio of upper bound to margin × budget over the region, the input where
     it is reached, predicted and upper costs there per target)."""
@@ -375,22 +388,13 @@ def _worst(cost_models, bounded, budgets, region: _Region) -> tuple[float, dict,
         i = int(np.argmax(ratio))
         return float(ratio[i]), {d: int(X.iloc[i][d]) for d in region.dims}
 
-    sizes = [region.hi[d] - region.lo[d] + 1 for d in region.dims]
-    if int(np.prod(sizes, dtype=float)) <= EXHAUSTIVE:
-        # Few enough integer inputs to read every admitted one: a bound calibrated locally
-        # (`CostModel.upper_factors`) need not grow along the frontier, nor be largest on it.
-        axes = [np.arange(region.lo[d], region.hi[d] + 1) for d in region.dims]
-        X = pd.DataFrame(np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1), columns=region.dims)
-        X = X[region.contains(X)].reset_index(drop=True)
-        if len(X):
-            best, at = largest(X)
-            pred, up = _costs_at(cost_models, _frame(region.dims, at))
-            return best, at, {t: float(v[0]) for t, v in pred.items()}, {t: float(v[0]) for t, v in up.items()}
-    best, at = largest(region.frontier())
+    every = _every_input(region) if _count(region) <= EXHAUSTIVE else None
+    every = every if every is not None and len(every) else None
+    best, at = largest(region.frontier() if every is None else every)
     # The frontier's log grid can step over the worst point of a joint budget with offsets
     # (the maximum of b·s² on (b + 16)·s = J is at b = 16, between grid points): search
     # again on the frontier of a sub-box around it (a subset of the region: all admitted).
-    for spread in (1.3, 1.05):
+    for spread in (1.3, 1.05) if every is None else ():
         hi = {d: max(region.lo[d], min(region.hi[d], int(np.ceil(at[d] * spread)))) for d in region.dims}
         lo = {d: min(hi[d], max(region.lo[d], int(np.floor(at[d] / spread)))) for d in region.dims}
         local = _Region(region.dims, lo, hi, region.joint, region.offsets)
