@@ -324,3 +324,58 @@ def test_a_policy_planning_for_shape_drift_keeps_its_drifted_frontier_within_bud
     # a drift the smallest input cannot carry is a clear error, not a policy
     with pytest.raises(PolicyError, match="cannot be met even by the smallest input"):
         synthesize(models, budgets, space=SPACE, churn=DRIFT_CHURN, drift={**d.to_dict(), "planned_ms": 30.0})
+
+
+class _Bumped:
+    """A cost model whose bound has a local bump at one interior input, as a bound
+    calibrated locally (`CostModel.upper_factors`) may: it does not peak on the frontier."""
+
+    def __init__(self, model, at: dict, height: float):
+        self._model, self._at, self._height = model, at, height
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def upper(self, X, q=None):
+        d2 = sum((np.asarray(X[d], float) - v) ** 2 / w for (d, v), w in zip(self._at.items(), (0.3, 0.5), strict=True))
+        return self._model.upper(X) * (1 + self._height * np.exp(-d2))
+
+
+def test_a_small_region_is_searched_input_by_input_where_the_bound_peaks_off_the_frontier(models, monkeypatch):
+    """A CI run admitted batch 6, seq_len 57 at 2.709 ms against 2.7 allowed, while the
+    frontier's grid read its worst at 2.689 at (7, 48): a locally calibrated bound need not
+    peak on the frontier. A region of at most `EXHAUSTIVE` inputs is read input by input: it
+    finds a bump between the grid's points, and every input the policy admits stays within
+    margin × budget. The frontier search alone reads that region within budget."""
+    from costlab import policy as P
+
+    space = InputSpace(SPACE.inputs, (Dimension("batch", 1, 8), Dimension("seq_len", 8, 64)))
+    bump = {"batch": 3, "seq_len": 42}  # between the grid's seq_len 40 and 44
+    bumped = {"wall_s_median": _Bumped(models["wall_s_median"], bump, 0.6),
+              "peak_bytes": models["peak_bytes"]}
+    b, s = np.meshgrid(np.arange(1, 9), np.arange(8, 65))
+    every = pd.DataFrame({"batch": b.ravel(), "seq_len": s.ravel()})
+    region = P._Region(("batch", "seq_len"), {"batch": 1, "seq_len": 8}, {"batch": 8, "seq_len": 64})
+    # the frontier's grid steps over the bump; a budget between the two binds only there
+    grid = region.frontier()
+    assert not ((grid.batch == bump["batch"]) & (grid.seq_len == bump["seq_len"])).any()
+    on_grid = bumped["wall_s_median"].upper(grid).max() * 1e3
+    at_bump = bumped["wall_s_median"].upper(pd.DataFrame([bump]))[0] * 1e3
+    assert at_bump > on_grid * 1.3, (at_bump, on_grid)
+    budgets = Budgets(latency_ms=(on_grid + at_bump) / 2 / 0.9, memory_mib=64, margin=0.9)
+
+    def over(pol):  # admitted inputs whose bound is past margin × budget
+        X = every[pol.region().contains(every)]
+        return X[bumped["wall_s_median"].upper(X) * 1e3 > budgets.latency_ms * 0.9 + 1e-9]
+
+    ratio, at, _, up = P._worst(bumped, bumped, budgets, region)
+    assert at == bump, at
+    assert up["wall_s_median"] > models["wall_s_median"].upper(pd.DataFrame([at]))[0] * 1.5
+    pol = synthesize(bumped, budgets, space=space)
+    assert over(pol).empty, over(pol)
+    assert pol.data["worst_admitted"]["budget_fraction"] <= 0.9 + 1e-9
+    # the frontier search alone (its sub-box refinement goes round the grid's worst, far
+    # from the bump) reads the region within budget
+    monkeypatch.setattr(P, "EXHAUSTIVE", 0)
+    missed, at, _, _ = P._worst(bumped, bumped, budgets, region)
+    assert missed <= 1 < ratio and at != bump, (missed, ratio, at)
