@@ -112,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="read the policy's frontier before and after this many distinct shapes in one "
                         "isolated worker (at most shapes.max_distinct) and plan for the time they add "
                         "(drift.json, shapes.drift; default 300; 0 skips it)")
+    r.add_argument("--drift-checks", type=_number(int), default=2,
+                   help="drift checks made, each in its own pair of workers: the largest reading is kept "
+                        "(one check can read far under the drift; default 2)")
     r.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out: probes in its probes.jsonl are kept")
     r.add_argument("--pulse", type=_number(int, allow_zero=True), default=3,
@@ -198,7 +201,8 @@ def _cmd_run(args) -> int:
                  boundary=not args.no_boundary, backend=args.backend, joint=not args.no_joint,
                  joint_offsets=not args.plain_joint,
                  throughput_s=args.throughput_s, timeout_factor=args.timeout_factor, pulse=args.pulse,
-                 values=args.values, drift_shapes=args.drift_shapes)
+                 values=args.values, drift_shapes=args.drift_shapes,
+                 drift_checks=args.drift_checks)
     print(result.summary())
     return 0
 

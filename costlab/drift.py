@@ -30,11 +30,14 @@ nothing). The policy then adds the largest `added_s` to every time curve
 (`costlab.policy.synthesize(drift=...)`). An added time, not a factor: measured at the old
 frontier, it stays conservative as the limits come down whether the drift is a fixed cost
 per call or grows with the input (the smaller new frontier then drifts less than was
-added). One check can still miss: in the second policies run
-(`benchmarks/results/policies_run2.md`) masked's check inside `costlab run` read 1.03 (its
-worker 1.17× slower, the control 1.14×) while verify's capped workers found its limit 2.77×
-past the boundary; six checks made afterwards on that same policy, standalone, all read
-1.45 or more. Why that one read so little is not known.
+added). One check can miss: in the second policies run
+(`benchmarks/results/policies_5bc6e91.md`) masked's check inside `costlab run` read 1.03
+(its worker 1.17× slower, the control 1.14×) while verify's capped workers found its limit
+2.77× past the boundary; six checks made afterwards on that same policy, standalone, all
+read 1.45 or more. Across those checks the worker's own slowdown moved 1.3-1.9× and the
+control's ±15-30%: one check is one draw of a noisy reading. So `costlab run` makes
+`CHECKS` (2) of them, each in its own pair of workers with shapes of its own, and keeps
+the larger (`checked_drift`).
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ from .errors import CostlabError
 
 #: Distinct shapes sent when the policy's cap is higher or absent.
 SHAPES = 300
+#: Checks a run makes (`checked_drift`), each in its own pair of workers: the largest reading is kept.
+CHECKS = 2
 #: Median ratio over the frontier inputs from which a policy plans for drift.
 THRESHOLD = 1.25
 
@@ -68,6 +73,7 @@ class Drift:
     threshold: float = THRESHOLD
     notes: list = field(default_factory=list)
     path: dict = field(default_factory=dict)  # shapes taken -> {label: ratio}, at the `checkpoints`
+    checks: list = field(default_factory=list)  # every check's figures when several were made (`checked_drift`)
 
     @property
     def ratio(self) -> dict:
@@ -103,7 +109,8 @@ class Drift:
                 "after_ms": ms(self.after_s), "control_before_ms": ms(self.control_before_s),
                 "control_after_ms": ms(self.control_after_s), "failed": self.failed, "notes": self.notes,
                 **({"path": {str(n): {k: round(v, 4) for k, v in r.items()} for n, r in self.path.items()}}
-                   if len(self.path) > 1 else {})}
+                   if len(self.path) > 1 else {}),
+                **({"checks": self.checks} if len(self.checks) > 1 else {})}
 
     def summary(self) -> str:
         if not self.ratio:
@@ -111,7 +118,12 @@ class Drift:
         each = ", ".join(f"{k} {self.ratio[k]:.2f}× ({self.added_s[k] * 1e3:+.1f} ms)" for k in self.ratio)
         verdict = (f"the policy adds {self.planned_s * 1e3:.2f} ms to every time curve" if self.applies else
                    f"median {self.median_ratio:.2f}× < {self.threshold:g}: not planned for")
-        return f"shape drift after {self.shapes} distinct shapes in one process: {each}; {verdict}"
+        of = ""
+        if len(self.checks) > 1:
+            read = ", ".join(f"{c['median_ratio']:.2f}" if c["median_ratio"] is not None else "none"
+                             for c in self.checks)
+            of = f" (the largest of {len(self.checks)} checks' medians: {read})"
+        return f"shape drift after {self.shapes} distinct shapes in one process{of}: {each}; {verdict}"
 
     def save(self, out_dir) -> Path:
         path = Path(out_dir) / "drift.json"
@@ -276,3 +288,39 @@ def frontier_drift(model, policy, *, shapes: int | None = None, readings: int = 
     out.path = {stop: {k: (a[k] / before[k]) / (c[k] / c_before[k]) for k in keep if k in a and k in c}
                 for stop, (a, c) in path.items()}
     return out
+
+
+def checked_drift(model, policy, *, checks: int = CHECKS, seed: int = 0, **kw) -> Drift:
+    """`checks` drift checks (`frontier_drift`), each in a fresh pair of workers with shapes
+    of its own (seeds `seed`, `seed + 1`, ...): the check with the largest median ratio,
+    with every check's figures in `Drift.checks`.
+
+    One check can read far under the drift: on one masked policy a run's check read 1.03
+    while six made afterwards read 1.45-1.83 (`benchmarks/results/frontier_drift_repeats.md`),
+    the worker's own slowdown moving 1.3-1.9× between checks and the control ±15-30%. A
+    missed drift lets the policy admit inputs the drifted process takes past the budget; a
+    drift read where there is none adds a small fixed time to the curves. So the larger
+    reading is kept. Where no drift was planned for, the checks read under the 1.25 threshold
+    by a margin: attention 0.88-1.10 in the eight made on its policies, recurrent, conv, mlp
+    and sponge 0.86-1.18 in two policies runs.
+
+    Args:
+        model: See `frontier_drift`.
+        policy: See `frontier_drift`.
+        checks: Checks to make. Defaults to `CHECKS` (2).
+        seed: Seed of the first check's shapes. Defaults to `0`.
+        **kw: Passed to `frontier_drift`.
+
+    Returns:
+        The kept `Drift`, its `checks` listing each check's `seed`, `median_ratio`,
+        `planned_ms` and `ratio`.
+    """
+    if not isinstance(checks, int) or isinstance(checks, bool) or checks < 1:
+        raise CostlabError(f"Expected a positive integer `checks`. Received: checks={checks!r}")
+    made = [frontier_drift(model, policy, seed=seed + i, **kw) for i in range(checks)]
+    key = lambda d: d.median_ratio if d.ratio else -np.inf  # noqa: E731
+    kept = max(made, key=key)
+    kept.checks = [{"seed": seed + i, "median_ratio": round(d.median_ratio, 4) if d.ratio else None,
+                    "planned_ms": round(d.planned_s * 1e3, 4), "ratio": {k: round(v, 4) for k, v in d.ratio.items()},
+                    "kept": d is kept} for i, d in enumerate(made)]
+    return kept

@@ -238,6 +238,10 @@ def _policy_fields(run: dict) -> list[str]:
         if drift:
             verdict = (f"planned for: {drift['planned_ms']:g} ms added to every time curve" if drift["planned_ms"] else
                        f"not planned for: median ratio {drift['median_ratio']:g} under {drift['threshold']:g}")
+            checks = drift.get("checks") or []
+            if len(checks) > 1:
+                verdict += (f"; the largest of {len(checks)} checks' median ratios: "
+                            + ", ".join("none" if c["median_ratio"] is None else f"{c['median_ratio']:g}" for c in checks))
             parts += [f"<h3>Shape drift after {drift['shapes']} distinct shapes in one process ({esc(verdict)})</h3>",
                       html_table([(k, (drift.get("inputs") or {}).get(k), (drift.get("before_ms") or {}).get(k),
                                    (drift.get("after_ms") or {}).get(k),

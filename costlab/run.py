@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import plots
 from .curves import fit_profile_notes
+from .drift import CHECKS as DRIFT_CHECKS
 from .drift import SHAPES as DRIFT_SHAPES
 from .errors import CostlabError, FitError, PolicyError
 from .policy import Budgets, Policy, joint_expression, synthesize
@@ -148,7 +149,8 @@ class Run:
 def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine: bool = True,
         resume: bool = False, settle: int = 1, churn: int = 16, boundary: bool = True, throughput_s: float = 3.0,
         joint: bool = True, timeout_factor: float = 3.0, pulse: int = PULSE_EVERY, joint_offsets: bool = True,
-        values: str = "auto", drift_shapes: int = DRIFT_SHAPES, **profile_kw) -> Run:
+        values: str = "auto", drift_shapes: int = DRIFT_SHAPES, drift_checks: int = DRIFT_CHECKS,
+        **profile_kw) -> Run:
     """Profile `model`, fit its cost curves, synthesise a policy and write them to `out_dir`.
 
     Writes `profile.csv` (one row per probe), `profile.json` (space, model, machine),
@@ -204,6 +206,9 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             `drift.json`): when it drifts (median ratio ≥ `costlab.drift.THRESHOLD`) the
             policy is synthesised again with the added time on every time curve
             (`shapes.drift`). `0` skips it. Defaults to `300`.
+        drift_checks: Drift checks made, each in its own pair of workers; the largest
+            reading is kept (`costlab.drift.checked_drift`: one check can read far under
+            the drift). Defaults to `2`.
         **profile_kw: Passed to `profile`.
 
     Returns:
@@ -328,10 +333,10 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         pol.to_json(out / "policy.json")
     drift = None
     if drift_shapes and shape_churn is not None and (isolation == "subprocess" or profile_kw.get("backend")):
-        from .drift import frontier_drift
+        from .drift import checked_drift
 
         cap = (pol.data.get("shapes") or {}).get("max_distinct")
-        drift = frontier_drift(adapter, pol, shapes=min(cap or drift_shapes, drift_shapes),
+        drift = checked_drift(adapter, pol, checks=drift_checks, shapes=min(cap or drift_shapes, drift_shapes),
                                seed=profile_kw.get("seed", 0), values=profile_kw["values"],
                                memory_cap_mib=profile_kw.get("memory_cap_mib") or 4096,
                                timeout_s=profile_kw.get("timeout_s") or 120.0, backend=profile_kw.get("backend"))

@@ -14,6 +14,7 @@ from costlab.drift import (
     THRESHOLD,
     Drift,
     admitted_sizes,
+    checked_drift,
     frontier_drift,
     frontier_inputs,
     stream_sizes,
@@ -92,7 +93,14 @@ def test_a_run_plans_for_the_drift_it_measures_in_a_real_worker(tmp_path, monkey
     assert d is not None and d.shapes == 60
     # 60 shapes at 20 µs: about 1.1 ms more than in a worker that saw only the frontier inputs
     assert d.applies and 0.6e-3 < d.planned_s < 2.5e-3, d.to_dict()
+    # two checks, each with shapes of its own; the one with the larger median ratio is kept
+    assert [c["seed"] for c in d.checks] == [0, 1] and sum(c["kept"] for c in d.checks) == 1, d.checks
+    (kept,) = [c for c in d.checks if c["kept"]]
+    assert kept["median_ratio"] == max(c["median_ratio"] for c in d.checks) == round(d.median_ratio, 4)
+    assert all(c["planned_ms"] > 0 for c in d.checks), d.checks  # each check reads this drift alone
+    assert "the largest of 2 checks' medians" in d.summary()
     on_disk = json.loads((tmp_path / "run" / "drift.json").read_text())
+    assert on_disk["checks"] == d.checks
     pol = Policy.from_json(tmp_path / "run" / "policy.json")
     assert pol.data["shapes"]["drift"]["planned_ms"] == pytest.approx(on_disk["planned_ms"])
     assert "shape drift after 60 distinct shapes" in run.summary()
@@ -114,7 +122,7 @@ def test_a_run_plans_for_the_drift_it_measures_in_a_real_worker(tmp_path, monkey
     # a drift no input can carry within the budget: a clear error, the measurements kept
     heavy = _adapter(tmp_path, monkeypatch, "heavy_model", 100e-6)  # 60 shapes: +6 ms against 3 ms
     with pytest.raises(costlab.PolicyError, match="with that added, no input meets the budgets"):
-        costlab.run(heavy, budgets, tmp_path / "heavy", drift_shapes=60, **fast)
+        costlab.run(heavy, budgets, tmp_path / "heavy", drift_shapes=60, drift_checks=1, **fast)
     kept = tmp_path / "heavy"
     assert (kept / "drift.json").is_file() and (kept / "profile.csv").is_file()
     assert (kept / "policy_without_drift.json").is_file() and not (kept / "policy.json").exists()
@@ -129,6 +137,8 @@ def _grid(pol):
 def test_frontier_drift_checks_its_arguments():
     with pytest.raises(costlab.CostlabError, match="readings"):
         frontier_drift(None, None, readings=0)
+    with pytest.raises(costlab.CostlabError, match="Expected a positive integer `checks`. Received: checks=0"):
+        checked_drift(None, None, checks=0)
 
 
 def test_the_shapes_sent_are_distinct_admitted_and_either_spread_or_verify_s():
