@@ -40,27 +40,37 @@ def local_linear(r: np.ndarray, Z: np.ndarray, q: float) -> float:
     return float(coef[0] + np.quantile(e, q))
 
 
-def coverage(model) -> dict:
-    from costlab.curves import LOCAL_MIN, LOCAL_SHARE
-
+def loo_log_factors(model) -> np.ndarray:
+    """Per calibration row, the log of the bound's factor at its size with that row left
+    out (`CostModel.upper_factors` on the others)."""
     cal, sizes = model._cal_res.copy(), model._cal_sizes.copy()
-    lo = np.array([model.range_[d][0] for d in model.dims_])
-    hi = np.array([model.range_[d][1] for d in model.dims_])
-    span = np.where(hi > lo, np.log(hi) - np.log(lo), 1.0)
-    n = len(cal)
-    cur, alt = [], []
+    n, cur = len(cal), []
     try:
         for i in range(n):
             keep = np.r_[0:i, i + 1:n]
             model._cal_res, model._cal_sizes = cal[keep], sizes[keep]
             cur.append(float(np.log(model.upper_factors(np.exp(sizes[i : i + 1]))[0])))
-            k = min(n - 1, max(LOCAL_MIN, int(np.ceil(LOCAL_SHARE * (n - 1)))))
-            d = (((sizes[keep] - sizes[i]) / span) ** 2).sum(axis=1)
-            nb = keep[np.argpartition(d, k - 1)[:k]]
-            alt.append(local_linear(cal[nb], (sizes[nb] - sizes[i]) / span, model.q))
     finally:
         model._cal_res, model._cal_sizes = cal, sizes
-    cur, alt = np.array(cur), np.array(alt)
+    return np.array(cur)
+
+
+def coverage(model) -> dict:
+    from costlab.curves import LOCAL_MIN, LOCAL_SHARE
+
+    cal, sizes = model._cal_res, model._cal_sizes
+    lo = np.array([model.range_[d][0] for d in model.dims_])
+    hi = np.array([model.range_[d][1] for d in model.dims_])
+    span = np.where(hi > lo, np.log(hi) - np.log(lo), 1.0)
+    n = len(cal)
+    cur, alt = loo_log_factors(model), []
+    for i in range(n):
+        keep = np.r_[0:i, i + 1:n]
+        k = min(n - 1, max(LOCAL_MIN, int(np.ceil(LOCAL_SHARE * (n - 1)))))
+        d = (((sizes[keep] - sizes[i]) / span) ** 2).sum(axis=1)
+        nb = keep[np.argpartition(d, k - 1)[:k]]
+        alt.append(local_linear(cal[nb], (sizes[nb] - sizes[i]) / span, model.q))
+    alt = np.array(alt)
     return {"rows": n, "q": model.q, "covered": float(np.mean(cal <= cur)), "factor": float(np.exp(np.median(cur))),
             "alt_covered": float(np.mean(cal <= alt)), "alt_factor": float(np.exp(np.median(alt)))}
 

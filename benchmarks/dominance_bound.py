@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
+from bound_coverage import loo_log_factors  # the same folder
 
 
 def replicate_factor(sizes: np.ndarray, y: np.ndarray, q: float) -> float:
@@ -95,18 +96,8 @@ def study(run: Path) -> dict | None:
     r = replicate_factor(sizes, y, m.q)
     if not np.isfinite(r):
         return None
-    # leave-one-out: the envelope without the row itself; the local bound as bound_coverage computes it
-    from bound_coverage import coverage  # noqa: F401 - same folder; its figure is the local bound's
-
-    cal, csz = m._cal_res.copy(), m._cal_sizes.copy()
-    loo_local = np.empty(len(y))
-    try:
-        for i in range(len(y)):
-            keep = np.r_[0:i, i + 1:len(y)]
-            m._cal_res, m._cal_sizes = cal[keep], csz[keep]
-            loo_local[i] = fitted[i] * m.upper_factors(sizes[i:i + 1])[0]
-    finally:
-        m._cal_res, m._cal_sizes = cal, csz
+    # leave-one-out: the local bound as bound_coverage computes it, the envelope without the row itself
+    loo_local = fitted * np.exp(loo_log_factors(m))
     loo_env = np.array([envelope(sizes[i:i + 1], sizes, y, r, skip=i)[0] for i in range(len(y))])
     has = ~np.isnan(loo_env)
     both = np.where(has, np.minimum(loo_local, np.nan_to_num(loo_env, nan=np.inf)), loo_local)
@@ -133,8 +124,7 @@ def study(run: Path) -> dict | None:
     drift = (pol.get("shapes") or {}).get("drift")
     kw = dict(space=space, speed=speed, model=pol.get("model"), drift=drift if drift and drift["planned_ms"] else None)
     plain = synthesize(models, pol["budgets"], **kw)
-    wrapped = {t: _Enveloped(mm, sizes, y, r) if t.startswith("wall_s_") and t == "wall_s_median" else mm
-               for t, mm in models.items()}
+    wrapped = {**models, "wall_s_median": _Enveloped(m, sizes, y, r)}
     tighter = synthesize(wrapped, pol["budgets"], **kw)
     tight = {}
     tc = run / "verify" / "tightness.csv"
@@ -142,7 +132,8 @@ def study(run: Path) -> dict | None:
         tight[row["limit"]] = float(row["boundary"]) if row.get("boundary") else None
     joints = []
     for a, b in zip(plain.data["joint"], tighter.data["joint"], strict=False):
-        same = [a["offsets"], b["offsets"]] == [j["offsets"] for j in pol["joint"] if j["name"] == a["name"]] * 2
+        own = next((j["offsets"] for j in pol["joint"] if j["name"] == a["name"]), None)
+        same = a["offsets"] == b["offsets"] == own
         bnd = tight.get(a["name"]) if same else None  # verify's boundary is in the policy's own measure
         joints.append({"name": a["name"], "resynthesised": a["max"], "with_envelope": b["max"], "boundary": bnd,
                        "tightness": a["max"] / bnd if bnd else None,

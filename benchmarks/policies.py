@@ -49,7 +49,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from costlab.drift import THRESHOLD
+from costlab.drift import THRESHOLD, check_medians
 from costlab.policy import joint_expression
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,8 +162,7 @@ def main(argv=None) -> int:
         rows[-1]["drift"] = (f"{sh.get('max_distinct') or '–'} | {dr['shapes']} | "
                              + ", ".join(f"{k} {v:.2f}× ({dr['added_ms'][k]:+.1f} ms)" for k, v in dr["ratio"].items())
                              + f" | {dr['median_ratio']:.2f} | "
-                             + (", ".join("–" if c["median_ratio"] is None else f"{c['median_ratio']:.2f}"
-                                          for c in dr.get("checks") or []) or "1 check")
+                             + (check_medians(dr.get("checks") or []) or "1 check")
                              + f" | {dr['planned_ms']:.2f}" if dr else "– | – | – | – | – | –")
         raw = {}
         if args.raw:

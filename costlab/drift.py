@@ -118,17 +118,20 @@ class Drift:
         each = ", ".join(f"{k} {self.ratio[k]:.2f}× ({self.added_s[k] * 1e3:+.1f} ms)" for k in self.ratio)
         verdict = (f"the policy adds {self.planned_s * 1e3:.2f} ms to every time curve" if self.applies else
                    f"median {self.median_ratio:.2f}× < {self.threshold:g}: not planned for")
-        of = ""
-        if len(self.checks) > 1:
-            read = ", ".join(f"{c['median_ratio']:.2f}" if c["median_ratio"] is not None else "none"
-                             for c in self.checks)
-            of = f" (the largest of {len(self.checks)} checks' medians: {read})"
+        of = f" (the largest of {len(self.checks)} checks' medians: {check_medians(self.checks)})" \
+            if len(self.checks) > 1 else ""
         return f"shape drift after {self.shapes} distinct shapes in one process{of}: {each}; {verdict}"
 
     def save(self, out_dir) -> Path:
         path = Path(out_dir) / "drift.json"
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         return path
+
+
+def check_medians(checks: list) -> str:
+    """Each check's median ratio (`Drift.checks`, or `shapes.drift.checks` of a policy), in
+    the order made: `"1.69, 1.12"`; `none` for a check that read nothing."""
+    return ", ".join("none" if c["median_ratio"] is None else f"{c['median_ratio']:.2f}" for c in checks)
 
 
 def admitted_sizes(policy, n: int, *, avoid=(), seed: int = 0) -> list[dict]:

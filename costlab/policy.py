@@ -388,13 +388,12 @@ def _worst(cost_models, bounded, budgets, region: _Region) -> tuple[float, dict,
         i = int(np.argmax(ratio))
         return float(ratio[i]), {d: int(X.iloc[i][d]) for d in region.dims}
 
-    every = _every_input(region) if _count(region) <= EXHAUSTIVE else None
-    every = every if every is not None and len(every) else None
-    best, at = largest(region.frontier() if every is None else every)
+    every = _every_input(region) if _count(region) <= EXHAUSTIVE else pd.DataFrame()
+    best, at = largest(every if len(every) else region.frontier())
     # The frontier's log grid can step over the worst point of a joint budget with offsets
     # (the maximum of b·s² on (b + 16)·s = J is at b = 16, between grid points): search
     # again on the frontier of a sub-box around it (a subset of the region: all admitted).
-    for spread in (1.3, 1.05) if every is None else ():
+    for spread in () if len(every) else (1.3, 1.05):
         hi = {d: max(region.lo[d], min(region.hi[d], int(np.ceil(at[d] * spread)))) for d in region.dims}
         lo = {d: min(hi[d], max(region.lo[d], int(np.floor(at[d] / spread)))) for d in region.dims}
         local = _Region(region.dims, lo, hi, region.joint, region.offsets)

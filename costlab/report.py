@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import display, plots
 from .display import esc, fmt, html_table, kv_table, png_img
+from .drift import check_medians
 from .errors import CostlabError
 from .speed import is_pulse, speed
 
@@ -240,8 +241,7 @@ def _policy_fields(run: dict) -> list[str]:
                        f"not planned for: median ratio {drift['median_ratio']:g} under {drift['threshold']:g}")
             checks = drift.get("checks") or []
             if len(checks) > 1:
-                verdict += (f"; the largest of {len(checks)} checks' median ratios: "
-                            + ", ".join("none" if c["median_ratio"] is None else f"{c['median_ratio']:g}" for c in checks))
+                verdict += f"; the largest of {len(checks)} checks' median ratios: {check_medians(checks)}"
             parts += [f"<h3>Shape drift after {drift['shapes']} distinct shapes in one process ({esc(verdict)})</h3>",
                       html_table([(k, (drift.get("inputs") or {}).get(k), (drift.get("before_ms") or {}).get(k),
                                    (drift.get("after_ms") or {}).get(k),
