@@ -59,6 +59,16 @@ BUDGETS = {"attention": ("20", "64"), "recurrent": ("20", "64"), "conv": ("20", 
            "masked": ("20", "64"), "sponge": ("20", "64")}
 
 
+def _index(drift: dict) -> str:
+    return f"{drift['index']:.2f}" if drift.get("index") else "–"
+
+
+def _filled(tight: dict) -> str:
+    # shapes each boundary-search worker took before measuring (a drift-planned policy)
+    n = int(tight.get("filled") or 0)
+    return f"{n} shapes" if n else "–"
+
+
 def _run(args) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "costlab"), *map(str, args)], capture_output=True, text=True, cwd=ROOT)
 
@@ -163,7 +173,7 @@ def main(argv=None) -> int:
                              + ", ".join(f"{k} {v:.2f}× ({dr['added_ms'][k]:+.1f} ms)" for k, v in dr["ratio"].items())
                              + f" | {dr['median_ratio']:.2f} | "
                              + (check_medians(dr.get("checks") or []) or "1 check")
-                             + f" | {dr['planned_ms']:.2f}" if dr else "– | – | – | – | – | –")
+                             + f" | {_index(dr)} | {dr['planned_ms']:.2f}" if dr else "– | – | – | – | – | – | –")
         raw = {}
         if args.raw:
             w = _run(["verify", f"zoo:{name}", out / "policy.json", "--probes", args.probes, "--pulse", "0",
@@ -190,13 +200,14 @@ def main(argv=None) -> int:
               "|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['speed']} |" for r in rows if "speed" in r]
     lines += ["", "### Shape drift (`costlab.drift`: the frontier after the shapes in one worker, against a control "
-              f"worker; planned for when the median ratio is ≥ {THRESHOLD:g}, by adding the largest added time to "
-              "every time curve)", "",
+              f"worker; planned for when the median ratio is ≥ {THRESHOLD:g}, by adding the largest added time, "
+              "over the check's speed index, to every time curve)", "",
               "| model | max_distinct | shapes sent | ratio (added time) per frontier input (the kept check) | median | "
-              "each check's median (`checked_drift`: the largest is kept) | planned (ms) |",
-              "|---|---|---|---|---|---|---|"]
+              "each check's median (`checked_drift`: the largest is kept) | speed index during the check | "
+              "planned (ms) |",
+              "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['drift']} |" for r in rows if "drift" in r]
-    head = "| model | limit | policy max | measured boundary | tightness | probes |"
+    head = "| model | limit | policy max | measured boundary | tightness | probes | search workers first took |"
     if args.raw:
         head += " raw: boundary | raw: tightness |"
     lines += ["", "### Tightness (limit / largest size measured within margin × budget along it, "
@@ -205,7 +216,8 @@ def main(argv=None) -> int:
     for t in tight_rows:
         ge = "" if t["exact"] == "True" else "≥ "
         line = (f"| {t['model']} | {t['limit']} | {t['value']} | {ge}{t['boundary']} | "
-                f"{'≤ ' if ge else ''}{float(t['tightness']):.2f} | {t['probes']} |")
+                f"{'≤ ' if ge else ''}{float(t['tightness']):.2f} | {t['probes']} | "
+                f"{_filled(t)} |")
         if args.raw:
             w = t.get("raw")
             rge = "" if not w or w["exact"] == "True" else "≥ "

@@ -30,7 +30,16 @@ nothing). The policy then adds the largest `added_s` to every time curve
 (`costlab.policy.synthesize(drift=...)`). An added time, not a factor: measured at the old
 frontier, it stays conservative as the limits come down whether the drift is a fixed cost
 per call or grows with the input (the smaller new frontier then drifts less than was
-added). One check can miss: in the second policies run
+added). Masked's drift reads mostly as a fixed time per call: on seven checks its
+cheapest frontier input (2.5-4.3 ms) gained about as much as the dearest (+1.8 to +5.5 ms),
+and the tightest line `fixed + proportional × time` over each check's inputs has a fixed
+part of 1.1-4.8 ms and a proportional one of 0-0.32 (`benchmarks/drift_plan.py`): a plan
+proportional to the input would under-cover the smaller inputs of the new frontier. The
+added time is read at the run's median machine speed, as the curves the speed factor then
+multiplies are: when the policy has `machine_speed` the control worker measures its
+reference input alongside every reading, and the largest added time is divided by that
+index (`Drift.index`; before 2026-12-02 a check on a slow stretch had its raw time
+multiplied by the factor once more). One check can miss: in the second policies run
 (`benchmarks/results/policies_5bc6e91.md`) masked's check inside `costlab run` read 1.03
 (its worker 1.17× slower, the control 1.14×) while verify's capped workers found its limit
 2.77× past the boundary; six checks made afterwards on that same policy, standalone, all
@@ -74,6 +83,7 @@ class Drift:
     notes: list = field(default_factory=list)
     path: dict = field(default_factory=dict)  # shapes taken -> {label: ratio}, at the `checkpoints`
     checks: list = field(default_factory=list)  # every check's figures when several were made (`checked_drift`)
+    index: float | None = None  # machine-speed index during the check (reference time / the run's), if measured
 
     @property
     def ratio(self) -> dict:
@@ -96,8 +106,9 @@ class Drift:
     @property
     def planned_s(self) -> float:
         """Seconds the policy adds to every time curve: the largest added time when drift
-        applies, else 0."""
-        return max(0.0, max(self.added_s.values())) if self.applies else 0.0
+        applies, at the run's median machine speed (divided by `index` when measured), else 0."""
+        index = self.index if self.index and self.index > 0 else 1.0
+        return max(0.0, max(self.added_s.values())) / index if self.applies else 0.0
 
     def to_dict(self) -> dict:
         ms = lambda d: {k: round(v * 1e3, 4) for k, v in d.items()}  # noqa: E731
@@ -105,7 +116,8 @@ class Drift:
                 "inputs": self.inputs, "ratio": {k: round(v, 4) for k, v in self.ratio.items()},
                 "added_ms": ms(self.added_s),
                 "median_ratio": round(self.median_ratio, 4) if self.ratio else None,
-                "planned_ms": round(self.planned_s * 1e3, 4), "before_ms": ms(self.before_s),
+                "planned_ms": round(self.planned_s * 1e3, 4),
+                "index": round(self.index, 4) if self.index else None, "before_ms": ms(self.before_s),
                 "after_ms": ms(self.after_s), "control_before_ms": ms(self.control_before_s),
                 "control_after_ms": ms(self.control_after_s), "failed": self.failed, "notes": self.notes,
                 **({"path": {str(n): {k: round(v, 4) for k, v in r.items()} for n, r in self.path.items()}}
@@ -116,7 +128,8 @@ class Drift:
         if not self.ratio:
             return "shape drift: not measured (" + "; ".join(self.notes) + ")"
         each = ", ".join(f"{k} {self.ratio[k]:.2f}× ({self.added_s[k] * 1e3:+.1f} ms)" for k in self.ratio)
-        verdict = (f"the policy adds {self.planned_s * 1e3:.2f} ms to every time curve" if self.applies else
+        at = f" (the largest added time over the check's speed index {self.index:.2f})" if self.index else ""
+        verdict = (f"the policy adds {self.planned_s * 1e3:.2f} ms to every time curve{at}" if self.applies else
                    f"median {self.median_ratio:.2f}× < {self.threshold:g}: not planned for")
         of = f" (the largest of {len(self.checks)} checks' medians: {check_medians(self.checks)})" \
             if len(self.checks) > 1 else ""
@@ -239,6 +252,13 @@ def frontier_drift(model, policy, *, shapes: int | None = None, readings: int = 
         raise CostlabError(f"Expected `stream` in {list(STREAMS)}. Received: stream={stream!r}")
     others = STREAMS[stream](policy, max(0, n - len(distinct)), avoid=distinct, seed=seed)
     xs = {k: space.pattern_inputs(s, seed=PULSE_SEED, values=values) for k, s in inputs.items()}
+    # The run's machine-speed reference, read in the control worker alongside every reading:
+    # the index the check's times were taken at (`Drift.index`: `planned_s` is at the run's
+    # median speed, as the curves the speed factor multiplies are).
+    machine = policy.data.get("machine_speed") or {}
+    ref = (space.random_inputs({d: int(v) for d, v in machine["reference"].items()}, seed=PULSE_SEED)
+           if machine.get("reference") and machine.get("reference_s") else None)
+    pulses = []
     timed = dict(min_repeats=3, max_repeats=30, time_budget_s=time_budget_s)
     ex = Subprocess(adapter, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,
                     env={"KERAS_BACKEND": backend} if backend else None, **timed)
@@ -259,6 +279,8 @@ def frontier_drift(model, policy, *, shapes: int | None = None, readings: int = 
                 if a is not None and b is not None:
                     own[k].append(a)
                     ctl[k].append(b)
+            if ref is not None and (p := time_of(ex.pulse(ref))) is not None:
+                pulses.append(p)
         return ({k: float(np.median(v)) for k, v in own.items() if v},
                 {k: float(np.median(v)) for k, v in ctl.items() if v})
 
@@ -267,6 +289,8 @@ def frontier_drift(model, policy, *, shapes: int | None = None, readings: int = 
         for x in xs.values():  # both workers started and warm at every input
             ex.probe(x)
             ex.pulse(x)
+        if ref is not None:
+            ex.pulse(ref)
         before, c_before = read()
         sent = len(distinct)
         stops = sorted({c for c in checkpoints if len(distinct) < c < len(distinct) + len(others)}
@@ -286,8 +310,9 @@ def frontier_drift(model, policy, *, shapes: int | None = None, readings: int = 
     if len(others) < n - len(distinct):
         notes.append(f"the region has only {len(distinct) + len(others)} distinct shapes to send")
     pick = lambda d: {k: d[k] for k in keep}  # noqa: E731
+    index = float(np.median(pulses)) / float(machine["reference_s"]) if pulses else None
     out = Drift({k: inputs[k] for k in keep}, sent, readings, pick(before), pick(after), pick(c_before),
-                pick(c_after), failed=failed, notes=notes)
+                pick(c_after), failed=failed, notes=notes, index=index)
     out.path = {stop: {k: (a[k] / before[k]) / (c[k] / c_before[k]) for k in keep if k in a and k in c}
                 for stop, (a, c) in path.items()}
     return out
@@ -324,6 +349,7 @@ def checked_drift(model, policy, *, checks: int = CHECKS, seed: int = 0, **kw) -
     key = lambda d: d.median_ratio if d.ratio else -np.inf  # noqa: E731
     kept = max(made, key=key)
     kept.checks = [{"seed": seed + i, "median_ratio": round(d.median_ratio, 4) if d.ratio else None,
-                    "planned_ms": round(d.planned_s * 1e3, 4), "ratio": {k: round(v, 4) for k, v in d.ratio.items()},
+                    "planned_ms": round(d.planned_s * 1e3, 4), "index": round(d.index, 4) if d.index else None,
+                    "ratio": {k: round(v, 4) for k, v in d.ratio.items()},
                     "kept": d is kept} for i, d in enumerate(made)]
     return kept

@@ -34,7 +34,15 @@ same machine speed, not with whatever stretch of a shared host verify happened t
 
 Probes run in workers that each take at most the policy's `shapes.max_distinct` distinct
 shapes (`ShapeCapped`), as a process behind the guard does: a model can slow down as
-shapes accumulate in one process (zoo:masked, `benchmarks/shape_drift.py`).
+shapes accumulate in one process (zoo:masked, `benchmarks/shape_drift.py`). A policy
+planned for that drift (`shapes.drift.planned_ms` > 0) holds where a process at its cap
+runs (or at the count the drift was read at, when lower: a policy without a cap), and that
+is the boundary it is measured against: the boundary search's workers each first take all
+but `SEARCH_RESERVE` (an eighth) of those shapes in distinct admitted ones (those the drift
+check sends, `costlab.drift.stream_sizes`), one call each, and take no more than that count
+in all, so every search measurement is made in a process holding between 7/8 of it and all
+of it. The probes before run in workers holding 0 to the cap, as a server's processes do
+over their lives.
 
 A policy whose curves were measured with a value pattern (`value_pattern`: the values
 that cost the model most, `costlab.worst.scan`) is verified with the same values at every
@@ -77,7 +85,8 @@ class VerifyReport:
             margin × budget along it), `exact` (bracketed to 1%; False when the search
             stopped at its range or step count: the boundary is at least that), `tightness`
             (value / boundary), `probes` (measurements the search took), `draws`
-            (measurements per input at each step; a step is within when all are).
+            (measurements per input at each step; a step is within when all are),
+            `filled` (as `filled` below).
         speed: Pulses measured here against the policy's `machine_speed`: `pulses`,
             `reference_s` (the run's), `factor` (planned for), the index's `p50` and `max`
             here; `None` for a policy without `machine_speed` or with `pulse=0`.
@@ -87,6 +96,12 @@ class VerifyReport:
         workers: Worker processes the probes ran in (0: in this process).
         shape_cap: Distinct shapes one worker took at most (the policy's
             `shapes.max_distinct`), or `None`.
+        filled: Distinct admitted shapes each boundary-search worker took before it
+            measured (a policy planned for shape drift: `held` less `SEARCH_RESERVE` of
+            it), 0 when the search ran in the probes' workers.
+        held: Distinct shapes at which the policy's drift plan applies (its cap, or the
+            count the drift was read at when lower): each search worker took at most that
+            many; 0 without a drift plan.
     """
 
     table: pd.DataFrame
@@ -96,6 +111,8 @@ class VerifyReport:
     searched: pd.DataFrame | None = None
     workers: int = 0
     shape_cap: int | None = None
+    filled: int = 0
+    held: int = 0
 
     @property
     def violations(self) -> pd.DataFrame:
@@ -139,8 +156,10 @@ class VerifyReport:
         if self.tightness is not None and len(self.tightness):
             at = f", latency read at {sp['factor']:.2f}× the run's median time" if sp else ""
             k = int(self.tightness["draws"].iloc[0])
+            drifted = (f"; measured in workers that first took {self.filled} of the {self.held} distinct "
+                       f"shapes its shape drift was planned for" if self.filled else "")
             lines.append(f"tightness (limit / measured boundary at margin × budget, margin {b.margin:g}{at}; "
-                         f"a step is within when all {k} draws are):")
+                         f"a step is within when all {k} draws are{drifted}):")
             for _, r in self.tightness.iterrows():
                 lines.append(f"  {r['limit']:14s} limit {r['value']:>7d}  boundary {'' if r['exact'] else '≥ '}"
                              f"{r['boundary']:>7d}  tightness {r['tightness']:.2f}  ({r['probes']} probes)")
@@ -277,6 +296,12 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
                                                   env={"KERAS_BACKEND": backend} if backend else None, **kw),
                                (policy.data.get("shapes") or {}).get("max_distinct"))
     rows, tight, searched = [], [], []
+    cap = (policy.data.get("shapes") or {}).get("max_distinct")
+    drift = (policy.data.get("shapes") or {}).get("drift") or {}
+    # the shapes a process holds where the policy's drift plan applies: its cap, or the
+    # count the drift was read at when that is lower (a policy without a cap)
+    held = min(cap or drift.get("shapes") or 0, drift.get("shapes") or 0) if drift.get("planned_ms") else 0
+    filled = held - max(1, math.ceil(held * SEARCH_RESERVE)) if held > 1 and isinstance(executor, ShapeCapped) else 0
     machine = policy.data.get("machine_speed") if pulse else None
     pulses, count = [], [0]
     bar = tqdm(total=len(points), desc=f"verify {adapter.name}", unit="probe",
@@ -365,15 +390,22 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
                 rows[i] = {**merged, "violation": "; ".join(problems(merged))}
         if tightness:
             factor = float(machine["factor"]) if machine else 1.0
+            if filled:
+                # the boundary of a policy planned for shape drift is where a process at its
+                # cap runs: the search's workers first take all but a reserve of the cap
+                from .drift import stream_sizes
+
+                executor.refill([space.pattern_inputs(s, seed=seed + 20_000 + i, values=values)
+                                 for i, s in enumerate(stream_sizes(policy, filled, seed=seed + 1))], held)
             tight = _tightness(policy, region, edges, rows, measure, steps, search_factor, factor, draws,
-                               searched)
+                               searched, filled)
     seen = [p["wall_s_median"] / machine["reference_s"] for p in pulses if p["status"] == "ok"] if machine else []
     info = ({"pulses": len(seen), "reference_s": machine["reference_s"], "factor": machine["factor"],
              "p50": float(np.median(seen)), "max": float(np.max(seen))} if seen else None)
     return VerifyReport(pd.DataFrame(rows), policy, pd.DataFrame(tight, columns=[
-        "limit", "value", "boundary", "exact", "tightness", "probes", "draws"]), info,
+        "limit", "value", "boundary", "exact", "tightness", "probes", "draws", "filled"]), info,
         pd.DataFrame(searched) if tightness else None, getattr(executor, "workers", 0),
-        getattr(executor, "cap", None))
+        cap if isinstance(executor, ShapeCapped) else None, filled if tightness else 0, held if tightness else 0)
 
 
 class ShapeCapped:
@@ -390,6 +422,34 @@ class ShapeCapped:
         self.make, self.cap = make, (int(cap) if cap else None)
         self.executor, self.seen, self.workers = make(), set(), 1
         self.pulser = None  # the reference input's executor: its shape counts against no worker
+        self.fill: list = []  # inputs each fresh worker takes first, one untimed call each (`refill`)
+
+    @staticmethod
+    def _key(inputs: dict) -> tuple:
+        return tuple(sorted((k, tuple(np.shape(v))) for k, v in inputs.items()))
+
+    def _fresh(self):
+        self.executor.close()
+        self.executor, self.seen = self.make(), set()
+        self.workers += 1
+        if self.fill:
+            timed, self.executor.measure_kw = self.executor.measure_kw, dict(min_repeats=1, max_repeats=1,
+                                                                             time_budget_s=0.0)
+            try:
+                for x in self.fill:
+                    self.seen.add(self._key(x))
+                    self.executor.probe(x)
+            finally:
+                self.executor.measure_kw = timed
+
+    def refill(self, fill: list, cap: int | None = None) -> None:
+        """From now on each worker, this one too (a fresh one is started), first takes the
+        shapes of `fill` (one call each), and takes at most `cap` shapes in all (`None`: the
+        cap so far): the probes after it run in a process that holds between
+        `len(fill)` and `cap` distinct shapes."""
+        self.fill = list(fill)
+        self.cap = int(cap) if cap else self.cap
+        self._fresh()
 
     def pulse(self, inputs: dict) -> dict:
         """Measure the machine-speed reference input in an executor of its own, which lives
@@ -399,11 +459,9 @@ class ShapeCapped:
         return self.pulser.pulse(inputs)
 
     def probe(self, inputs: dict) -> dict:
-        key = tuple(sorted((k, tuple(np.shape(v))) for k, v in inputs.items()))
+        key = self._key(inputs)
         if self.cap and key not in self.seen and len(self.seen) >= self.cap:
-            self.executor.close()
-            self.executor, self.seen = self.make(), set()
-            self.workers += 1
+            self._fresh()
         self.seen.add(key)
         return self.executor.probe(inputs)
 
@@ -494,7 +552,7 @@ def _bisect(at, start: int, top: int, steps: int, *, edge=None, bottom: int = 1,
 
 
 def _tightness(policy, region, edges, rows, measure, steps, search_factor, factor=1.0, draws=1,
-               searched=None) -> list[dict]:
+               searched=None, filled=0) -> list[dict]:
     budgets = policy.budgets
     hard = policy.data["model"].get("hard_limits") or {}
     out, counter, step = [], [0], [0]
@@ -527,7 +585,8 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
         found, exact, _ = _bisect(along, base[d], top, steps, edge=along, bottom=max(floor, base[d] // 2),
                                   floor=floor)
         out.append({"limit": d, "value": int(lim["max"]), "boundary": int(found), "exact": bool(exact),
-                    "tightness": lim["max"] / found, "probes": counter[0] - before, "draws": draws})
+                    "tightness": lim["max"] / found, "probes": counter[0] - before, "draws": draws,
+                    "filled": filled})
     rank = _ranker(rows, list(region.dims), budgets)
     for j in policy.data.get("joint") or []:
         # The boundary of a joint budget: the largest product (each size plus its offset,
@@ -569,9 +628,14 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
         found, exact, _ = _bisect(at, int(j["max"]), int(j["max"] * search_factor), steps,
                                   edge=lambda v, j=j: at(v, j, edge=True), bottom=max(1, int(j["max"]) // 2))
         out.append({"limit": j["name"], "value": int(j["max"]), "boundary": int(found), "exact": bool(exact),
-                    "tightness": j["max"] / found, "probes": counter[0] - before, "draws": draws})
+                    "tightness": j["max"] / found, "probes": counter[0] - before, "draws": draws,
+                    "filled": filled})
     return out
 
+
+#: Share of a drift-planned policy's shape cap left for the boundary search's own shapes:
+#: each search worker first takes the rest (module docstring).
+SEARCH_RESERVE = 1 / 8
 
 #: Inputs spread over a joint budget's newly admitted frontier that each step of its
 #: tightness search measures, besides the most expensive by the ranking and the largest

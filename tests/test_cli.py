@@ -100,6 +100,9 @@ def test_run_then_verify_a_saved_keras_file(tmp_path):
     n = min(24, shapes["max_distinct"] or 24)
     assert drift["shapes"] == n and f"shape drift after {n} distinct shapes" in proc.stdout
     assert shapes["drift"] == drift and "checks" not in drift  # one check asked for (two by default)
+    # the check's speed index: the control worker's reads of the run's reference input
+    speed_ref = json.loads((out / "policy.json").read_text())["machine_speed"]
+    assert speed_ref["reference_s"] > 0 and 0.3 < drift["index"] < 5, drift["index"]
     assert set(json.loads(r)["isolation"] for r in (out / "probes.jsonl").read_text().splitlines()) == {"subprocess"}
     for name in ("profile.csv", "cost_models.json", "policy.json"):
         assert (out / name).is_file()

@@ -49,6 +49,18 @@ def test_drift_is_planned_for_from_the_median_ratio_with_the_largest_added_time(
     assert "not measured (no time for worst admitted" in empty.summary()
 
 
+def test_the_planned_time_is_read_at_the_run_s_median_machine_speed():
+    # the same readings taken on a stretch 1.25× slower than the run's median (the control's
+    # reads of the policy's speed reference): the curves the speed factor multiplies are at
+    # the median speed, so the planned time is too
+    d = _drift([4.0, 8.0, 10.0], [8.0, 12.0, 12.0])
+    d.index = 1.25
+    assert d.planned_s == pytest.approx(4e-3 / 1.25) and d.to_dict()["index"] == 1.25
+    assert "adds 3.20 ms to every time curve (the largest added time over the check's speed index 1.25)" in d.summary()
+    d.index = None  # not measured (no machine_speed): the raw time
+    assert d.planned_s == pytest.approx(4e-3) and d.to_dict()["index"] is None
+
+
 # A model that gets slower on every call as distinct shapes accumulate in its process (as
 # zoo:masked does, by a few ms after ~100 shapes): busy time of 2 µs per element plus
 # 20 µs per distinct shape seen. Busy waits, so the time follows the wall clock and the
@@ -113,6 +125,21 @@ def test_a_run_plans_for_the_drift_it_measures_in_a_real_worker(tmp_path, monkey
     added = d.planned_s * 1e3
     assert (curves["wall_s_median"].upper(_grid(pol)) * 1e3 + added <= 3.0 * 0.9 + 1e-9).all()
     assert (curves["wall_s_median"].upper(_grid(plain)) * 1e3 + added > 3.0 * 0.9).any()
+
+    # verify measures that policy's boundary where a process at its cap runs: each search
+    # worker first takes all but an eighth of the cap, and the drifty model's busy wait
+    # (20 µs per shape seen) puts a floor under every search measurement
+    from costlab.verify import SEARCH_RESERVE, verify
+
+    cap = pol.data["shapes"]["max_distinct"]
+    held = min(cap or d.shapes, d.shapes)  # the plan holds at the cap, or at the count read when lower
+    rep = verify(drifty, pol, probes=6, steps=2, draws=1, pulse=0, probe_time_s=0.02, progress=False)
+    assert rep.held == held and rep.filled == held - int(np.ceil(held * SEARCH_RESERVE)) > 0, (rep.held, rep.filled)
+    assert rep.searched is not None and len(rep.searched), rep.tightness
+    floor_ms = 20e-3 * rep.filled
+    assert (rep.searched["latency_ms"] >= floor_ms).all(), (floor_ms, rep.searched["latency_ms"].min())
+    assert f"first took {rep.filled} of the {held} distinct shapes" in rep.summary()
+    assert (rep.tightness["filled"] == rep.filled).all()
 
     # the same model without the per-shape cost, read on that policy: measured, not planned for
     steady = _adapter(tmp_path, monkeypatch, "steady_model", 0.0)
