@@ -604,6 +604,8 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
                             [(g, value if g == j["dims"] else m) for g, m in region.joint], region.offsets)
             X = wider.frontier(n=32)
             v = wider.value(X, j["dims"])
+            if not len(v):  # no input under this maximum (cannot happen above `floor`)
+                return True
             keep = v >= 0.97 * v.max() if edge else v > j["max"]
             new, prod = X[keep], v[keep]
             if new.empty:
@@ -625,8 +627,12 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
             return all(probe(f"tight:{j['name']}", {d: int(new.iloc[i][d]) for d in region.dims}) for i in picks)
 
         before = counter[0]
+        # the smallest maximum that still admits an input: the region's smallest input's
+        # measure (with offsets, well above 1: (1 + 45) × (8 + 391) for one masked policy)
+        floor = int(math.ceil(region.value(pd.DataFrame([region.lo]), j["dims"])[0]))
         found, exact, _ = _bisect(at, int(j["max"]), int(j["max"] * search_factor), steps,
-                                  edge=lambda v, j=j: at(v, j, edge=True), bottom=max(1, int(j["max"]) // 2))
+                                  edge=lambda v, j=j: at(v, j, edge=True), bottom=max(floor, int(j["max"]) // 2),
+                                  floor=floor)
         out.append({"limit": j["name"], "value": int(j["max"]), "boundary": int(found), "exact": bool(exact),
                     "tightness": j["max"] / found, "probes": counter[0] - before, "draws": draws,
                     "filled": filled})

@@ -120,3 +120,29 @@ def test_bisect_finds_a_boundary_under_its_start_even_past_half_of_it():
     found, exact, _ = _bisect(lambda v: asked.append(v) or v <= 3, 1000, 4000, 8,
                               edge=lambda v: asked.append(v) or v <= 3, bottom=500, floor=8)
     assert (found, exact) == (8, False) and min(asked) == 8, asked
+
+
+def test_a_joint_search_under_the_limit_stops_at_the_smallest_input_s_measure():
+    """A joint budget with offsets, (batch + 45) × (seq_len + 391), whose smallest input
+    measures (1 + 45) × (8 + 391) = 18354, and a model over margin × budget everywhere but
+    at the very smallest inputs: the search halves under the limit and stops at that
+    measure (a maximum under it admits no input), instead of failing on an empty frontier."""
+    from costlab import Policy
+
+    _, policy = _smooth_policy()
+    data = policy.to_dict()
+    floor = (1 + 45) * (8 + 391)
+    data["joint"][0].update(offsets={"batch": 45, "seq_len": 391}, max=int(1.4 * floor))
+    policy = Policy.from_dict(data)
+    (j,) = policy.data["joint"]
+    region = policy.region()
+
+    def measure(kind, sizes, inputs, i):
+        ms = 1.0 if sizes["batch"] * sizes["seq_len"] <= 8 else 100.0
+        return {"kind": kind, **sizes, "status": "ok", "error": "", "latency_ms": ms, "latency_p99_ms": ms,
+                "memory_mib": 1.0}
+
+    rows = [measure("probe", {"batch": b, "seq_len": s}, None, 0) for b, s in ((1, 8), (2, 16), (4, 32), (1, 64))]
+    out = _tightness(policy, region, edge_points(region), rows, measure, steps=4, search_factor=4.0)
+    (found,) = [r for r in out if r["limit"] == j["name"]]
+    assert found["boundary"] == floor and not found["exact"] and found["tightness"] > 1.3, found
