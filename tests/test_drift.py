@@ -130,11 +130,12 @@ def test_a_run_plans_for_the_drift_it_measures_in_a_real_worker(tmp_path, monkey
     # worker first takes all but a reserve of the shapes the drift was planned for, and the
     # drifty model's busy wait
     # (20 µs per shape seen) puts a floor under every search measurement
-    import costlab.verify
+    import importlib
+
     from costlab.verify import verify
 
     # half the shapes left to the search (not an eighth): fewer fresh workers, a shorter test
-    monkeypatch.setattr(costlab.verify, "SEARCH_RESERVE", 0.5)
+    monkeypatch.setattr(importlib.import_module("costlab.verify"), "SEARCH_RESERVE", 0.5)
     cap = pol.data["shapes"]["max_distinct"]
     held = min(cap or d.shapes, d.shapes)  # the plan holds at the cap, or at the count read when lower
     rep = verify(drifty, pol, probes=6, steps=2, draws=1, pulse=0, probe_time_s=0.02, progress=False)
