@@ -204,10 +204,30 @@ def frontier_inputs(policy) -> dict:
     return out
 
 
+def late_inputs(policy, inputs: dict) -> dict:
+    """For each frontier input (`frontier_inputs`), an admitted neighbour of another shape:
+    its dimension with the most room down (size over the region's minimum) moved down by
+    one, or up by one when it cannot go down; labelled `"<label>, new shape"`, duplicates
+    and the frontier's own shapes left out."""
+    region = policy.region()
+    seen = {tuple(sorted(s.items())) for s in inputs.values()}
+    out = {}
+    for label, s in inputs.items():
+        d = max(s, key=lambda d: s[d] / max(1, region.lo[d]))
+        for step in (-1, 1):
+            t = region.onto({**s, d: s[d] + step})
+            key = tuple(sorted(t.items()))
+            if key not in seen:
+                seen.add(key)
+                out[f"{label}, new shape"] = t
+                break
+    return out
+
+
 def frontier_drift(model, policy, *, shapes: int | None = None, readings: int = 5, seed: int = 0,
                    values: str | None = None, memory_cap_mib: float = 4096, timeout_s: float = 120.0,
                    backend: str | None = None, time_budget_s: float = 0.2, checkpoints=(),
-                   stream: str = "verify") -> Drift:
+                   stream: str = "verify", late_shapes: bool = True) -> Drift:
     """Read the policy's frontier before and after `shapes` distinct shapes in one worker.
 
     Args:
@@ -228,6 +248,11 @@ def frontier_drift(model, policy, *, shapes: int | None = None, readings: int = 
         stream: The shapes sent: `"verify"` (verify's frontier points and Hypothesis draws,
             `stream_sizes`) or `"uniform"` (log-uniform over the region, `admitted_sizes`).
             Defaults to `"verify"`.
+        late_shapes: Also read, after the shapes, each frontier input's neighbour of a
+            shape neither worker had seen (`late_inputs`, labelled `"<label>, new shape"`),
+            against its time in the control: a shape first seen in a process that holds
+            many runs slower than one seen early (zoo:masked, `benchmarks/late_shapes.py`).
+            Its `before` and control times are the control's. Defaults to `True`.
 
     Returns:
         A `Drift`. Inputs that failed every reading are left out (and named in `notes`).
@@ -250,8 +275,10 @@ def frontier_drift(model, policy, *, shapes: int | None = None, readings: int = 
     distinct = list({tuple(sorted(s.items())): s for s in inputs.values()}.values())
     if stream not in STREAMS:
         raise CostlabError(f"Expected `stream` in {list(STREAMS)}. Received: stream={stream!r}")
-    others = STREAMS[stream](policy, max(0, n - len(distinct)), avoid=distinct, seed=seed)
+    late = late_inputs(policy, inputs) if late_shapes else {}
+    others = STREAMS[stream](policy, max(0, n - len(distinct)), avoid=distinct + list(late.values()), seed=seed)
     xs = {k: space.pattern_inputs(s, seed=PULSE_SEED, values=values) for k, s in inputs.items()}
+    xl = {k: space.pattern_inputs(s, seed=PULSE_SEED, values=values) for k, s in late.items()}
     # The run's machine-speed reference, read in the control worker alongside every reading:
     # the index the check's times were taken at (`Drift.index`: `planned_s` is at the run's
     # median speed, as the curves the speed factor multiplies are).
@@ -271,7 +298,7 @@ def frontier_drift(model, policy, *, shapes: int | None = None, readings: int = 
             return None
         return float(row["wall_s_median"])
 
-    def read() -> tuple[dict, dict]:
+    def read(xs=xs) -> tuple[dict, dict]:
         own, ctl = {k: [] for k in xs}, {k: [] for k in xs}
         for _ in range(readings):
             for k, x in xs.items():
@@ -303,6 +330,16 @@ def frontier_drift(model, policy, *, shapes: int | None = None, readings: int = 
             ex.measure_kw = timed
             after, c_after = read()
             path[stop] = (after, c_after)
+        # shapes neither worker has seen, first taken now: the worker holds `sent` shapes,
+        # the control only the frontier's (its time stands for the young process's)
+        for x in xl.values():
+            ex.probe(x)
+            ex.pulse(x)
+        l_after, l_ctl = read(xl) if xl else ({}, {})
+    for k in late:
+        if k in l_after and k in l_ctl:  # "before" of a late shape: its time in the young control
+            before[k], c_before[k], after[k], c_after[k] = l_ctl[k], l_ctl[k], l_after[k], l_ctl[k]
+    inputs = {**inputs, **late}
     keep = [k for k in inputs if k in before and k in after]
     lost = [k for k in inputs if k not in keep]
     if lost:

@@ -105,6 +105,11 @@ def test_a_run_plans_for_the_drift_it_measures_in_a_real_worker(tmp_path, monkey
     assert d is not None and d.shapes == 60
     # 60 shapes at 20 µs: about 1.1 ms more than in a worker that saw only the frontier inputs
     assert d.applies and 0.6e-3 < d.planned_s < 2.5e-3, d.to_dict()
+    # each frontier input's neighbour of a shape first taken after the 60, read too
+    late = {k: s for k, s in d.inputs.items() if k.endswith(", new shape")}
+    early = [s for k, s in d.inputs.items() if k not in late]
+    assert len(late) == len(early) and not any(s in early for s in late.values()), d.inputs
+    assert all(d.added_s[k] > 0.6e-3 for k in late), {k: d.added_s[k] for k in late}
     # two checks, each with shapes of its own; the one with the larger median ratio is kept
     assert [c["seed"] for c in d.checks] == [0, 1] and sum(c["kept"] for c in d.checks) == 1, d.checks
     (kept,) = [c for c in d.checks if c["kept"]]

@@ -309,6 +309,15 @@ def test_a_policy_planning_for_shape_drift_keeps_its_drifted_frontier_within_bud
     pol = synthesize(models, budgets, space=SPACE, churn=DRIFT_CHURN, drift=d.to_dict())
     assert pol.data["shapes"]["drift"]["planned_ms"] == pytest.approx(5.0)
     assert "drift" not in plain.data["shapes"]
+    # a plan holds up to the shapes it was read at: one process takes no more (read at 30
+    # shapes, under the 56 the churn allows)
+    at30 = synthesize(models, budgets, space=SPACE, churn=DRIFT_CHURN, drift={**d.to_dict(), "shapes": 30})
+    assert plain.data["shapes"]["max_distinct"] == pol.data["shapes"]["max_distinct"] == 56, plain.data["shapes"]
+    assert at30.data["shapes"]["max_distinct"] == 30, at30.data["shapes"]
+    assert "capped at the 30 shapes the drift planned for was read at" in at30.data["shapes"]["reason"]
+    calm = synthesize(models, budgets, space=SPACE, churn=DRIFT_CHURN,
+                      drift={**d.to_dict(), "shapes": 30, "planned_ms": 0.0})  # nothing planned: the cap stays
+    assert calm.data["shapes"]["max_distinct"] == 56
     # every admitted input stays within budget with the drift added to its time; without
     # planning for it, the policy admits inputs the drift takes over
     X = _admitted_grid(pol)
