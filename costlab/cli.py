@@ -111,7 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--drift-shapes", type=_number(int, allow_zero=True), default=300,
                    help="read the policy's frontier before and after this many distinct shapes in one "
                         "isolated worker (at most shapes.max_distinct) and plan for the time they add "
-                        "(drift.json, shapes.drift; default 300; 0 skips it)")
+                        "(drift.json, shapes.drift; default 300; 0 skips it; read again at half the count, "
+                        "down to 16, while no input carries it)")
     r.add_argument("--drift-checks", type=_number(int), default=2,
                    help="drift checks made, each in its own pair of workers: the largest reading is kept "
                         "(one check can read far under the drift; default 2)")

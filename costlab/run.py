@@ -28,6 +28,10 @@ from .speed import (
 )
 from .speed import speed as _speed
 
+#: The fewest distinct shapes per process a run reads drift at when a higher count's drift
+#: cannot be carried within the budgets (it halves the count down to this).
+DRIFT_MIN_SHAPES = 16
+
 
 @dataclass
 class Run:
@@ -208,7 +212,10 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             (`shapes.drift`). `0` skips it. Defaults to `300`.
         drift_checks: Drift checks made, each in its own pair of workers; the largest
             reading is kept (`costlab.drift.checked_drift`: one check can read far under
-            the drift). Defaults to `2`.
+            the drift). Defaults to `2`. When no input carries the drift read at a count,
+            the check is made again at half of it (the policy's `max_distinct` is then
+            held to that count), down to `DRIFT_MIN_SHAPES` (16); below it `run` stops
+            with a `PolicyError` naming each count tried.
         **profile_kw: Passed to `profile`.
 
     Returns:
@@ -336,21 +343,33 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         from .drift import checked_drift
 
         cap = (pol.data.get("shapes") or {}).get("max_distinct")
-        drift = checked_drift(adapter, pol, checks=drift_checks, shapes=min(cap or drift_shapes, drift_shapes),
-                               seed=profile_kw.get("seed", 0), values=profile_kw["values"],
-                               memory_cap_mib=profile_kw.get("memory_cap_mib") or 4096,
-                               timeout_s=profile_kw.get("timeout_s") or 120.0, backend=profile_kw.get("backend"))
-        drift.save(out)
-        try:
-            pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
-                             calibration=prof.calibration(), speed=_speed(prof.table), churn=shape_churn.figures,
-                             throughput=rate, drift=drift.to_dict(), **synth_kw)
-        except PolicyError as exc:
-            (out / "policy.json").replace(out / "policy_without_drift.json")  # not a policy to deploy
-            raise PolicyError(f"{drift.summary()}; with that added, no input meets the budgets ({exc}). Raise the "
-                              "budgets; or, if each serving process is restarted after fewer distinct shapes, "
-                              f"measure at that count (--drift-shapes N). The measurements are kept in {out}: "
-                              "profile.csv, drift.json, and the policy before drift as policy_without_drift.json") from None
+        n, tried, planned = min(cap or drift_shapes, drift_shapes), [], None
+        while planned is None:
+            # a drift no input can carry at `n` shapes per process: read again at half the
+            # count (the policy then holds a process to it), down to DRIFT_MIN_SHAPES
+            drift = checked_drift(adapter, pol, checks=drift_checks, shapes=n,
+                                  seed=profile_kw.get("seed", 0), values=profile_kw["values"],
+                                  memory_cap_mib=profile_kw.get("memory_cap_mib") or 4096,
+                                  timeout_s=profile_kw.get("timeout_s") or 120.0, backend=profile_kw.get("backend"))
+            drift.notes = [*tried, *drift.notes]
+            drift.save(out)
+            try:
+                planned = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
+                                     calibration=prof.calibration(), speed=_speed(prof.table),
+                                     churn=shape_churn.figures, throughput=rate, drift=drift.to_dict(), **synth_kw)
+            except PolicyError as exc:
+                tried.append(f"at {drift.shapes} shapes per process: {drift.planned_s * 1e3:.2f} ms planned, no "
+                             f"input meets the budgets ({exc})")
+                if n // 2 < DRIFT_MIN_SHAPES:
+                    (out / "policy.json").replace(out / "policy_without_drift.json")  # not a policy to deploy
+                    raise PolicyError(
+                        f"{drift.summary()}; with that added, no input meets the budgets ({exc}), nor at "
+                        f"{' or '.join(t.split(':')[0].removeprefix('at ') for t in tried[:-1]) or 'a higher count'}. "
+                        "Raise the budgets; or, if each serving process is restarted after fewer distinct shapes, "
+                        f"measure at that count (--drift-shapes N). The measurements are kept in {out}: "
+                        "profile.csv, drift.json, and the policy before drift as policy_without_drift.json") from None
+                n //= 2
+        pol = planned
         pol.to_json(out / "policy.json")
     elif drift_shapes and shape_churn is not None:
         from .drift import Drift
