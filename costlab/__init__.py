@@ -12,6 +12,13 @@ from __future__ import annotations
 import os as _os
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's CPU allocator statistics (the tensor peak, `costlab.memory.TFAllocatorPeak`)
+# exist only with oneDNN on. TF turns it on by default on some x86 CPUs and not on others:
+# on an AMD EPYC host (AVX2, no AVX-512) it is off, every tensor peak then fell back to the
+# process high-water mark, and the memory bounds came out far too high. So it is on unless
+# the user set it (before TensorFlow is imported; the workers inherit it). A deployment whose
+# times should match the measured ones runs with the same setting (`env` in profile.csv).
+_os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from . import churn, strategies, worst, zoo  # noqa: E402
 from .curves import CostModel, fit, fit_profile  # noqa: E402

@@ -89,8 +89,8 @@ def test_run_then_verify_a_saved_keras_file(tmp_path):
     # benchmarks/policies.py's claim (a CI run once measured 15.02 ms against 15 ms at 0.9).
     # Memory gets room (48 MiB): the plumbing is under test, not the memory bound with four
     # points. (A 24 MiB budget once read 27.4 MiB at the worst admitted input against a bound
-    # of 15.6, under tensorflow-cpu 2.21, whose tensor peaks fall back to the process
-    # high-water mark: 0 to 32 MiB at one size. pyproject now pins < 2.21.)
+    # of 15.6, on a host where oneDNN was off by default and the tensor peaks fell back to
+    # the process high-water mark: 0 to 32 MiB at one size. costlab now turns oneDNN on.)
     proc = costlab("run", DATA / "attention.keras", "--latency-ms", "15", "--memory-mib", "48", "--out", out,
                    "--dim", "batch=2:16", "--dim", "seq_len=64:1024", "--points", "4", "--examples", "2",
                    "--probe-time", "0.1", "--margin", "0.75", "--throughput-s", "0", "--no-boundary", "--settle", "0",
