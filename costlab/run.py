@@ -343,7 +343,7 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         from .drift import checked_drift
 
         cap = (pol.data.get("shapes") or {}).get("max_distinct")
-        n, tried, planned = min(cap or drift_shapes, drift_shapes), [], None
+        n, tried, counts, planned = min(cap or drift_shapes, drift_shapes), [], [], None
         while planned is None:
             # a drift no input can carry at `n` shapes per process: read again at half the
             # count (the policy then holds a process to it), down to DRIFT_MIN_SHAPES
@@ -360,11 +360,12 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             except PolicyError as exc:
                 tried.append(f"at {drift.shapes} shapes per process: {drift.planned_s * 1e3:.2f} ms planned, no "
                              f"input meets the budgets ({exc})")
+                counts.append(drift.shapes)
                 if n // 2 < DRIFT_MIN_SHAPES:
                     (out / "policy.json").replace(out / "policy_without_drift.json")  # not a policy to deploy
                     raise PolicyError(
                         f"{drift.summary()}; with that added, no input meets the budgets ({exc}), nor at "
-                        f"{' or '.join(t.split(':')[0].removeprefix('at ') for t in tried[:-1]) or 'a higher count'}. "
+                        f"{' or '.join(f'{c} shapes per process' for c in counts[:-1]) or 'a higher count'}. "
                         "Raise the budgets; or, if each serving process is restarted after fewer distinct shapes, "
                         f"measure at that count (--drift-shapes N). The measurements are kept in {out}: "
                         "profile.csv, drift.json, and the policy before drift as policy_without_drift.json") from None

@@ -286,6 +286,7 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
     points += admitted_stream(policy, max(0, probes - len(points)), seed=seed)
     b = policy.budgets
     kw = dict(min_repeats=min_repeats, max_repeats=max(min_repeats, 50), time_budget_s=probe_time_s)
+    cap = (policy.data.get("shapes") or {}).get("max_distinct")
     if isolation == "inprocess" and backend is None:
         executor = InProcess(adapter, **kw)
     else:
@@ -294,9 +295,8 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
         # down as shapes accumulate in a process: so a worker takes at most that many.
         executor = ShapeCapped(lambda: Subprocess(adapter, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,
                                                   env={"KERAS_BACKEND": backend} if backend else None, **kw),
-                               (policy.data.get("shapes") or {}).get("max_distinct"))
+                               cap)
     rows, tight, searched = [], [], []
-    cap = (policy.data.get("shapes") or {}).get("max_distinct")
     drift = (policy.data.get("shapes") or {}).get("drift") or {}
     # the shapes a process holds where the policy's drift plan applies: its cap, or the
     # count the drift was read at when that is lower (a policy without a cap)
@@ -391,8 +391,9 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
         if tightness:
             factor = float(machine["factor"]) if machine else 1.0
             if filled:
-                # the boundary of a policy planned for shape drift is where a process at its
-                # cap runs: the search's workers first take all but a reserve of the cap
+                # the boundary of a policy planned for shape drift is where a process holding
+                # the shapes it was planned for runs: the search's workers first take all but
+                # a reserve of them
                 from .drift import stream_sizes
 
                 executor.refill([space.pattern_inputs(s, seed=seed + 20_000 + i, values=values)
