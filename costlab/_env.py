@@ -80,8 +80,18 @@ def versions() -> dict:
 
 def environment() -> dict:
     """Per-row environment: threads, versions, CPU model, and the variables that change
-    TF's allocator and oneDNN (unset ones are absent)."""
-    env = dict(pin_threads())
+    TF's allocator and oneDNN (unset ones are absent).
+
+    Imports no framework: the thread pools are pinned (and reported) only where
+    TensorFlow or torch is already loaded, e.g. by a Keras adapter or by a plain callable's
+    own module. A worker of a plain numpy callable or of candle so starts in about 1 s
+    rather than the 4-5 s a TensorFlow import costs it.
+    """
+    import sys
+
+    torch = os.environ.get("KERAS_BACKEND") == "torch" and "torch" in sys.modules
+    loaded = _pinned is not None or "tensorflow" in sys.modules or torch
+    env = dict(pin_threads()) if loaded else {"intra_op_threads": None, "inter_op_threads": None}
     env.update({k: os.environ[k] for k in _ENV_VARS if k in os.environ})
     env.update(versions())
     env["cpu"] = cpu_model()
