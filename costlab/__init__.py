@@ -24,6 +24,7 @@ from . import churn, strategies, worst, zoo  # noqa: E402
 from .curves import CostModel, fit, fit_profile  # noqa: E402
 from .errors import (  # noqa: E402
     CostlabError,
+    CostlabWarning,
     FitError,
     InputRejected,
     InvalidSpace,
@@ -39,7 +40,7 @@ from .space import Dimension, InputSpace, InputSpec, ValueDomain  # noqa: E402
 from .verify import VerifyReport, verify  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["Budgets", "CostModel", "CostlabError", "Dimension", "FitError", "Guard", "InputRejected",
+__all__ = ["Budgets", "CostModel", "CostlabError", "CostlabWarning", "Dimension", "FitError", "Guard", "InputRejected",
            "InputSpace", "InputSpec", "InvalidSpace", "ModelLoadError", "NotFittedError", "Policy",
            "PolicyError", "Profile", "Run", "ValueDomain", "VerifyReport", "fit", "fit_profile",
            "profile", "run", "synthesize", "verify", "zoo", "churn", "strategies", "worst"]

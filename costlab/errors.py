@@ -11,6 +11,11 @@ class CostlabError(Exception):
     """Base class: a problem with what the user gave costlab (argument, file, model)."""
 
 
+class CostlabWarning(UserWarning):
+    """A measurement that ran but is less trustworthy than it should be (e.g. memory
+    read from the process peak where tensor peaks were expected)."""
+
+
 class InvalidSpace(CostlabError, ValueError):
     """An input space that is impossible or contradictory."""
 

@@ -8,13 +8,14 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from . import _env, strategies, sweep
-from .errors import CostlabError
+from .errors import CostlabError, CostlabWarning
 from .isolation import EXTRA_COLUMNS, ISOLATIONS, InProcess, Subprocess
 from .measure import COLUMNS
 from .space import InputSpace
@@ -107,6 +108,37 @@ class Profile:
                 "baseline_rss_mib": float(first.median() / 2**20) if len(first) else None,
                 "process_peak_mib": float(t["process_peak_bytes"].max() / 2**20)
                 if t["process_peak_bytes"].notna().any() else None}
+
+    @property
+    def memory_fallback(self) -> str | None:
+        """Why this Keras/TensorFlow profile's memory is the process high-water mark, or `None`.
+
+        A TensorFlow model's peaks should be tensor peaks from the allocator's statistics
+        (`costlab.memory.TFAllocatorPeak`). Where a worker could not read them (TF runs
+        without oneDNN, e.g. `TF_ENABLE_ONEDNN_OPTS=0`) each probe reads the process's
+        high-water mark over its RSS before the call instead: memory TF's allocator already
+        holds reads ~0 and a worker's first call reads its warm-up, so the memory curve
+        and the limits it sets are unreliable. Plain callables and candle (no allocator
+        statistics) and Keras on JAX or torch (none on the CPU) use the process peak by design
+        and get `None`.
+        """
+        versions = (self.model or {}).get("versions") or {}
+        if (self.model or {}).get("framework") != "keras" or versions.get("backend") != "tensorflow":
+            return None
+        t = self.table
+        if "memory_source" not in t.columns:
+            return None
+        ok = t[t["status"] == "ok"]
+        fell = ok[ok["memory_source"] == "process_vmhwm"]
+        if fell.empty:
+            return None
+        flag = sorted({str(json.loads(e).get("TF_ENABLE_ONEDNN_OPTS", "unset"))
+                       for e in fell["env"].dropna()}) if "env" in fell.columns else []
+        return (f"{len(fell)} of {len(ok)} probes read memory as the process high-water mark, not TensorFlow's "
+                f"tensor peak: the allocator statistics were unavailable in their workers "
+                f"(TF_ENABLE_ONEDNN_OPTS={'/'.join(flag) or 'unknown'}; TensorFlow keeps them only with oneDNN on). "
+                "Memory already held by TF's allocator reads ~0 there, so the memory curve and its limits are "
+                "unreliable: measure again with TF_ENABLE_ONEDNN_OPTS=1 (costlab's default)")
 
     def _repr_html_(self):
         """Probes by status, dimension ranges, the first rows and a picture, for notebooks."""
@@ -549,6 +581,8 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
     prof.not_launched = prober.not_launched
     if preprocess is not None:
         prof.preprocess = adapter.line_memory(prof)
+    if prof.memory_fallback:
+        warnings.warn(prof.memory_fallback, CostlabWarning, stacklevel=2)
     return prof
 
 

@@ -125,6 +125,8 @@ def _summary(run: dict) -> list[str]:
                                                if n], ("status", "probes"))]
     parts.append(html_table(display.profile_dims_rows(prof), ("dimension", "space", "measured (ok)",
                                                               "distinct sizes")))
+    if prof.memory_fallback:
+        parts.append(f'<p class="bad"><strong>Memory:</strong> {esc(prof.memory_fallback)}.</p>')
     if pol is None:
         parts.append('<p class="note">No <code>policy.json</code> in this run directory: no budgets or limits.</p>')
         return parts

@@ -114,6 +114,8 @@ class Run:
                          f"shapes ({shapes['reason']})")
         if data.get("machine_speed"):
             lines.append(Speed.from_dict(data["machine_speed"]).summary())
+        if self.profile.memory_fallback:
+            lines.append(f"WARNING memory: {self.profile.memory_fallback}")
         cal = self.profile.calibration()
         if cal["process_peak_mib"] is not None:
             ratio = (f"; process growth / tensor peak: median {cal['ratio_median']:.2f}, "

@@ -225,3 +225,38 @@ def test_pulses_run_in_a_worker_of_their_own_that_outlives_the_probe_workers():
     assert ex.workers == 2, rows  # batches 1, 2 | 3: the reference shape took no worker's room
     assert len({pid for k, pid in rows if k == "pulse"}) == 1, rows
     assert not {pid for k, pid in rows if k == "pulse"} & {pid for k, pid in rows if k == "probe"}, rows
+
+
+FALLBACK = """
+import warnings, json
+import costlab
+from costlab import profile, zoo
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    prof = profile(zoo.build("mlp"), points=2, rounds=1, examples=0, min_repeats=3, probe_time_s=0.05)
+print(json.dumps({"sources": sorted(set(prof.table["memory_source"])), "note": prof.memory_fallback,
+                  "warned": [str(w.message) for w in caught if isinstance(w.message, costlab.CostlabWarning)]}))
+"""
+
+
+@pytest.mark.parametrize("onednn", ["0", "1"])
+def test_a_tensorflow_model_without_allocator_statistics_is_flagged(onednn):
+    """With oneDNN off TF keeps no CPU allocator statistics and peaks fall back to the
+    process high-water mark: the profile says so (a warning, and `memory_fallback` for the
+    run's summary and report), naming the variable; with it on, nothing is said."""
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn}
+    proc = subprocess.run([sys.executable, "-c", FALLBACK], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    if onednn == "0":
+        assert got["sources"] == ["process_vmhwm"], got
+        assert "TF_ENABLE_ONEDNN_OPTS=0" in got["note"] and "process high-water mark" in got["note"]
+        assert got["warned"] == [got["note"]]
+    else:
+        assert got["sources"] == ["tf_allocator"] and got["note"] is None and got["warned"] == [], got
+
+
+def test_a_plain_callable_s_process_peak_is_by_design_and_not_flagged():
+    space = load("zoo:bomb").space.with_bounds(mib=(1, 2))
+    prof = profile(CallableAdapter(lambda inputs: 0, space), points=2, rounds=1, **FAST)
+    assert set(prof.table["memory_source"]) == {"process_vmhwm"} and prof.memory_fallback is None

@@ -131,6 +131,18 @@ def test_failed_probes_are_listed_escaped_and_marked(tmp_path):
     assert "75 (3 failed)" in text
 
 
+def test_memory_read_from_the_process_peak_of_a_tensorflow_model_is_flagged(tmp_path, report):
+    assert "process high-water mark" not in report[2]  # the sample run read tensor peaks
+    run = _copy(tmp_path)
+    table = pd.read_csv(run / "profile.csv", keep_default_na=False, na_values=[""])
+    table.loc[table.index[:5], "memory_source"] = "process_vmhwm"
+    table.loc[table.index[:5], "env"] = json.dumps({"TF_ENABLE_ONEDNN_OPTS": "0"})
+    table.to_csv(run / "profile.csv", index=False)
+    text = write_report(run).read_text()
+    assert ("5 of 75 probes read memory as the process high-water mark" in text
+            and "TF_ENABLE_ONEDNN_OPTS=0" in text), text[:3000]
+
+
 def test_a_policy_s_shape_drift_is_tabled(tmp_path):
     run = _copy(tmp_path)
     pol = json.loads((run / "policy.json").read_text())
