@@ -18,6 +18,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"costlab: error: {message} (see `{self.prog} --help`)\n")
 
 
+def _share(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share in (0, 1], received {text!r}") from None
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share in (0, 1], received {text!r}")
+    return v
+
+
 def _number(kind, *, allow_zero=False):
     what = f"{'non-negative' if allow_zero else 'positive'} {kind.__name__}"
 
@@ -112,7 +122,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="read the policy's frontier before and after this many distinct shapes in one "
                         "isolated worker (at most shapes.max_distinct) and plan for the time they add "
                         "(drift.json, shapes.drift; default 300; 0 skips it; read again at half the count, "
-                        "down to 16, while no input carries it)")
+                        "down to 16, while no input carries it or it is over --drift-share)")
+    r.add_argument("--drift-share", type=_share, default=0.25,
+                   help="read the drift again at half the count while it takes more than this share of "
+                        "margin × latency budget, not below the policy's padded shapes (default 0.25; "
+                        "1: only when no input carries it)")
     r.add_argument("--drift-checks", type=_number(int), default=2,
                    help="drift checks made, each in its own pair of workers: the largest reading is kept "
                         "(one check can read far under the drift; default 2)")
@@ -203,7 +217,7 @@ def _cmd_run(args) -> int:
                  joint_offsets=not args.plain_joint,
                  throughput_s=args.throughput_s, timeout_factor=args.timeout_factor, pulse=args.pulse,
                  values=args.values, drift_shapes=args.drift_shapes,
-                 drift_checks=args.drift_checks)
+                 drift_checks=args.drift_checks, drift_share=args.drift_share)
     print(result.summary())
     return 0
 

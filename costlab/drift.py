@@ -84,6 +84,9 @@ class Drift:
     path: dict = field(default_factory=dict)  # shapes taken -> {label: ratio}, at the `checkpoints`
     checks: list = field(default_factory=list)  # every check's figures when several were made (`checked_drift`)
     index: float | None = None  # machine-speed index during the check (reference time / the run's), if measured
+    # counts read first, higher, and why none was kept (`costlab.run`'s `drift_share`):
+    # [{"shapes", "planned_ms", "why"}]; the policy holds a process to `shapes` for them
+    higher: list = field(default_factory=list)
 
     @property
     def ratio(self) -> dict:
@@ -122,7 +125,8 @@ class Drift:
                 "control_after_ms": ms(self.control_after_s), "failed": self.failed, "notes": self.notes,
                 **({"path": {str(n): {k: round(v, 4) for k, v in r.items()} for n, r in self.path.items()}}
                    if len(self.path) > 1 else {}),
-                **({"checks": self.checks} if len(self.checks) > 1 else {})}
+                **({"checks": self.checks} if len(self.checks) > 1 else {}),
+                **({"higher": self.higher} if self.higher else {})}
 
     def summary(self) -> str:
         if not self.ratio:
@@ -133,7 +137,9 @@ class Drift:
                    f"median {self.median_ratio:.2f}× < {self.threshold:g}: not planned for")
         of = f" (the largest of {len(self.checks)} checks' medians: {check_medians(self.checks)})" \
             if len(self.checks) > 1 else ""
-        return f"shape drift after {self.shapes} distinct shapes in one process{of}: {each}; {verdict}"
+        first = "".join(f"; read first at {h['shapes']} shapes ({h['planned_ms']:.2f} ms: {h['why']})"
+                        for h in self.higher)
+        return f"shape drift after {self.shapes} distinct shapes in one process{of}: {each}; {verdict}{first}"
 
     def save(self, out_dir) -> Path:
         path = Path(out_dir) / "drift.json"

@@ -630,13 +630,18 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
         if drift is not None:
             shapes["drift"] = drift
             n = int(drift.get("shapes") or 0)
-            if added and n and (shapes.get("max_distinct") is None or shapes["max_distinct"] > n):
+            higher = drift.get("higher") or []
+            if (added or higher) and n and (shapes.get("max_distinct") is None or shapes["max_distinct"] > n):
                 # the plan holds up to the shapes it was read at, and a drifting process only
                 # drifts further past them (zoo:masked: about 4 ms more per call every 100
-                # shapes, `benchmarks/late_shapes.py`): one process takes no more
+                # shapes, `benchmarks/late_shapes.py`): one process takes no more. So too when
+                # a higher count was read first and not kept, even if nothing is planned at `n`
                 shapes["max_distinct"] = n
-                shapes["reason"] = (f"{shapes.get('reason', '')}; capped at the {n} shapes the drift planned "
-                                    "for was read at (a drifting process drifts further past them)").lstrip("; ")
+                why = (f"capped at the {n} shapes the drift planned for was read at (a drifting process drifts "
+                       "further past them)" if added else
+                       f"capped at the {n} shapes the drift was read at: at {higher[-1]['shapes']} it added "
+                       f"{higher[-1]['planned_ms']:.2f} ms ({higher[-1]['why']})")
+                shapes["reason"] = f"{shapes.get('reason', '')}; {why}".lstrip("; ")
         data["shapes"] = shapes
     return Policy(data)
 

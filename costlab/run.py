@@ -31,6 +31,9 @@ from .speed import speed as _speed
 #: The fewest distinct shapes per process a run reads drift at when a higher count's drift
 #: cannot be carried within the budgets (it halves the count down to this).
 DRIFT_MIN_SHAPES = 16
+#: The largest share of margin × latency budget a planned drift may take before `run` reads
+#: it again at half the count (`run`'s `drift_share`).
+DRIFT_SHARE = 0.25
 
 
 @dataclass
@@ -156,7 +159,7 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         resume: bool = False, settle: int = 1, churn: int = 16, boundary: bool = True, throughput_s: float = 3.0,
         joint: bool = True, timeout_factor: float = 3.0, pulse: int = PULSE_EVERY, joint_offsets: bool = True,
         values: str = "auto", drift_shapes: int = DRIFT_SHAPES, drift_checks: int = DRIFT_CHECKS,
-        **profile_kw) -> Run:
+        drift_share: float = DRIFT_SHARE, **profile_kw) -> Run:
     """Profile `model`, fit its cost curves, synthesise a policy and write them to `out_dir`.
 
     Writes `profile.csv` (one row per probe), `profile.json` (space, model, machine),
@@ -218,6 +221,13 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             the check is made again at half of it (the policy's `max_distinct` is then
             held to that count), down to `DRIFT_MIN_SHAPES` (16); below it `run` stops
             with a `PolicyError` naming each count tried.
+        drift_share: Read the drift again at half the count while the planned drift is
+            over this share of margin × latency budget: there a limit hangs on one noisy
+            reading of the drift more than on the fitted curves (fewer shapes per process
+            for larger, better-founded limits). Not below `DRIFT_MIN_SHAPES`, nor below
+            the policy's `shapes.padded_shapes` (a server padding to the buckets holds no
+            more). `drift.json`'s `notes` list each count read and why. `1` reads again only
+            when no input carries the drift. Defaults to `DRIFT_SHARE` (0.25).
         **profile_kw: Passed to `profile`.
 
     Returns:
@@ -226,6 +236,8 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     from .adapters import adapt
 
     budgets = Budgets(**budgets) if isinstance(budgets, dict) else budgets
+    if isinstance(drift_share, bool) or not isinstance(drift_share, (int, float)) or not 0 < drift_share <= 1:
+        raise CostlabError(f"Expected `drift_share` in (0, 1]. Received: drift_share={drift_share!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "probes.jsonl"
@@ -345,33 +357,55 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         from .drift import checked_drift
 
         cap = (pol.data.get("shapes") or {}).get("max_distinct")
-        n, tried, counts, planned = min(cap or drift_shapes, drift_shapes), [], [], None
-        while planned is None:
-            # a drift no input can carry at `n` shapes per process: read again at half the
-            # count (the policy then holds a process to it), down to DRIFT_MIN_SHAPES
+        n, higher = min(cap or drift_shapes, drift_shapes), []
+        allowed_s = drift_share * budgets.margin * budgets.latency_ms / 1e3
+
+        def plan(drift):
+            return synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
+                              calibration=prof.calibration(), speed=_speed(prof.table), churn=shape_churn.figures,
+                              throughput=rate, drift=drift.to_dict(), **synth_kw)
+
+        while True:
+            # Read the drift at `n` shapes per process; read it again at half the count (the
+            # policy then holds a process to it) while no input can carry it, or while it
+            # takes more than `drift_share` of margin × latency budget (there the limits
+            # hang on one noisy reading of the drift more than on the curves). The count is
+            # halved while the half is at least DRIFT_MIN_SHAPES; for the share, not below
+            # the shapes a server padding to the policy's buckets sees.
             drift = checked_drift(adapter, pol, checks=drift_checks, shapes=n,
                                   seed=profile_kw.get("seed", 0), values=profile_kw["values"],
                                   memory_cap_mib=profile_kw.get("memory_cap_mib") or 4096,
                                   timeout_s=profile_kw.get("timeout_s") or 120.0, backend=profile_kw.get("backend"))
-            drift.notes = [*tried, *drift.notes]
+            drift.higher = list(higher)
             drift.save(out)
+            half = n // 2 if n // 2 >= DRIFT_MIN_SHAPES else n
             try:
-                planned = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
-                                     calibration=prof.calibration(), speed=_speed(prof.table),
-                                     churn=shape_churn.figures, throughput=rate, drift=drift.to_dict(), **synth_kw)
+                planned = plan(drift)
             except PolicyError as exc:
-                tried.append(f"at {drift.shapes} shapes per process: {drift.planned_s * 1e3:.2f} ms planned, no "
-                             f"input meets the budgets ({exc})")
-                counts.append(drift.shapes)
-                if n // 2 < DRIFT_MIN_SHAPES:
+                if half == n:
+                    tried = " or ".join(f"{h['shapes']} shapes per process" for h in higher) or "a higher count"
                     (out / "policy.json").replace(out / "policy_without_drift.json")  # not a policy to deploy
                     raise PolicyError(
                         f"{drift.summary()}; with that added, no input meets the budgets ({exc}), nor at "
-                        f"{' or '.join(f'{c} shapes per process' for c in counts[:-1]) or 'a higher count'}. "
+                        f"{tried}. "
                         "Raise the budgets; or, if each serving process is restarted after fewer distinct shapes, "
                         f"measure at that count (--drift-shapes N). The measurements are kept in {out}: "
                         "profile.csv, drift.json, and the policy before drift as policy_without_drift.json") from None
-                n //= 2
+                why, lower = "no input meets the budgets with it", half
+            else:
+                if drift.planned_s <= allowed_s:
+                    break
+                why = f"over {drift_share:g} of margin × latency budget, {allowed_s * 1e3:.2f} ms"
+                padded = (planned.data.get("shapes") or {}).get("padded_shapes") or 0
+                lower = max(half, min(padded, n))
+                if lower == n:  # the fewest it is read at: kept, over the share
+                    drift.notes.append(f"kept at {n} shapes per process though {why}: not read lower than "
+                                       f"{DRIFT_MIN_SHAPES} shapes, nor than the policy's {padded} padded shapes")
+                    drift.save(out)
+                    planned = plan(drift)
+                    break
+            higher.append({"shapes": drift.shapes, "planned_ms": round(drift.planned_s * 1e3, 4), "why": why})
+            n = lower
         pol = planned
         pol.to_json(out / "policy.json")
     elif drift_shapes and shape_churn is not None:

@@ -100,9 +100,10 @@ def test_a_run_plans_for_the_drift_it_measures_in_a_real_worker(tmp_path, monkey
                 refine=False, boundary=False, throughput_s=0, values="random", pulse=0, isolation="subprocess",
                 churn=8)
     budgets = {"latency_ms": 3.0, "memory_mib": 512}
-    run = costlab.run(drifty, budgets, tmp_path / "run", drift_shapes=60, **fast)
+    # drift_share 1: read again only if no input carried it (the share is tested below)
+    run = costlab.run(drifty, budgets, tmp_path / "run", drift_shapes=60, drift_share=1, **fast)
     d = run.drift
-    assert d is not None and d.shapes == 60
+    assert d is not None and d.shapes == 60 and d.higher == []
     # 60 shapes at 20 µs: about 1.1 ms more than in a worker that saw only the frontier inputs
     assert d.applies and 0.6e-3 < d.planned_s < 2.5e-3, d.to_dict()
     # each frontier input's neighbour of a shape first taken after the 60, read too
@@ -156,6 +157,23 @@ def test_a_run_plans_for_the_drift_it_measures_in_a_real_worker(tmp_path, monkey
     calm = frontier_drift(steady, pol, shapes=60, time_budget_s=0.05)
     assert not calm.applies and calm.planned_s == 0, calm.to_dict()
 
+    # a drift that takes more than the share of margin × budget (0.3 × 2.7 ms: 64 shapes
+    # add about 1.2 ms) is read again at half the count (32 add about 0.6 ms), and the
+    # policy holds a process to it whether or not drift is planned there
+    share = costlab.run(drifty, budgets, tmp_path / "share", drift_shapes=64, drift_checks=1, drift_share=0.3, **fast)
+    s = share.drift
+    (first,) = s.higher
+    assert first["shapes"] == 64 and first["planned_ms"] > 0.81, s.to_dict()
+    assert first["why"] == "over 0.3 of margin × latency budget, 0.81 ms", first
+    assert s.shapes == 32 and s.planned_s <= 0.81e-3, s.to_dict()
+    shaped = share.policy.data["shapes"]
+    assert shaped["max_distinct"] == 32 and shaped["drift"]["higher"] == s.higher, shaped
+    assert "read first at 64 shapes" in share.summary()
+    assert json.loads((tmp_path / "share" / "drift.json").read_text())["higher"] == s.higher
+    Policy.from_json(tmp_path / "share" / "policy.json")  # valid against the schema
+    with pytest.raises(costlab.CostlabError, match=r"drift_share.*Received: drift_share=0"):
+        costlab.run(drifty, budgets, tmp_path / "x", drift_share=0, **fast)
+
     # a drift no input can carry within the budget: a clear error, the measurements kept
     heavy = _adapter(tmp_path, monkeypatch, "heavy_model", 100e-6)  # 60 shapes: +6 ms against 3 ms
     # it is read again at half the count (30 shapes: +3 ms, still too much), and no lower than 16
@@ -163,8 +181,8 @@ def test_a_run_plans_for_the_drift_it_measures_in_a_real_worker(tmp_path, monkey
         costlab.run(heavy, budgets, tmp_path / "heavy", drift_shapes=60, drift_checks=1, **fast)
     assert "after 30 distinct shapes" in str(err.value) and "nor at 60 shapes per process" in str(err.value)
     kept = tmp_path / "heavy"
-    notes = json.loads((kept / "drift.json").read_text())["notes"]
-    assert any(n.startswith("at 60 shapes per process:") for n in notes), notes
+    higher = json.loads((kept / "drift.json").read_text())["higher"]
+    assert [(h["shapes"], h["why"]) for h in higher] == [(60, "no input meets the budgets with it")], higher
     assert (kept / "drift.json").is_file() and (kept / "profile.csv").is_file()
     assert (kept / "policy_without_drift.json").is_file() and not (kept / "policy.json").exists()
 

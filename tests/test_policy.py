@@ -318,6 +318,14 @@ def test_a_policy_planning_for_shape_drift_keeps_its_drifted_frontier_within_bud
     calm = synthesize(models, budgets, space=SPACE, churn=DRIFT_CHURN,
                       drift={**d.to_dict(), "shapes": 30, "planned_ms": 0.0})  # nothing planned: the cap stays
     assert calm.data["shapes"]["max_distinct"] == 56
+    # nothing planned at 30, but a higher count was read first and drifted: held to 30
+    back = synthesize(models, budgets, space=SPACE, churn=DRIFT_CHURN,
+                      drift={**d.to_dict(), "shapes": 30, "planned_ms": 0.0,
+                             "higher": [{"shapes": 60, "planned_ms": 3.2, "why": "over 0.25 of margin × latency budget"}]})
+    assert back.data["shapes"]["max_distinct"] == 30, back.data["shapes"]
+    assert "at 60 it added 3.20 ms (over 0.25 of margin × latency budget)" in back.data["shapes"]["reason"]
+    back.to_json(tmp_path / "back.json")
+    assert Policy.from_json(tmp_path / "back.json").data["shapes"]["drift"]["higher"][0]["shapes"] == 60
     # every admitted input stays within budget with the drift added to its time; without
     # planning for it, the policy admits inputs the drift takes over
     X = _admitted_grid(pol)
