@@ -63,6 +63,12 @@ def _index(drift: dict) -> str:
     return f"{drift['index']:.2f}" if drift.get("index") else "–"
 
 
+def _higher(drift: dict) -> str:
+    # the counts `costlab run` read the drift at first and did not keep (`--drift-share`)
+    return "".join(f" ({h['shapes']} read first: {h['planned_ms']:.2f} ms, {h['why']})"
+                   for h in drift.get("higher") or [])
+
+
 def _filled(tight: dict) -> str:
     # shapes each boundary-search worker took before measuring (a drift-planned policy)
     n = int(tight.get("filled") or 0)
@@ -169,7 +175,7 @@ def main(argv=None) -> int:
                              f"{sorted(idx)[len(idx) // 2]:.2f} (max {max(idx):.2f})" if ms and idx else "– | – | –")
         sh = policy.get("shapes") or {}
         dr = sh.get("drift")
-        rows[-1]["drift"] = (f"{sh.get('max_distinct') or '–'} | {dr['shapes']} | "
+        rows[-1]["drift"] = (f"{sh.get('max_distinct') or '–'} | {dr['shapes']}{_higher(dr)} | "
                              + ", ".join(f"{k} {v:.2f}× ({dr['added_ms'][k]:+.1f} ms)" for k, v in dr["ratio"].items())
                              + f" | {dr['median_ratio']:.2f} | "
                              + (check_medians(dr.get("checks") or []) or "1 check")
