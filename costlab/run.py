@@ -366,44 +366,40 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
                               throughput=rate, drift=drift.to_dict(), **synth_kw)
 
         while True:
-            # Read the drift at `n` shapes per process; read it again at half the count (the
+            # Read the drift at `n` shapes per process, and again at a lower count (the
             # policy then holds a process to it) while no input can carry it, or while it
-            # takes more than `drift_share` of margin × latency budget (there the limits
-            # hang on one noisy reading of the drift more than on the curves). The count is
-            # halved while the half is at least DRIFT_MIN_SHAPES; for the share, not below
-            # the shapes a server padding to the policy's buckets sees.
+            # takes more than `drift_share` of margin × latency budget (`_next_drift_count`).
             drift = checked_drift(adapter, pol, checks=drift_checks, shapes=n,
                                   seed=profile_kw.get("seed", 0), values=profile_kw["values"],
                                   memory_cap_mib=profile_kw.get("memory_cap_mib") or 4096,
                                   timeout_s=profile_kw.get("timeout_s") or 120.0, backend=profile_kw.get("backend"))
             drift.higher = list(higher)
             drift.save(out)
-            half = n // 2 if n // 2 >= DRIFT_MIN_SHAPES else n
             try:
-                planned = plan(drift)
+                planned, failed = plan(drift), None
             except PolicyError as exc:
-                if half == n:
-                    tried = " or ".join(f"{h['shapes']} shapes per process" for h in higher) or "a higher count"
-                    (out / "policy.json").replace(out / "policy_without_drift.json")  # not a policy to deploy
-                    raise PolicyError(
-                        f"{drift.summary()}; with that added, no input meets the budgets ({exc}), nor at "
-                        f"{tried}. "
-                        "Raise the budgets; or, if each serving process is restarted after fewer distinct shapes, "
-                        f"measure at that count (--drift-shapes N). The measurements are kept in {out}: "
-                        "profile.csv, drift.json, and the policy before drift as policy_without_drift.json") from None
-                why, lower = "no input meets the budgets with it", half
-            else:
-                if drift.planned_s <= allowed_s:
-                    break
-                why = f"over {drift_share:g} of margin × latency budget, {allowed_s * 1e3:.2f} ms"
-                padded = (planned.data.get("shapes") or {}).get("padded_shapes") or 0
-                lower = max(half, min(padded, n))
-                if lower == n:  # the fewest it is read at: kept, over the share
+                planned, failed = None, exc
+            over = planned is not None and drift.planned_s > allowed_s
+            padded = ((planned.data.get("shapes") or {}).get("padded_shapes") or 0) if planned is not None else 0
+            lower = _next_drift_count(n, carried=planned is not None, over_share=over, padded=padded)
+            why = (f"over {drift_share:g} of margin × latency budget, {allowed_s * 1e3:.2f} ms" if over
+                   else "no input meets the budgets with it")
+            if lower == n and planned is None:
+                tried = " or ".join(f"{h['shapes']} shapes per process" for h in higher) or "a higher count"
+                (out / "policy.json").replace(out / "policy_without_drift.json")  # not a policy to deploy
+                raise PolicyError(
+                    f"{drift.summary()}; with that added, no input meets the budgets ({failed}), nor at "
+                    f"{tried}. "
+                    "Raise the budgets; or, if each serving process is restarted after fewer distinct shapes, "
+                    f"measure at that count (--drift-shapes N). The measurements are kept in {out}: "
+                    "profile.csv, drift.json, and the policy before drift as policy_without_drift.json") from None
+            if lower == n:
+                if over:  # the fewest it is read at: kept, over the share
                     drift.notes.append(f"kept at {n} shapes per process though {why}: not read lower than "
                                        f"{DRIFT_MIN_SHAPES} shapes, nor than the policy's {padded} padded shapes")
                     drift.save(out)
-                    planned = plan(drift)
-                    break
+                    planned = plan(drift)  # the policy's shapes.drift carries the note
+                break
             higher.append({"shapes": drift.shapes, "planned_ms": round(drift.planned_s * 1e3, 4), "why": why})
             n = lower
         pol = planned
@@ -421,6 +417,24 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     write_report(out)  # report.html: everything above in one self-contained file
     return Run(prof, models, pol, out, skipped, refined, _undetermined(prof, models, profile_kw), shape_churn,
                found, found_values, drift)
+
+
+def _next_drift_count(n: int, *, carried: bool, over_share: bool, padded: int) -> int:
+    """The count of shapes per process to read the drift at after reading it at `n`; `n`
+    itself to keep the reading (or, when not `carried`, to give up).
+
+    Not `carried` (no input meets the budgets with the drift added): half of `n`. Carried but
+    `over_share` (the planned drift takes more than `run`'s `drift_share` of margin ×
+    latency budget): half of `n`, but not below the policy's `padded` shapes, as a server
+    padding to the buckets holds no more. Never below `DRIFT_MIN_SHAPES`: where the half is
+    under it, `n` is returned.
+    """
+    half = n // 2 if n // 2 >= DRIFT_MIN_SHAPES else n
+    if not carried:
+        return half
+    if not over_share:
+        return n
+    return max(half, min(padded, n))
 
 
 def _reference(adapter, space, budgets, log: Path, resume: bool, profile_kw: dict) -> dict:

@@ -93,6 +93,25 @@ def _adapter(tmp_path, monkeypatch, name, per_shape):
     return CallableAdapter(mod.model, SMALL, ref=f"{name}:model")
 
 
+@pytest.mark.parametrize("n, carried, over_share, padded, expected", [
+    pytest.param(300, True, False, 56, 300, id="carried-within-share-kept"),
+    pytest.param(300, False, False, 56, 150, id="not-carried-halved"),
+    pytest.param(300, False, False, 200, 150, id="not-carried-halved-below-padded"),
+    pytest.param(300, True, True, 56, 150, id="over-share-halved"),
+    pytest.param(90, True, True, 56, 56, id="over-share-not-below-padded"),
+    pytest.param(56, True, True, 56, 56, id="over-share-at-padded-kept"),
+    pytest.param(40, True, True, 0, 20, id="over-share-no-buckets"),
+    pytest.param(24, True, True, 0, 24, id="over-share-at-the-floor-kept"),
+    pytest.param(24, False, False, 0, 24, id="not-carried-at-the-floor-gives-up"),
+    pytest.param(32, False, False, 0, 16, id="down-to-the-floor"),
+])
+def test_the_next_count_the_drift_is_read_at(n, carried, over_share, padded, expected):
+    from costlab.run import DRIFT_MIN_SHAPES, _next_drift_count
+
+    assert DRIFT_MIN_SHAPES == 16
+    assert _next_drift_count(n, carried=carried, over_share=over_share, padded=padded) == expected
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux rlimits and /proc")
 def test_a_run_plans_for_the_drift_it_measures_in_a_real_worker(tmp_path, monkeypatch):
     drifty = _adapter(tmp_path, monkeypatch, "drifty_model", 20e-6)
