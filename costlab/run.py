@@ -226,7 +226,7 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             reading of the drift more than on the fitted curves (fewer shapes per process
             for larger, better-founded limits). Not below `DRIFT_MIN_SHAPES`, nor below
             the policy's `shapes.padded_shapes` (a server padding to the buckets holds no
-            more). `drift.json`'s `notes` list each count read and why. `1` reads again only
+            more). `drift.json`'s `higher` lists each count read first and why. `1` reads again only
             when no input carries the drift. Defaults to `DRIFT_SHARE` (0.25).
         **profile_kw: Passed to `profile`.
 
