@@ -7,6 +7,7 @@ else (profile, verify) goes through it.
 from __future__ import annotations
 
 import gc
+import re
 import time
 
 import numpy as np
@@ -23,11 +24,47 @@ def _status_of(exc: BaseException) -> str:
     return "error"
 
 
+#: How long an error message kept in a row may be.
+MAX_ERROR_CHARS = 400
+#: First lines that only say where an error happened; the line naming its cause follows.
+_WRAPPERS = re.compile(r"^(Graph execution error:?|Exception encountered when calling .*|"
+                       r"Exception encountered in .*|An error occurred .*)$")
+#: Lines that are context, never the cause: tracebacks, node locations, argument dumps.
+_CONTEXT = re.compile(r"^(File \"|Detected at node|Arguments received by|•|\[\[|\(\d+\) |"
+                      r"Traceback|defined at|Stack trace|backtrace:|Call arguments received)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _tidy(line: str) -> str:
+    """A cause line without TensorFlow's node plumbing: `{{function_node ...}}` prefixes,
+    the trailing `[Op:...]`, and a graph node's full definition in quotes."""
+    line = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", line)
+    line = re.sub(r"\s*\[Op:[^\]]*\](\s*name:.*)?$", "", line)
+    line = re.sub(r"for '\{\{node ([^}]*)\}\}[^']*'", r"at node \1", line)
+    return line.strip()
+
+
 def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else ""
-    line = line.split(", backtrace: Backtrace")[0]  # candle (Rust) errors carry a long backtrace
-    return f"{type(exc).__name__}: {line}"[:300]
+    """The error as one line a user can act on: `"<Type>: <message>"`, at most
+    `MAX_ERROR_CHARS` long.
+
+    Where the message's first line only says where the error happened (TensorFlow's
+    `Graph execution error:`, Keras's `Exception encountered when calling Conv2D.call().`),
+    the line naming the cause is kept with it, and TensorFlow's node plumbing is dropped:
+
+        >>> first_line(ValueError("Exception encountered when calling Conv2D.call().\\n\\n"
+        ...                       "Negative dimension size caused by subtracting 5 from 2"))
+        'ValueError: Exception encountered when calling Conv2D.call(): Negative dimension size caused by subtracting 5 from 2'
+    """
+    text = _ANSI.sub("", str(exc)).strip()
+    text = text.split(", backtrace: Backtrace")[0]  # candle (Rust) errors carry a long backtrace
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    head = _tidy(lines[0]) if lines else ""
+    if _WRAPPERS.match(head):
+        cause = next((_tidy(ln) for ln in lines[1:] if not _CONTEXT.match(ln) and not _WRAPPERS.match(ln)), "")
+        if cause:
+            head = cause if head.startswith("Graph execution error") else f"{head.rstrip('.:')}: {cause}"
+    return f"{type(exc).__name__}: {head}"[:MAX_ERROR_CHARS]
 
 
 def median_ci_halfwidth(samples) -> float:

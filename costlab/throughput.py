@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from .errors import CostlabError
+from .measure import first_line
 
 
 def run(adapter, inputs, *, concurrency: int, duration_s: float, warmup: int = 2) -> dict:
@@ -28,8 +29,6 @@ def run(adapter, inputs, *, concurrency: int, duration_s: float, warmup: int = 2
         for _ in range(max(1, warmup)):
             adapter(fed)
     except Exception as exc:  # noqa: BLE001 - reported as the run's status
-        from .measure import first_line
-
         return {"status": "error", "error": first_line(exc), "concurrency": concurrency}
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
     errors: list[str] = []
@@ -44,7 +43,7 @@ def run(adapter, inputs, *, concurrency: int, duration_s: float, warmup: int = 2
             try:
                 adapter(fed)
             except Exception as exc:  # noqa: BLE001
-                errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                errors.append(first_line(exc))
                 return
             latencies[i].append(perf() - t0)
 

@@ -25,6 +25,25 @@ def test_a_failing_call_is_a_row_not_a_crash():
     assert row["wall_s_median"] is None
 
 
+def test_the_cause_line_of_a_tensorflow_error_is_kept():
+    """TF's graph errors and Keras's layer errors open with where the error happened; the
+    row keeps the line that says why (the embedding's range, the negative output size)."""
+    import keras
+
+    tokens = keras.Input((None,), dtype="int32")
+    embed = keras.Model(tokens, keras.layers.Dense(2)(keras.layers.Embedding(128, 4)(tokens)))
+    row = measure(lambda: embed.predict_on_batch(np.full((2, 200), 130, dtype="int32")))
+    assert row["status"] == "error"
+    assert "130 is not in [0, 128)" in row["error"], row["error"]
+    assert row["error"].startswith("InvalidArgumentError: ") and "Graph execution error" not in row["error"]
+
+    image = keras.Input((None, None, 3))
+    conv = keras.Model(image, keras.layers.Conv2D(2, 5)(keras.layers.Conv2D(2, 5)(image)))
+    row = measure(lambda: conv.predict_on_batch(np.zeros((1, 6, 6, 3), "float32")))
+    assert "Conv2D.call(): Negative dimension size caused by subtracting 5 from 2" in row["error"], row["error"]
+    assert "[[" not in row["error"] and "DT_FLOAT" not in row["error"]
+
+
 def test_memory_error_is_recorded_as_oom():
     def alloc():
         raise MemoryError("cannot allocate")
