@@ -1,6 +1,9 @@
 """The `costlab` command line: `run`, `verify`, `export`, `report`.
 
 Every error a user can cause prints one line, `costlab: error: ...`, and exits 2.
+`costlab run` exits 0 when it wrote a policy, 3 when it wrote one with stages skipped
+(a stage after the measurements failed: the summary and `skipped.json` say which and
+why), 2 on an error with no policy written.
 """
 
 from __future__ import annotations
@@ -59,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     model_help = ("zoo:NAME, candle:NAME, a path to a .keras file, or module:attribute "
                   "(a Keras model, an adapter, or a factory returning one)")
 
-    r = sub.add_parser("run", help="profile a model, fit cost curves, write a policy")
+    r = sub.add_parser("run", help="profile a model, fit cost curves, write a policy",
+                       epilog="exit status: 0 a policy was written; 3 a policy was written with stages skipped "
+                              "(skipped.json says which and why); 2 an error, no policy")
     r.add_argument("model", help=model_help)
     r.add_argument("--latency-ms", type=_number(float), help="median (p50) latency budget per request")
     r.add_argument("--memory-mib", type=_number(float), help="peak tensor memory budget per request")
@@ -74,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-joint", action="store_true", help="per-axis limits only, no joint budgets (tokens = batch × seq_len)")
     r.add_argument("--plain-joint", action="store_true",
                    help="joint budgets as plain products only, no offsets such as (batch + 185) × seq_len")
+    r.add_argument("--hard-min", action="store_true",
+                   help="the space's minima are hard floors: admit nothing under them (by default sizes under "
+                        "them down to the model's validity minimum are admitted where a probe shows they cost no more)")
     r.add_argument("--throughput-s", type=_number(float, allow_zero=True), default=3.0,
                    help="seconds of the concurrent run the rate limit comes from; 0 skips it (default 3)")
     r.add_argument("--timeout-factor", type=_number(float), default=3.0,
@@ -217,9 +225,9 @@ def _cmd_run(args) -> int:
                  joint_offsets=not args.plain_joint,
                  throughput_s=args.throughput_s, timeout_factor=args.timeout_factor, pulse=args.pulse,
                  values=args.values, drift_shapes=args.drift_shapes,
-                 drift_checks=args.drift_checks, drift_share=args.drift_share)
+                 drift_checks=args.drift_checks, drift_share=args.drift_share, hard_min=args.hard_min)
     print(result.summary())
-    return 0
+    return result.exit_status  # 0: a policy; 3: a policy, with stages skipped
 
 
 def _import_function(spec: str):

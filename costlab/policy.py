@@ -23,10 +23,10 @@ import pandas as pd
 from .errors import PolicyError
 from .space import Dimension, InputSpace, InputSpec, ValueDomain
 
-SCHEMA_VERSION = "1.5"
+SCHEMA_VERSION = "1.6"
 #: Versions this costlab reads (1.0 lacks the joint, request, serving and shapes sections).
-# 1.1 lacks machine_speed, 1.2 joint offsets, 1.3 value_pattern, 1.4 shapes.drift
-READS = ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5")
+# 1.1 lacks machine_speed, 1.2 joint offsets, 1.3 value_pattern, 1.4 shapes.drift, 1.5 validity
+READS = ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6")
 
 
 def schema() -> dict:
@@ -448,7 +448,8 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
                measured_on: dict | None = None, extrapolate: float = 1.0, joint: bool = True,
                calibration: dict | None = None, churn: dict | None = None,
                throughput: dict | None = None, timeout_factor: float = 3.0, speed=None,
-               joint_offsets: bool = True, value_pattern: dict | None = None, drift: dict | None = None) -> Policy:
+               joint_offsets: bool = True, value_pattern: dict | None = None, drift: dict | None = None,
+               validity: dict | None = None) -> Policy:
     """Choose the limits whose most expensive admitted input stays within budget.
 
     First a box: every dimension grows by the same fraction of its log range until the
@@ -506,6 +507,10 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
             readings are recorded as `shapes.drift`, and when something is planned
             `shapes.max_distinct` is held to the `shapes` it was read at. Defaults to
             `None` (times as fitted).
+        validity: The model's own validity limits (`costlab.validity.Validity.to_dict()`):
+            no limit passes them (a maximum reached is `limited_by: "model limit"`), and
+            the policy records them as `validity`. `space` should already be cut to them
+            (`Validity.bounds`). Defaults to `None`.
 
     Returns:
         A validated `Policy`.
@@ -554,6 +559,9 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
     cap = {d: max(lo[d], int(min(measured_hi[d], space.dim(d).max) * extrapolate)) for d in dims}
     # Sizes the model itself refuses (candle's max_position_embeddings) are never admitted.
     hard = {d: int(v) for d, v in ((model or {}).get("hard_limits") or {}).items() if d in cap}
+    for d, lim in ((validity or {}).get("limits") or {}).items():  # found by measurement (costlab.validity)
+        if d in cap and lim.get("max") is not None:
+            hard[d] = min(hard.get(d, lim["max"]), int(lim["max"]))
     cap = {d: min(cap[d], hard.get(d, cap[d])) for d in dims}
     free = {d for d in dims if all(m.exponents_.get(d, {"power": 0, "log": 0}) == {"power": 0, "log": 0}
                                    for m in bounded.values())}
@@ -622,6 +630,8 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
         data["machine_speed"] = speed.to_dict()
     if value_pattern is not None:
         data["value_pattern"] = value_pattern
+    if validity is not None:
+        data["validity"] = validity
     data["request"] = _request(space, region, cost_models, upper, budgets, timeout_factor)
     data["serving"] = _serving(data, upper, budgets, calibration, measured_on or data["measured_on"],
                                throughput, timeout_factor)
@@ -861,8 +871,13 @@ def _serving(data, upper, budgets, calibration, machine, throughput, timeout_fac
     c = out["max_concurrency"]
     # Requests waiting beyond those in flight: each waits ≤ (timeout_factor − 1) services.
     out["max_queue"] = int(max(1, np.floor((timeout_factor - 1) * c)))
+    # A model that cannot be called from two threads at once is served by one process per
+    # request in flight (`costlab.throughput`'s processes mode): each holds its own copy.
+    copies = int((throughput or {}).get("copies") or 1)
+    if copies > 1:
+        out["model_copies"] = copies
     if baseline is not None:
-        need = baseline + c * per_request_mib
+        need = copies * baseline + c * per_request_mib
         out["container_memory_request_mib"] = int(np.ceil(need / 16) * 16)
         out["container_memory_mib"] = int(np.ceil(need / budgets.margin / 16) * 16)
         if budgets.process_memory_mib is not None:

@@ -203,9 +203,10 @@ def read_log(path) -> list[dict]:
 class _Prober:
     """Measures probes one at a time: rows, the probe log, the progress bar, hard caps.
 
-    A probe that fails, or whose warm median or peak is over a cap, marks its sizes as
-    over; any later probe at least as large in every dimension is skipped, since cost
-    only grows with size. With `done` (rows of an earlier, interrupted run of the same
+    A probe that runs out of memory, times out or crashes, or whose warm median or peak is
+    over a cap, marks its sizes as over; any later probe at least as large in every
+    dimension is skipped, since cost only grows with size. An input the model refuses
+    (status `error`) does not: validity is not monotone in size (`costlab.validity`). With `done` (rows of an earlier, interrupted run of the same
     plan), a probe already logged is taken from it instead of measured again.
     """
 
@@ -343,7 +344,9 @@ class _Prober:
                     row = self.run(probe.sizes, lambda p=probe, s=probe_seed: self.inputs(p.sizes, s),
                                    probe.kind, r, probe_seed, f"r{r}/g{gi}/p{pi}")
                     earlier.append(row)
-                    if self.crossed(row):
+                    # an input the model refuses (status `error`) says nothing of larger ones:
+                    # a minimum size (a kernel larger than a small image) fails below, works above
+                    if row["status"] != "error" and self.crossed(row):
                         self.over.append(probe.sizes)
                         self.bar.update(len(group) - pi - 1)
                         break

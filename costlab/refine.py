@@ -24,7 +24,7 @@ import pandas as pd
 
 from . import sweep
 from .curves import fit_profile_notes
-from .profile import MAX_PROBE_MIB, MAX_PROBE_S, Profile, profile
+from .profile import MAX_PROBE_MIB, MAX_PROBE_S, Profile, _prepare, plan_id, profile, session
 
 
 def _predict(prof: Profile, models: dict, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -115,6 +115,87 @@ def refine(model, prof: Profile, models: dict, skipped: dict, *, factors=(8, 4, 
     return prof, models, skipped, notes
 
 
+def to_validity(model, prof: Profile, validity, asked, **profile_kw):
+    """Measure up to the model's validity maxima where the plan's probes stopped short of
+    them (the next planned size was refused: BERT's seq_len measured to 91, invalid from
+    129), so limits can reach the model's limit rather than the measured range.
+
+    Args:
+        model: The model or adapter `prof` was measured on.
+        prof: The profile so far.
+        validity: `costlab.validity.Validity` found on it.
+        asked: The input space the limits stay inside, cut to the valid sizes.
+        **profile_kw: Passed to `costlab.profile`.
+
+    Returns:
+        `(profile, models, skipped, notes)` as `refine` returns them (unchanged when
+        nothing was short of a validity maximum).
+    """
+    ok = prof.ok
+    short = {d: (int(ok[d].max()), int(lim["max"])) for d, lim in validity.limits.items()
+             if lim.get("max") is not None and len(ok) and ok[d].max() < min(lim["max"], asked.dim(d).max)}
+    models, skipped = fit_profile_notes(prof)
+    notes = {}
+    for d, (top, vmax) in short.items():
+        region = asked.with_bounds(**{d: (top, min(vmax, asked.dim(d).max))})
+        more = profile(model, region, **{**profile_kw, "examples": 0, "rounds": 1, "points": 3})
+        table = pd.concat([prof.table, more.table], ignore_index=True)
+        prof = Profile(table, prof.space, prof.model, prof.machine, preprocess=prof.preprocess,
+                       resumed=prof.resumed + more.resumed, not_launched=prof.not_launched + more.not_launched)
+        notes[d] = f"measured from {d}={top} up to its validity limit {region.dim(d).max}"
+    if short:
+        models, skipped = fit_profile_notes(prof)
+    return prof, models, skipped, notes
+
+
+#: How much more a probe under the declared range may cost than one at the declared
+#: minimum, and still be admitted (noise between two readings of cheap calls).
+FLOOR_TOLERANCE = 1.10
+
+
+def below_floor(model, prof: Profile, floor: dict, asked, **profile_kw):
+    """Measure the smallest valid corner `floor` (`costlab.validity.Validity.floor`)
+    against the declared range's smallest corner, alternately, twice each: sizes under
+    the declared range are admitted only where they cost no more (a policy must not refuse
+    the cheapest requests, batch 1 above all).
+
+    Returns:
+        `(profile, accepted, note)`: the profile with the four rows added (`kind`
+        `floor` and `floor:declared`), whether the floor's median time and peak are within
+        `FLOOR_TOLERANCE` of the declared corner's (or 1 MiB / 0.2 ms above it), and what
+        was measured.
+    """
+    declared = {d: asked.dim(d).min for d in asked.dim_names}
+    floor = {d: min(int(floor[d]), declared[d]) for d in asked.dim_names}
+    adapter, _, describe = _prepare(model, asked, profile_kw.get("preprocess"))
+    seed = profile_kw.get("seed", 0)
+    plan = plan_id(describe, asked, kind="floor", floor=floor,
+                   **{k: v for k, v in profile_kw.items() if k in ("isolation", "min_repeats", "max_repeats",
+                                                                   "probe_time_s", "seed")})
+    kw = {k: v for k, v in profile_kw.items() if k not in ("points", "examples", "rounds", "seed", "preprocess")}
+    under = asked.with_bounds(**{d: (floor[d], asked.dim(d).max) for d in asked.dim_names})
+    with session(adapter, under, plan=plan, total=4, **kw) as prober:
+        for i in range(2):
+            for kind, sizes in (("floor", floor), ("floor:declared", declared)):
+                prober.run(sizes, lambda s=sizes, k=i: prober.inputs(s, seed + k), kind, 0, seed + i, f"{kind}/{i}")
+        rows = prober.table()
+    table = pd.concat([prof.table, rows], ignore_index=True)
+    prof = Profile(table, prof.space, prof.model, prof.machine, preprocess=prof.preprocess,
+                   resumed=prof.resumed + prober.resumed, not_launched=prof.not_launched)
+    ok = rows[rows["status"] == "ok"]
+    at = {k: ok[ok["kind"] == k] for k in ("floor", "floor:declared")}
+    if any(len(v) < 2 for v in at.values()):
+        return prof, False, f"the floor {floor} or the declared minimum {declared} failed to measure"
+    t = {k: float(v["wall_s_median"].median()) for k, v in at.items()}
+    m = {k: float(v["peak_bytes"].median()) if v["peak_bytes"].notna().all() else 0.0 for k, v in at.items()}
+    accepted = (t["floor"] <= max(t["floor:declared"] * FLOOR_TOLERANCE, t["floor:declared"] + 2e-4)
+                and m["floor"] <= max(m["floor:declared"] * FLOOR_TOLERANCE, m["floor:declared"] + 2**20))
+    note = (f"{floor} measured {t['floor'] * 1e3:.2f} ms, {m['floor'] / 2**20:.2f} MiB against "
+            f"{t['floor:declared'] * 1e3:.2f} ms, {m['floor:declared'] / 2**20:.2f} MiB at the declared minimum "
+            f"{declared}")
+    return prof, accepted, note
+
+
 def _within(row, budgets, scale: float = 1.0) -> bool:
     """Within margin × budget, the latency read at `scale` × the measured one (the speed a
     policy plans for: `costlab.speed.planned_scale`)."""
@@ -161,7 +242,6 @@ def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, starts
         measured within budget along that axis (`exact` is False when the search ran out
         of steps or range; `scale` is what its latencies were multiplied by).
     """
-    from .profile import _prepare, plan_id, session
     from .speed import planned_scale
 
     asked = asked or prof.space

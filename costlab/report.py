@@ -49,7 +49,7 @@ def load_run(run_dir) -> dict:
 
     Returns:
         `{"dir", "profile", "cost_models", "policy", "boundary", "churn", "throughput",
-        "failures"}`; absent optional files give `None` (`{}` for `cost_models`, `[]`
+        "skipped", "failures"}`; absent optional files give `None` (`{}` for `cost_models`, `[]`
         for `failures`).
 
     Raises:
@@ -76,7 +76,7 @@ def load_run(run_dir) -> dict:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CostlabError(f"Cannot read the profile in {run_dir}: {type(exc).__name__}: {exc}") from None
     out = {"dir": run, "profile": profile, "cost_models": {}, "policy": None, "boundary": None, "churn": None,
-           "throughput": None, "failures": []}
+           "throughput": None, "skipped": None, "failures": []}
     if (run / "cost_models.json").is_file():
         data = _read_json(run / "cost_models.json", "cost models")
         try:
@@ -88,7 +88,7 @@ def load_run(run_dir) -> dict:
             out["policy"] = Policy.from_json(run / "policy.json")
         except PolicyError as exc:
             raise CostlabError(str(exc)) from None
-    for key in ("boundary", "churn", "throughput"):
+    for key in ("boundary", "churn", "throughput", "skipped"):
         if (run / f"{key}.json").is_file():
             out[key] = _read_json(run / f"{key}.json", key)
     log = run / "failures" / "failures.jsonl"
@@ -293,6 +293,11 @@ def _failures(run: dict) -> list[str]:
     prof = run["profile"]
     bad = prof.failures
     parts = []
+    if run.get("skipped"):
+        parts += ["<h3>Stages skipped (the policy was written without them)</h3>",
+                  html_table([(k.get("stage"), json.dumps(k.get("sizes")) if k.get("sizes") else "", k.get("error"),
+                               k.get("without"), k.get("repro", "")) for k in run["skipped"]],
+                             ("stage", "at", "error", "so", "input kept"))]
     if len(bad):
         cols = [*prof.dims, "kind", "status", "error"] + (["repro"] if "repro" in bad.columns else [])
         parts.append(html_table([[r[c] for c in cols] for _, r in bad.iterrows()], cols))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import plots
@@ -12,10 +12,11 @@ from .curves import fit_profile_notes
 from .drift import CHECKS as DRIFT_CHECKS
 from .drift import SHAPES as DRIFT_SHAPES
 from .errors import CostlabError, FitError, PolicyError
+from .measure import first_line
 from .policy import Budgets, Policy, joint_expression, synthesize
 from .profile import Profile, profile
+from .refine import below_floor, open_powers, to_validity, widening
 from .refine import boundary as _boundary
-from .refine import open_powers, widening
 from .refine import refine as _refine
 from .refine import settle as _settle
 from .speed import (
@@ -51,6 +52,14 @@ class Run:
     boundary: dict | None = None  # dimension -> {"limit", "boundary", "exact"}
     values: object = None  # costlab.worst.ValueScan, or None when the pattern was given
     drift: object = None  # costlab.drift.Drift, or None when not measured
+    skipped: list = field(default_factory=list)  # stages that failed: {"stage", "error", "sizes", "without"}
+    validity: object = None  # costlab.validity.Validity, or None when not searched
+
+    @property
+    def exit_status(self) -> int:
+        """`costlab run`'s exit status: 0, a policy was written; 3, a policy was written with
+        stages skipped (`skipped`, `skipped.json`)."""
+        return 3 if self.skipped else 0
 
     def summary(self) -> str:
         b = self.policy.budgets
@@ -84,6 +93,8 @@ class Run:
         lines.append("limits:")
         for d, lim in self.policy.limits.items():
             lines.append(f"  {d:10s} {lim['min']}..{lim['max']}  (limited by {lim['limited_by']})")
+        if self.validity is not None:
+            lines.append(self.validity.summary())
         data = self.policy.data
         frac = data.get("admitted_fraction") or {}
         for j in data.get("joint") or []:
@@ -149,6 +160,12 @@ class Run:
             lines.append(self.churn.summary())
         if self.drift is not None:
             lines.append(self.drift.summary())
+        if self.skipped:
+            lines.append(f"stages skipped ({len(self.skipped)}; the policy was written without them, "
+                         f"{self.out_dir}/skipped.json):")
+            for k in self.skipped:
+                at = f" at {k['sizes']}" if k.get("sizes") else ""
+                lines.append(f"  {k['stage']}{at}: {k['error']}; so {k['without']}")
         if self.profile.resumed:
             lines.append(f"resumed: {self.profile.resumed} probes taken from {self.out_dir}/probes.jsonl")
         lines.append(f"files: {self.out_dir}/policy.json, profile.csv, cost_models.json, plots/, report.html")
@@ -159,7 +176,7 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         resume: bool = False, settle: int = 1, churn: int = 16, boundary: bool = True, throughput_s: float = 3.0,
         joint: bool = True, timeout_factor: float = 3.0, pulse: int = PULSE_EVERY, joint_offsets: bool = True,
         values: str = "auto", drift_shapes: int = DRIFT_SHAPES, drift_checks: int = DRIFT_CHECKS,
-        drift_share: float = DRIFT_SHARE, **profile_kw) -> Run:
+        drift_share: float = DRIFT_SHARE, validity: bool = True, hard_min: bool = False, **profile_kw) -> Run:
     """Profile `model`, fit its cost curves, synthesise a policy and write them to `out_dir`.
 
     Writes `profile.csv` (one row per probe), `profile.json` (space, model, machine),
@@ -228,6 +245,14 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             the policy's `shapes.padded_shapes` (a server padding to the buckets holds no
             more). `drift.json`'s `higher` lists each count read first and why. `1` reads again only
             when no input carries the drift. Defaults to `DRIFT_SHARE` (0.25).
+        validity: Search the model's own validity limits after the measurements
+            (`costlab.validity.find`: the admitted corners in a fresh process, bisection
+            where the model refuses inputs): limits never pass them. Defaults to `True`.
+        hard_min: Treat the space's minima as hard floors. Without it (and with
+            `validity`), sizes under the declared range down to the model's validity
+            minimum (1 where the model takes it) are admitted when a probe there costs no
+            more than at the declared minimum (`costlab.refine.below_floor`): the cheapest
+            requests are never refused. Defaults to `False`.
         **profile_kw: Passed to `profile`.
 
     Returns:
@@ -244,10 +269,16 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     if not resume:
         log.unlink(missing_ok=True)
     adapter = adapt(model)
+    if profile_kw.get("preprocess") is not None:  # every stage (churn, throughput, drift) runs what a server runs
+        from .profile import Preprocessed
+
+        adapter = adapter if isinstance(adapter, Preprocessed) else Preprocessed(adapter, profile_kw["preprocess"])
     if not resume:
         for old in (out / "failures").glob("*"):
             old.unlink()
         (out / "drift.json").unlink(missing_ok=True)  # rewritten only when measured
+    (out / "skipped.json").unlink(missing_ok=True)  # rewritten only when a stage fails
+    (out / "validity.json").unlink(missing_ok=True)
     if not isinstance(pulse, int) or isinstance(pulse, bool) or pulse < 0:
         raise CostlabError(f"Expected a non-negative integer `pulse`. Received: pulse={pulse!r}")
     if pulse:  # one reference for every stage, so their pulses compare
@@ -257,15 +288,19 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         profile_kw["pulse"] = {"sizes": _reference(adapter, ref_space, budgets, log, resume, profile_kw),
                                "every": pulse}
     profile_kw = {**profile_kw, "resume": resume, "failures_dir": out / "failures"}
+    stages = _Stages(out, seed=profile_kw.get("seed", 0))
     found_values, value_pattern = None, None
     if values == "auto":
         from .worst import scan
 
-        found_values = scan(adapter, space, log_path=log, seed=profile_kw.get("seed", 0),
-                            **{k: v for k, v in profile_kw.items() if k != "seed"})
-        value_pattern = found_values.to_dict()
-        (out / "values.json").write_text(json.dumps(value_pattern, indent=2) + "\n")
-        profile_kw["values"] = found_values.pattern
+        found_values = stages.attempt(
+            "value scan", "every size was measured with random values",
+            lambda: scan(adapter, space, log_path=log, seed=profile_kw.get("seed", 0),
+                         **{k: v for k, v in profile_kw.items() if k != "seed"}))
+        if found_values is not None:
+            value_pattern = found_values.to_dict()
+            (out / "values.json").write_text(json.dumps(value_pattern, indent=2) + "\n")
+        profile_kw["values"] = found_values.pattern if found_values is not None else "random"
     else:
         from .space import VALUE_PATTERNS
 
@@ -291,14 +326,52 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     prof.save(out)  # before anything can fail: nothing measured is lost
     if not any(t in models for t in ("wall_s_median", "peak_bytes")):
         raise FitError("No cost curve could be fitted: " + "; ".join(f"{t}: {r}" for t, r in skipped.items()))
+    valid = None
+    if validity:
+        from .validity import find as find_validity
+
+        valid = stages.attempt(
+            "validity search", "the model's own limits were not searched in a fresh process",
+            lambda: find_validity(adapter, prof, space=asked, values=profile_kw["values"],
+                                  seed=profile_kw.get("seed", 0), floor=None if hard_min else dict.fromkeys(asked.dim_names, 1),
+                                  memory_cap_mib=profile_kw.get("memory_cap_mib") or 4096,
+                                  timeout_s=profile_kw.get("timeout_s") or 120.0, backend=profile_kw.get("backend")))
+        if valid is not None:
+            (out / "validity.json").write_text(json.dumps({**valid.to_dict(), "verdicts": valid.verdicts},
+                                                          indent=2) + "\n")
+            if valid.limits:
+                asked = asked.with_bounds(**valid.bounds(asked))  # nothing past them is admitted or searched
+                prof, models, skipped, reached = to_validity(adapter, prof, valid, asked, log_path=log, **profile_kw)
+                refined = {**refined, **{d: f"{refined[d]}; {n}" if d in refined else n for d, n in reached.items()}}
+                prof.save(out)
+            below = {d: valid.floor[d] for d in asked.dim_names
+                     if valid.floor and valid.floor[d] < asked.dim(d).min}
+            measured = (stages.attempt("floor", "nothing under the declared minima is admitted",
+                                       lambda: below_floor(adapter, prof, valid.floor, asked, log_path=log,
+                                                           **profile_kw))
+                        if below and not hard_min else None)
+            if measured is not None:
+                prof, accepted, note = measured
+                prof.save(out)
+                models, skipped = fit_profile_notes(prof)
+                for d in below:
+                    refined[d] = (f"admitted from {d}={below[d]}, under the declared {asked.dim(d).min}: "
+                                  if accepted else f"not admitted under the declared {d}={asked.dim(d).min}: ") + note
+                if accepted:
+                    asked = asked.with_bounds(**{d: (v, asked.dim(d).max) for d, v in below.items()})
     synth_kw = dict(space=asked, extrapolate=extrapolate, joint=joint, timeout_factor=timeout_factor,
-                    joint_offsets=joint_offsets, value_pattern=value_pattern)
+                    joint_offsets=joint_offsets, value_pattern=value_pattern,
+                    validity=valid.to_dict() if valid is not None else None)
     # The boundary search starts from the corner of a per-axis box: no joint budget yet.
     pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
                      calibration=prof.calibration(), speed=_speed(prof.table), **{**synth_kw, "joint": False})
     found = None
-    if boundary:
-        prof, found = _boundary(adapter, prof, pol, asked=asked, log_path=log, **profile_kw)
+    searched = (stages.attempt("boundary search", "the limits rest on the curves alone, with no bisection of "
+                               "the budget boundary",
+                               lambda: _boundary(adapter, prof, pol, asked=asked, log_path=log, **profile_kw))
+                if boundary else None)
+    if searched is not None:
+        prof, found = searched
         found = {d: {**b, "from": "box corner"} for d, b in found.items()}
         prof.save(out)
         models, skipped = fit_profile_notes(prof)
@@ -317,13 +390,17 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             for j in pol.data["joint"]:
                 w = worst_on_joint(models, budgets, region, j["dims"], j["max"])
                 searches.update({f"{d}@{j['name']}": (d, w) for d in j["dims"] if w[d] < asked.dim(d).max})
-            prof, again = _boundary(adapter, prof, pol, asked=asked, log_path=log, searches=searches, **profile_kw)
-            found.update({k: {**b, "from": "joint edge" if k.endswith("@edge") else "joint budget " + k.split("@")[1]}
-                          for k, b in again.items()})
-            prof.save(out)
-            models, skipped = fit_profile_notes(prof)
-            pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
-                             calibration=prof.calibration(), speed=_speed(prof.table), **synth_kw)
+            searched = stages.attempt(
+                "boundary search", "the joint region's edges were not bisected",
+                lambda: _boundary(adapter, prof, pol, asked=asked, log_path=log, searches=searches, **profile_kw))
+            if searched is not None:
+                prof, again = searched
+                found.update({k: {**b, "from": "joint edge" if k.endswith("@edge") else
+                                  "joint budget " + k.split("@")[1]} for k, b in again.items()})
+                prof.save(out)
+                models, skipped = fit_profile_notes(prof)
+                pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
+                                 calibration=prof.calibration(), speed=_speed(prof.table), **synth_kw)
         (out / "boundary.json").write_text(json.dumps(found, indent=2) + "\n")
     else:
         pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
@@ -336,18 +413,28 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         from .churn import churn as measure_churn
 
         seen = [{d: int(r[d]) for d in prof.dims} for _, r in prof.table.iterrows()]
-        shape_churn = measure_churn(adapter, asked, shapes=churn, seed=profile_kw.get("seed", 0),
-                                    isolation=isolation, avoid=seen, backend=profile_kw.get("backend"))
-        shape_churn.save(out)
+        shape_churn = stages.attempt(
+            "shape churn", "the policy has no shape buckets and no cap on distinct shapes",
+            lambda: measure_churn(adapter, asked, shapes=churn, seed=profile_kw.get("seed", 0),
+                                  isolation=isolation, avoid=seen, backend=profile_kw.get("backend")))
+        if shape_churn is not None:
+            shape_churn.save(out)
     rate = None
     if throughput_s:
         from .throughput import measure as measure_throughput
 
-        rate = measure_throughput(adapter, pol.data["worst_admitted"]["sizes"], space=asked,
-                                  concurrency=pol.data["serving"]["max_concurrency"], duration_s=throughput_s,
-                                  isolation=isolation, backend=profile_kw.get("backend"),
-                                  seed=profile_kw.get("seed", 0), values=profile_kw["values"])
-        (out / "throughput.json").write_text(json.dumps(rate, indent=2) + "\n")
+        worst = pol.data["worst_admitted"]["sizes"]
+        rate = stages.attempt(
+            "throughput", "the policy has no measured rate limit",
+            lambda: measure_throughput(adapter, worst, space=asked,
+                                       concurrency=pol.data["serving"]["max_concurrency"], duration_s=throughput_s,
+                                       isolation=isolation, backend=profile_kw.get("backend"),
+                                       seed=profile_kw.get("seed", 0), values=profile_kw["values"]),
+            sizes=worst, inputs=lambda: asked.pattern_inputs(worst, seed=profile_kw.get("seed", 0),
+                                                            values=profile_kw["values"]),
+            values=profile_kw["values"])
+        if rate is not None:
+            (out / "throughput.json").write_text(json.dumps(rate, indent=2) + "\n")
     if shape_churn is not None or rate is not None:
         pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine, calibration=prof.calibration(),
                          speed=_speed(prof.table), churn=shape_churn.figures if shape_churn is not None else None, throughput=rate, **synth_kw)
@@ -369,10 +456,14 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             # Read the drift at `n` shapes per process, and again at a lower count (the
             # policy then holds a process to it) while no input can carry it, or while it
             # takes more than `drift_share` of margin × latency budget (`_next_drift_count`).
-            drift = checked_drift(adapter, pol, checks=drift_checks, shapes=n,
-                                  seed=profile_kw.get("seed", 0), values=profile_kw["values"],
-                                  memory_cap_mib=profile_kw.get("memory_cap_mib") or 4096,
-                                  timeout_s=profile_kw.get("timeout_s") or 120.0, backend=profile_kw.get("backend"))
+            drift = stages.attempt(
+                "shape drift", "nothing is planned for drift", lambda n=n: checked_drift(
+                    adapter, pol, checks=drift_checks, shapes=n, seed=profile_kw.get("seed", 0),
+                    values=profile_kw["values"], memory_cap_mib=profile_kw.get("memory_cap_mib") or 4096,
+                    timeout_s=profile_kw.get("timeout_s") or 120.0, backend=profile_kw.get("backend")))
+            if drift is None:
+                planned = pol
+                break
             drift.higher = list(higher)
             drift.save(out)
             try:
@@ -410,13 +501,50 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         drift = Drift({}, 0, 0, {}, {}, {}, {}, notes=[
             "this run's probes ran in one process (isolation='inprocess'), and the check needs a fresh isolated "
             "worker and a control: --isolation subprocess"])
-    plots.save_all(prof, {t: m for t, m in models.items() if t not in ("wall_s_p95", "wall_s_p99")}, out / "plots",
-                   policy=pol)
+    stages.attempt("plots", "plots/ is incomplete",
+                   lambda: plots.save_all(prof, {t: m for t, m in models.items() if t not in ("wall_s_p95", "wall_s_p99")},
+                                          out / "plots", policy=pol))
     from .report import write_report
 
-    write_report(out)  # report.html: everything above in one self-contained file
+    # report.html: everything above in one self-contained file (it lists the stages skipped)
+    stages.attempt("report", "there is no report.html", lambda: write_report(out))
     return Run(prof, models, pol, out, skipped, refined, _undetermined(prof, models, profile_kw), shape_churn,
-               found, found_values, drift)
+               found, found_values, drift, skipped=stages.skipped, validity=valid)
+
+
+class _Stages:
+    """Runs the stages around the measurements (value scan, boundary search, churn,
+    throughput, drift, plots, report) so that one that fails is recorded and the run goes on
+    to its policy: `skipped` (in `skipped.json`) lists each with its error and what the
+    policy lacks for it; the input it failed on, when known, is kept under `failures/`."""
+
+    def __init__(self, out: Path, *, seed: int):
+        self.out, self.seed, self.skipped = out, seed, []
+
+    def attempt(self, stage: str, without: str, fn, *, sizes=None, inputs=None, values="random"):
+        """`fn()`, or `None` when it raised (recorded)."""
+        try:
+            return fn()
+        except PolicyError:
+            raise  # budgets no input meets: a verdict on the budgets, not a stage failing
+        except Exception as exc:  # noqa: BLE001 - a stage's failure is data: the run goes on to its policy
+            text = str(exc).strip() if isinstance(exc, CostlabError) else first_line(exc)
+            entry = {"stage": stage, "error": text.splitlines()[0] if text else type(exc).__name__,
+                     "sizes": {k: int(v) for k, v in sizes.items()} if sizes else None, "without": without,
+                     "repro": ""}
+            if inputs is not None:
+                entry["repro"] = self._keep(stage, entry, inputs(), values)
+            self.skipped.append(entry)
+            (self.out / "skipped.json").write_text(json.dumps(self.skipped, indent=2) + "\n")
+            return None
+
+    def _keep(self, stage, entry, inputs, values) -> str:
+        from .profile import save_failure
+
+        row = {"plan": "stage", "probe": f"{stage.replace(' ', '_')}/{len(self.skipped)}", "kind": stage,
+               "status": "error", "error": entry["error"], "seed": self.seed, "values": values,
+               "input_shapes": json.dumps({k: list(v.shape) for k, v in inputs.items()}), **entry["sizes"]}
+        return save_failure(self.out / "failures", row, inputs, list(entry["sizes"]))
 
 
 def _next_drift_count(n: int, *, carried: bool, over_share: bool, padded: int) -> int:

@@ -139,7 +139,18 @@ class InputSpace:
             for s in shape:
                 if isinstance(s, str):
                     seen.setdefault(s, DEFAULT_BOUNDS.get(s, _FALLBACK))
-            is_int = np.issubdtype(np.dtype(sig.dtype), np.integer) or np.dtype(sig.dtype) == bool
+            try:
+                dtype = np.dtype(sig.dtype)
+            except TypeError:
+                dtype = None
+            if dtype is None or not (np.issubdtype(dtype, np.number) or dtype.kind == "b"):
+                raise InvalidSpace(
+                    f"Input {sig.name!r} has dtype {sig.dtype!r}, which costlab cannot generate values for "
+                    "(it draws integer, float and bool tensors). Received: "
+                    f"{sig.name}: dtype={sig.dtype!r}, shape={tuple(sig.shape)}. Profile the model behind the "
+                    "non-tensor step instead (e.g. after TextVectorization), or give an explicit space "
+                    "(--space FILE) for a wrapper that takes tensors")
+            is_int = np.issubdtype(dtype, np.integer) or dtype.kind == "b"
             if sig.values is None and "mask" in sig.name.lower():
                 lo, hi = (0, 1)  # attention / padding masks hold 0 or 1
             else:

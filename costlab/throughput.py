@@ -1,9 +1,11 @@
 """Throughput under concurrency: the measured basis of a rate limit.
 
 A rate limit must hold when every admitted request is the most expensive one. `measure`
-sends the worst admitted input from `concurrency` client threads at once for a fixed
-time, in one process (an isolated worker by default, the way a server runs), and counts
-completed requests; `run` is what that process executes.
+sends the worst admitted input from `concurrency` clients at once for a fixed time and
+counts completed requests; `run` is what each measuring process executes. The clients
+are threads of one process (an isolated worker by default, the way a server runs) where
+the model can be called from several threads at once, else one process each, each with
+its own copy of the model, as a server of that model must run (`MODES`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,18 @@ import numpy as np
 from .errors import CostlabError
 from .measure import first_line
 
+#: How the concurrent clients run: `threads` of one process, or one `processes` each.
+MODES = ("threads", "processes")
+#: Keras backends whose models cannot be called from two threads at once (JAX: "Buffer
+#: has been deleted or donated"): measured with processes.
+THREAD_UNSAFE_BACKENDS = ("jax",)
 
-def run(adapter, inputs, *, concurrency: int, duration_s: float, warmup: int = 2) -> dict:
-    """Call `adapter(inputs)` from `concurrency` threads for `duration_s` seconds.
+
+def run(adapter, inputs, *, concurrency: int, duration_s: float, warmup: int = 2,
+        start_at: float | None = None) -> dict:
+    """Call `adapter(inputs)` from `concurrency` threads (this one alone for 1) for `duration_s` seconds
+    (from the wall-clock time `start_at`, after the warm-up, when given: so several
+    processes send at once).
 
     Returns:
         `{"status", "error", "rps", "requests", "seconds", "concurrency",
@@ -30,13 +41,16 @@ def run(adapter, inputs, *, concurrency: int, duration_s: float, warmup: int = 2
             adapter(fed)
     except Exception as exc:  # noqa: BLE001 - reported as the run's status
         return {"status": "error", "error": first_line(exc), "concurrency": concurrency}
+    if start_at is not None:
+        time.sleep(max(0.0, start_at - time.time()))
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
     errors: list[str] = []
     start = threading.Barrier(concurrency + 1)
     stop_at = [0.0]
 
     def client(i):
-        start.wait()
+        if concurrency > 1:
+            start.wait()
         perf = time.perf_counter
         while perf() < stop_at[0]:
             t0 = perf()
@@ -47,27 +61,37 @@ def run(adapter, inputs, *, concurrency: int, duration_s: float, warmup: int = 2
                 return
             latencies[i].append(perf() - t0)
 
+    # one client calls from this thread (a model bound to the thread that loaded it works),
+    # several from threads of their own
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(concurrency)]
-    for t in threads:
+    for t in threads if concurrency > 1 else ():
         t.start()
     t0 = time.perf_counter()
     stop_at[0] = t0 + duration_s
-    start.wait()
-    for t in threads:
-        t.join()
+    if concurrency > 1:
+        start.wait()
+        for t in threads:
+            t.join()
+    else:
+        client(0)
     seconds = time.perf_counter() - t0
     lat = np.concatenate([np.asarray(x) for x in latencies]) if any(latencies) else np.array([np.nan])
     if errors:
         return {"status": "error", "error": errors[0], "concurrency": concurrency}
+    return _figures(lat, seconds, concurrency)
+
+
+def _figures(lat: np.ndarray, seconds: float, concurrency: int) -> dict:
     return {"status": "ok", "error": "", "rps": float(lat.size / seconds), "requests": int(lat.size),
             "seconds": float(seconds), "concurrency": int(concurrency),
             "latency_ms_p50": float(np.percentile(lat, 50) * 1e3),
-            "latency_ms_p99": float(np.percentile(lat, 99) * 1e3)}
+            "latency_ms_p99": float(np.percentile(lat, 99) * 1e3),
+            "latencies": lat.tolist()}
 
 
 def measure(model, sizes: dict, *, concurrency: int, duration_s: float = 3.0, space=None, seed: int = 0,
             isolation: str = "subprocess", memory_cap_mib: float = 4096, timeout_s: float | None = None,
-            backend: str | None = None, values: str = "random") -> dict:
+            backend: str | None = None, values: str = "random", mode: str | None = None) -> dict:
     """Throughput of `model` at input sizes `sizes` with `concurrency` concurrent clients.
 
     Args:
@@ -83,9 +107,15 @@ def measure(model, sizes: dict, *, concurrency: int, duration_s: float = 3.0, sp
         backend: Keras backend of the worker. Defaults to `None`.
         values: The inputs' value pattern (`InputSpace.pattern_inputs`): the one the run measured
             with, so the rate is that of its worst values. Defaults to `"random"`.
+        mode: `"threads"` (the clients are threads of one process) or `"processes"` (one
+            isolated worker each, started together, sending from the same moment). Defaults
+            to `None`: processes for `THREAD_UNSAFE_BACKENDS`, else threads, and processes
+            again when the threads fail where one client alone does not (a model that
+            cannot be called from two threads at once).
 
     Returns:
-        The figures of `run` plus `sizes` and `isolation`.
+        The figures of `run` (latencies pooled over the clients) plus `sizes`,
+        `isolation`, `mode` and `copies` (processes holding a copy of the model).
 
     Raises:
         CostlabError: Bad arguments, or a run that failed (the message says how).
@@ -98,19 +128,60 @@ def measure(model, sizes: dict, *, concurrency: int, duration_s: float = 3.0, sp
         raise CostlabError(f"Expected a positive integer `concurrency`. Received: {concurrency!r}")
     if not duration_s > 0:
         raise CostlabError(f"Expected a positive `duration_s`. Received: {duration_s!r}")
+    if mode is not None and mode not in MODES:
+        raise CostlabError(f"Expected `mode` to be one of {', '.join(MODES)} or None. Received: {mode!r}")
     adapter = adapt(model)
     space = space or InputSpace.from_model(adapter)
     inputs = space.pattern_inputs(sizes, seed=seed, values=values)
-    kw = {"concurrency": concurrency, "duration_s": float(duration_s)}
     if backend is not None:
         isolation = "subprocess"
-    if isolation == "inprocess":
-        out = run(adapter, inputs, **kw)
-    else:
-        with Subprocess(adapter, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s or duration_s * 3 + 60,
-                        env={"KERAS_BACKEND": backend} if backend else None) as ex:
-            out = ex.task("throughput", inputs, **kw)
+    worker = dict(memory_cap_mib=memory_cap_mib, timeout_s=timeout_s or duration_s * 3 + 60,
+                  env={"KERAS_BACKEND": backend} if backend else None)
+    threads_error = None
+    if mode == "threads" or (mode is None and backend not in THREAD_UNSAFE_BACKENDS):
+        if isolation == "inprocess":
+            out = run(adapter, inputs, concurrency=concurrency, duration_s=float(duration_s))
+        else:
+            with Subprocess(adapter, **worker) as ex:
+                out = ex.task("throughput", inputs, concurrency=concurrency, duration_s=float(duration_s))
+        used = "threads"
+        if out.get("status") != "ok" and mode is None and concurrency > 1:
+            threads_error = f"{out.get('status')}: {out.get('error')}"
+    if mode == "processes" or threads_error is not None or (mode is None and backend in THREAD_UNSAFE_BACKENDS):
+        out, used = _in_processes(adapter, inputs, concurrency, float(duration_s), worker), "processes"
+        if out.get("status") == "ok" and threads_error is not None:
+            out["threads_error"] = threads_error  # why the clients are processes
     if out.get("status") != "ok":
-        raise CostlabError(f"The throughput run at {sizes} with concurrency {concurrency} failed: "
+        raise CostlabError(f"The throughput run at {sizes} with concurrency {concurrency} ({used}) failed: "
                            f"{out.get('status')}: {out.get('error')}")
-    return {**out, "sizes": {k: int(v) for k, v in sizes.items()}, "isolation": isolation}
+    out.pop("latencies", None)
+    return {**out, "sizes": {k: int(v) for k, v in sizes.items()},
+            "isolation": "subprocess" if used == "processes" else isolation, "mode": used,
+            "copies": concurrency if used == "processes" else 1}
+
+
+def _in_processes(adapter, inputs, concurrency: int, duration_s: float, worker: dict) -> dict:
+    """`concurrency` isolated workers, one client each: all load the model and warm the
+    input up (one measured probe), then send from the same wall-clock moment."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .isolation import Subprocess
+
+    executors = [Subprocess(adapter, **worker) for _ in range(concurrency)]
+    try:
+        with ThreadPoolExecutor(concurrency) as pool:  # the parent's threads only wait on pipes
+            warm = list(pool.map(lambda ex: ex.probe(inputs), executors))
+            bad = next((w for w in warm if w.get("status") != "ok"), None)
+            if bad is not None:
+                return {"status": bad.get("status"), "error": bad.get("error"), "concurrency": concurrency}
+            start_at = time.time() + 0.25
+            outs = list(pool.map(lambda ex: ex.task("throughput", inputs, concurrency=1, duration_s=duration_s,
+                                                    start_at=start_at), executors))
+    finally:
+        for ex in executors:
+            ex.close()
+    bad = next((o for o in outs if o.get("status") != "ok"), None)
+    if bad is not None:
+        return {"status": bad.get("status"), "error": bad.get("error"), "concurrency": concurrency}
+    lat = np.concatenate([np.asarray(o["latencies"]) for o in outs])
+    return _figures(lat, max(o["seconds"] for o in outs), concurrency)

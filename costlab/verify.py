@@ -140,6 +140,12 @@ class VerifyReport:
                          f"(the median of three counts; three more once the machine was back within the planned "
                          f"speed, if it was slower): " + "; ".join(
                              f"{r['kind']} {r['input_shapes']}: {r['first_measure']}" for _, r in again.head(5).iterrows()))
+        fresh = self.table[self.table["kind"].str.startswith("fresh:")]
+        if len(fresh):
+            refused = fresh[fresh["violation"] != ""]
+            lines.append(f"  {len(fresh)} corners of the admitted region sent first to a freshly started worker "
+                         f"(the floor first): " + ("the model ran every one" if refused.empty else
+                                                   f"it refused {len(refused)}"))
         if self.shape_cap:
             lines.append(f"  measured in {self.workers} worker(s), each taking at most {self.shape_cap} distinct "
                          f"shapes (the policy's shapes.max_distinct)")
@@ -184,6 +190,30 @@ def edge_points(region, dims=None) -> dict:
     return out
 
 
+def _fresh_corners(adapter, space, region, edges, *, values, seed, backend, memory_cap_mib, timeout_s) -> list[dict]:
+    """Rows of the fresh-process check (`verify`'s `fresh`): the floor first, in one fresh worker."""
+    from .validity import _Judge
+
+    dims = space.dim_names
+    corners = [("fresh:floor", dict(region.lo))]
+    corners += [(f"fresh:max:{d}", {**region.lo, d: region.hi[d]}) for d in dims if region.hi[d] > region.lo[d]]
+    corners += [(f"fresh:edge:{d}", s) for d, s in edges.items() if s != {**region.lo, d: region.hi[d]}]
+    judge = _Judge(adapter, space, values=values, seed=seed, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,
+                   env={"KERAS_BACKEND": backend} if backend else None)
+    try:
+        verdicts = judge.corners([s for _, s in corners])
+    finally:
+        judge.close()
+    rows = []
+    for (kind, sizes), (valid, error), v in zip(corners, verdicts, judge.verdicts, strict=True):
+        rows.append({**sizes, "kind": kind, "input_shapes": json.dumps({k: list(x) for k, x in space.shapes(sizes).items()}),
+                     "values": values, "status": v["status"], "error": error, "latency_ms": 0.0, "latency_p99_ms": 0.0,
+                     "memory_mib": 0.0, "repeats": 0, "index": 1.0, "pulse_index": 1.0, "parallelism": 0.0,
+                     "first_measure": "",
+                     "violation": "" if valid else f"error in a fresh process: {error}"})
+    return rows
+
+
 def admitted_stream(policy: Policy, n: int, *, seed: int = 0) -> list[tuple[str, dict, dict | None]]:
     """The admitted inputs `verify` measures after its named points, in its order: `n - n // 2`
     frontier points of the region (`Region.frontier(n=32)`, drawn without replacement),
@@ -210,7 +240,7 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
            memory_cap_mib: float = 4096, timeout_s: float = 120.0, min_repeats: int = 3,
            probe_time_s: float = 0.2, backend: str | None = None, confirm: bool = True,
            pulse: int = 3, draws: int = 5, settle_s: float = 60.0,
-           progress: bool | None = None) -> VerifyReport:
+           progress: bool | None = None, fresh: bool = True) -> VerifyReport:
     """Measure admitted inputs against the budgets, and each limit against its boundary.
 
     Args:
@@ -227,6 +257,12 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
             cost's `2^(-1/draws)` quantile (0.87 for 5) reaches margin × budget — the
             statistic a limit set from an upper bound keeps inside, where one draw per
             step would find where a single measurement happens to cross it. Defaults to `5`.
+        fresh: First send the admitted region's corners to one freshly started worker,
+            the floor first (nothing traced before it): each dimension at its minimum, each
+            at its maximum with the others at their minimum, and each dimension's edge
+            point (the joint budgets' end points). An input the model refuses there is a
+            violation (`kind` `fresh:<corner>`): a server starts fresh, and a warm
+            process can run inputs a fresh one refuses. Defaults to `True`.
         search_factor: The boundary search looks up to this multiple of each limit.
             Defaults to `4`.
         isolation: `"subprocess"` (workers under `memory_cap_mib` and `timeout_s`,
@@ -297,6 +333,9 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
                                                   env={"KERAS_BACKEND": backend} if backend else None, **kw),
                                cap)
     rows, tight, searched = [], [], []
+    # first, so nothing this process runs later is traced in the fresh worker
+    fresh_rows = _fresh_corners(adapter, space, region, edges, values=values, seed=seed, backend=backend,
+                                memory_cap_mib=memory_cap_mib, timeout_s=timeout_s) if fresh else []
     drift = (policy.data.get("shapes") or {}).get("drift") or {}
     # the shapes a process holds where the policy's drift plan applies: its cap, or the
     # count the drift was read at when that is lower (a policy without a cap)
@@ -403,7 +442,7 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
     seen = [p["wall_s_median"] / machine["reference_s"] for p in pulses if p["status"] == "ok"] if machine else []
     info = ({"pulses": len(seen), "reference_s": machine["reference_s"], "factor": machine["factor"],
              "p50": float(np.median(seen)), "max": float(np.max(seen))} if seen else None)
-    return VerifyReport(pd.DataFrame(rows), policy, pd.DataFrame(tight, columns=[
+    return VerifyReport(pd.DataFrame(rows + fresh_rows), policy, pd.DataFrame(tight, columns=[
         "limit", "value", "boundary", "exact", "tightness", "probes", "draws", "filled"]), info,
         pd.DataFrame(searched) if tightness else None, getattr(executor, "workers", 0),
         cap if isinstance(executor, ShapeCapped) else None, filled if tightness else 0, held if tightness else 0)

@@ -113,9 +113,15 @@ def test_run_then_verify_a_saved_keras_file(tmp_path):
     assert list((out / "plots").glob("*.png"))
     models = json.loads((out / "cost_models.json").read_text())
     assert set(models) >= {"wall_s_median", "peak_bytes"}
+    # declared from batch 2 and seq_len 64, the policy still admits the cheaper batch 1 and
+    # short sequences: the model takes them in a fresh process and they cost no more
+    limits = json.loads((out / "policy.json").read_text())["limits"]
+    assert limits["batch"]["min"] == 1 and limits["seq_len"]["min"] <= 8, limits
+    assert "admitted from batch=1, under the declared 2" in proc.stdout
     verify = costlab("verify", DATA / "attention.keras", out / "policy.json", "--probes", "12", "--no-tightness")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "0 violation(s)" in verify.stdout
+    assert "sent first to a freshly started worker (the floor first): the model ran every one" in verify.stdout
 
 
 def test_preprocess_function_is_measured_in_isolated_workers(tmp_path):

@@ -71,7 +71,7 @@ def test_boundary_probes_bisect_from_the_corner(attention_run):
 
 def test_policy_has_request_serving_and_shape_sections(attention_run):
     d = attention_run.policy.data
-    assert d["schema_version"] == SCHEMA_VERSION == "1.5"
+    assert d["schema_version"] == SCHEMA_VERSION == "1.6"
     assert d["request"]["max_payload_bytes"] > 0 and d["request"]["timeout_ms"] > 0
     s = d["serving"]
     assert s["max_concurrency"] >= 1 and s["container_memory_mib"] > s["baseline_rss_mib"]

@@ -337,7 +337,7 @@ def test_a_policy_planning_for_shape_drift_keeps_its_drifted_frontier_within_bud
     pol.to_json(tmp_path / "policy.json")
     again = Policy.from_json(tmp_path / "policy.json")
     assert again.data["shapes"]["drift"] == pol.data["shapes"]["drift"]
-    assert again.data["schema_version"] == "1.5"
+    assert again.data["schema_version"] == "1.6"
     # a drift the smallest input cannot carry is a clear error, not a policy
     with pytest.raises(PolicyError, match="cannot be met even by the smallest input"):
         synthesize(models, budgets, space=SPACE, churn=DRIFT_CHURN, drift={**d.to_dict(), "planned_ms": 30.0})

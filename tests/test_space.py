@@ -132,3 +132,14 @@ def test_an_unknown_value_pattern_is_named(zoo_models):
     space = InputSpace.from_model(zoo_models["attention"])
     with pytest.raises(InvalidSpace, match=r"Unknown value pattern 'zeros'; expected one of random, min"):
         space.pattern_inputs({"batch": 1, "seq_len": 8}, values="zeros")
+
+
+def test_a_string_input_is_a_clear_error_naming_the_input_and_dtype():
+    import keras
+
+    text = keras.Input(shape=(1,), dtype="string", name="review")
+    vec = keras.layers.TextVectorization(max_tokens=50, output_sequence_length=8)
+    vec.adapt(["a small film", "a long dull film"])
+    model = keras.Model(text, keras.layers.Dense(1)(keras.layers.Embedding(50, 4)(vec(text))))
+    with pytest.raises(InvalidSpace, match=r"Input 'review' has dtype 'string'.*Received: review: dtype='string'"):
+        InputSpace.from_model(model)

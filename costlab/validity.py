@@ -1,0 +1,289 @@
+"""A model's own validity limits: the sizes it accepts, found by measurement in fresh processes.
+
+A model can refuse inputs whatever the budgets: a convolution stack whose output would be
+smaller than its kernel (MobileNet under about 32 pixels a side), a position embedding
+of fixed length (BERT's `max_sequence_length`). And whether an input works can depend on
+what the process traced before: a warm worker whose graph was generalised over many shapes
+ran (1, 16, 16) through MobileNetV3, which fails in a freshly started process. A server
+is started fresh, so an input is **valid** when it works in a fresh process *and* in a
+warm one.
+
+`find` reads the profile (its `ok` and `error` rows; `oom`, `timeout` and `crashed` are
+costs, not validity) and checks the admitted corners in one fresh worker: every
+dimension at its smallest `ok` size first (before anything else is traced), then each
+dimension at its largest with the others at their smallest. Along a dimension whose
+corner fails, or whose profile has errors beyond its `ok` sizes, it bisects between a
+valid and an invalid size to adjacent integers, each verdict in a fresh worker (the next
+one started while the current one runs) and again in the one warm worker. Static hints
+the model carries (`hints`: a position embedding's `sequence_length`, a keras_hub
+backbone's `max_sequence_length`, candle's `max_position_embeddings`) are checked as
+candidate maxima: the hint valid and the hint + 1 invalid.
+
+Example:
+    >>> from costlab.validity import find
+    >>> v = find(adapter, prof)  # doctest: +SKIP
+    >>> v.limits  # doctest: +SKIP
+    {'height': {'min': 32, 'max': None, 'error': 'ValueError: ... Negative dimension size ...', ...}}
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from dataclasses import dataclass, field
+
+from .errors import CostlabError
+from .isolation import Subprocess
+
+#: Measure settings of a verdict: whether the call works, not how long it takes.
+VERDICT = {"min_repeats": 1, "max_repeats": 1, "time_budget_s": 0.0}
+
+
+@dataclass
+class Validity:
+    """The validity limits found, per dimension, and how.
+
+    Attributes:
+        limits: `{dim: {"min", "max", "error", "checked"}}` for each dimension the model
+            limits: the smallest and largest valid size (`None`: no limit found on that
+            side), the error past the limit, and the verdicts that placed it
+            (`[[size, "ok"|"error", where], ...]`).
+        verdicts: Fresh-process and warm verdicts taken, in order (sizes, status, error).
+        backend, call: Where the verdicts were taken (Keras backend, call path).
+        notes: Why a check was not made.
+    """
+
+    limits: dict = field(default_factory=dict)
+    verdicts: list = field(default_factory=list)
+    backend: str | None = None
+    call: str | None = None
+    notes: list = field(default_factory=list)
+    floor: dict | None = None  # the smallest corner judged valid (from `find`'s `floor`), or None
+
+    def bounds(self, space) -> dict:
+        """`{dim: (min, max)}`: `space`'s ranges cut to the valid sizes."""
+        out = {}
+        for d, lim in self.limits.items():
+            dim = space.dim(d)
+            lo = max(dim.min, lim["min"]) if lim.get("min") is not None else dim.min
+            hi = min(dim.max, lim["max"]) if lim.get("max") is not None else dim.max
+            if lo > hi:
+                raise CostlabError(f"The model accepts no {d} in the space's range {dim.min}..{dim.max}: "
+                                   f"valid sizes are {lim.get('min')}..{lim.get('max')} ({lim['error']})")
+            out[d] = (lo, hi)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"limits": self.limits, "floor": self.floor, "backend": self.backend, "call": self.call,
+                "fresh_checks": sum(1 for v in self.verdicts if v["where"] == "fresh"), "notes": self.notes}
+
+    def summary(self) -> str:
+        if not self.limits:
+            checked = sum(1 for v in self.verdicts if v["where"] == "fresh")
+            return ("validity: every admitted corner works in a fresh process "
+                    f"({checked} fresh verdicts)" if checked else
+                    "validity: not checked in a fresh process" + (f" ({'; '.join(self.notes)})" if self.notes else ""))
+        parts = []
+        for d, lim in self.limits.items():
+            rng = f"{lim['min'] if lim['min'] is not None else ''}..{lim['max'] if lim['max'] is not None else ''}"
+            parts.append(f"  {d:10s} {rng}  ({lim['error']})")
+        return "validity limits (the model's own, in a fresh process and a warm one):\n" + "\n".join(parts)
+
+
+def hints(adapter, space=None) -> dict:
+    """`{dim: largest size}` the model declares: a candle config's `max_position_embeddings`
+    (`hard_limits`), a Keras layer's `sequence_length` (keras_hub `PositionEmbedding`) or a
+    backbone's `max_sequence_length`, given to the sequence dimension of `space` (the one
+    dimension besides `batch`, else the one named like `seq_len`). `space` defaults to the
+    model's own."""
+    out = dict((adapter.describe() or {}).get("hard_limits") or {})
+    model = getattr(adapter, "model", None)
+    if model is None:
+        return out
+    found = []
+    for obj in [model, *getattr(model, "_flatten_layers", lambda: [])()]:
+        for attr in ("max_sequence_length", "sequence_length"):
+            v = getattr(obj, attr, None)
+            if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+                found.append(v)
+    if found:
+        from .space import InputSpace
+
+        names = [d.name for d in (space or InputSpace.from_model(adapter)).dims if d.name != "batch"]
+        seq = names if len(names) == 1 else [n for n in names if any(w in n for w in ("seq", "len", "token"))]
+        if len(seq) == 1:
+            out.setdefault(seq[0], min(found))
+    return out
+
+
+class _Judge:
+    """Verdicts on inputs: each in a fresh worker (one started ahead), then in a warm one."""
+
+    def __init__(self, adapter, space, *, values, seed, memory_cap_mib, timeout_s, env):
+        self.space, self.values, self.seed = space, values, seed
+        kw = dict(memory_cap_mib=memory_cap_mib, timeout_s=timeout_s, env=env, **VERDICT)
+        self._new = lambda per: Subprocess(adapter, probes_per_worker=per, **kw)
+        self._pool = cf.ThreadPoolExecutor(1)
+        self._next = None  # a fresh worker starting while the current one judges
+        self.warm = None
+        self.verdicts = []
+
+    def _started(self, per):
+        ex = self._new(per)
+        ex.worker = ex._start()
+        return ex
+
+    def fresh(self, *, ahead: bool = True):
+        """A started fresh worker; with `ahead`, the next one starts meanwhile (a search
+        takes several verdicts; a model with no errors needs one worker only)."""
+        ex = self._next.result() if self._next is not None else self._started(1)
+        self._next = self._pool.submit(self._started, 1) if ahead else None
+        return ex
+
+    def __call__(self, sizes: dict, *, where=("fresh", "warm")) -> tuple[bool, str]:
+        inputs = self.space.pattern_inputs(sizes, seed=self.seed, values=self.values)
+        for w in where:
+            if w == "fresh":
+                ex = self.fresh()
+                try:
+                    row = ex.probe(inputs)
+                finally:
+                    ex.close()
+            else:
+                if self.warm is None:
+                    self.warm = self._started(None)
+                row = self.warm.probe(inputs)
+            self.verdicts.append({"sizes": dict(sizes), "where": w, "status": row["status"],
+                                  "error": row.get("error") or ""})
+            if row["status"] == "error":  # oom, timeout, crashed: costs, not validity
+                return False, row.get("error") or ""
+        return True, ""
+
+    def corners(self, inputs_in_order: list[dict]) -> list[tuple[bool, str]]:
+        """Several inputs in one fresh worker, in order (the first sees nothing traced before)."""
+        ex = self.fresh(ahead=False)
+        out = []
+        try:
+            for sizes in inputs_in_order:
+                row = ex.probe(self.space.pattern_inputs(sizes, seed=self.seed, values=self.values))
+                self.verdicts.append({"sizes": dict(sizes), "where": "fresh", "status": row["status"],
+                                      "error": row.get("error") or ""})
+                out.append((row["status"] != "error", row.get("error") or ""))
+        finally:
+            ex.close()
+        return out
+
+    def close(self):
+        if self.warm is not None:
+            self.warm.close()
+        nxt = self._next
+        self._pool.shutdown(wait=True)
+        try:
+            if nxt is not None:
+                nxt.result().close()
+        except Exception:  # noqa: BLE001 - a spare worker that failed to start needs no closing
+            pass
+
+
+def _bisect(judge, base: dict, d: str, good: int, bad: int, checked: list) -> tuple[int, str]:
+    """The valid size nearest `bad` along `d` (others as in `base`), from a `good` and a
+    `bad` size: adjacent integers at the end. Returns it and the last error seen past it."""
+    error = ""
+    while abs(bad - good) > 1:
+        mid = (good + bad) // 2
+        ok, err = judge({**base, d: mid})
+        checked.append([mid, "ok" if ok else "error"])
+        if ok:
+            good = mid
+        else:
+            bad, error = mid, err
+    return good, error
+
+
+def find(adapter, prof, *, space=None, values: str = "random", seed: int = 0, memory_cap_mib: float = 4096,
+         timeout_s: float = 120.0, backend: str | None = None, floor: dict | None = None) -> Validity:
+    """The model's validity limits over `space` (defaults to the profile's), from the
+    profile's rows and fresh-process verdicts (module docstring).
+
+    With `floor` (`{dim: size}`, e.g. 1 for every dimension), the search for each smallest
+    size starts there rather than at the smallest size measured: sizes under a declared
+    range that the model takes (`Validity.floor`, the smallest corner found valid).
+
+    Raises:
+        CostlabError: The model cannot be sent to a worker process (`costlab.isolation.model_ref`).
+    """
+    space = space or prof.space
+    dims = space.dim_names
+    t = prof.table
+    t = t[t["kind"] != "pulse"] if "kind" in t.columns else t
+    ok = t[t["status"] == "ok"]
+    err = t[t["status"] == "error"]
+    out = Validity(backend=backend or (prof.model.get("versions") or {}).get("backend"),
+                   call=prof.model.get("call"))
+    if ok.empty:
+        out.notes.append("no probe succeeded")
+        return out
+    lo = {d: min(int(ok[d].min()), int((floor or {}).get(d, ok[d].min()))) for d in dims}
+    hi = {d: int(ok[d].max()) for d in dims}
+    hint = {d: int(v) for d, v in hints(adapter, space).items() if d in dims}
+    judge = _Judge(adapter, space, values=values, seed=seed, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,
+                   env={"KERAS_BACKEND": backend} if backend else None)
+    found = {d: {"min": None, "max": None, "error": "", "checked": []} for d in dims}  # + "below", "above"
+    try:
+        grows = [d for d in dims if hi[d] > lo[d]]
+        first = judge.corners([dict(lo)] + [{**lo, d: hi[d]} for d in grows])
+        if not first[0][0]:
+            # the smallest corner fails in a fresh process: judge each dimension alone at its
+            # smallest, the others at a middle ok size, and bisect up from there
+            ref = {d: int(sorted(ok[d].unique())[len(ok[d].unique()) // 2]) for d in dims}
+            ref_ok, ref_err = judge(ref, where=("fresh",))
+            if not ref_ok:
+                out.notes.append(f"no smallest size searched: the profile's middle input {ref} fails in a fresh "
+                                 f"process too ({ref_err})")
+            for d in dims if ref_ok else ():
+                lim = found[d]
+                if ref[d] == lo[d]:
+                    continue
+                alone_ok, alone_err = judge({**ref, d: lo[d]}, where=("fresh",))
+                lim["checked"].append([lo[d], "ok" if alone_ok else "error"])
+                if not alone_ok:
+                    good, e = _bisect(judge, ref, d, ref[d], lo[d], lim["checked"])
+                    lim.update(min=good, below=e or alone_err)
+                    lo[d] = good
+            first = judge.corners([dict(lo)] + [{**lo, d: hi[d]} for d in grows])
+            if not first[0][0]:
+                out.notes.append(f"the smallest valid corner {lo} still fails in a fresh process: {first[0][1]}")
+        out.floor = dict(lo) if first[0][0] else None
+        edge = dict(zip(grows, first[1:], strict=True))
+        for d in dims:
+            lim = found[d]
+            # the largest size: errors beyond the largest ok size, a failing edge, or a hint
+            bad_above = err[err[d] > hi[d]][d]
+            top_bad = int(bad_above.min()) if len(bad_above) else None
+            if d in edge and not edge[d][0]:
+                top_bad, lim["above"] = hi[d], edge[d][1]
+            base = {**lo, d: hi[d]}
+            if d in hint and (top_bad is None or hint[d] < top_bad) and lo[d] <= hint[d]:
+                at_ok, _ = judge({**base, d: hint[d]})
+                past_ok, past_err = judge({**base, d: hint[d] + 1}, where=("fresh",))
+                lim["checked"] += [[hint[d], "ok" if at_ok else "error"], [hint[d] + 1, "ok" if past_ok else "error"]]
+                if at_ok and not past_ok:
+                    lim.update(max=hint[d], above=past_err)
+                    top_bad = None
+                elif not at_ok:
+                    top_bad = hint[d]
+            if top_bad is not None:
+                good = max([int(s) for s in ok[d].unique() if s < top_bad] or [lo[d]])
+                if good < top_bad and judge({**base, d: good}, where=("fresh",))[0]:
+                    last, e = _bisect(judge, base, d, good, top_bad, lim["checked"])
+                    lim.update(max=last, above=e or lim.get("above", ""))
+        for lim in found.values():
+            lim["error"] = "; ".join(f"{side} {lim[k]}: {lim.pop(side_k)}" for side, k, side_k in
+                                     (("under", "min", "below"), ("over", "max", "above"))
+                                     if lim[k] is not None and side_k in lim)
+            lim.pop("below", None)
+            lim.pop("above", None)
+        out.limits = {d: lim for d, lim in found.items() if lim["min"] is not None or lim["max"] is not None}
+    finally:
+        judge.close()
+        out.verdicts = judge.verdicts
+    return out

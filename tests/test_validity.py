@@ -1,0 +1,117 @@
+"""A model's own validity limits: found by fresh-process verdicts, never admitted past."""
+
+import json
+
+import pytest
+
+import costlab
+import costlab.adapters
+from costlab.adapters.callable import CallableAdapter
+from costlab.guard import Guard
+from costlab.space import Dimension, InputSpace, InputSpec, ValueDomain
+from costlab.validity import hints
+
+# A busy-wait model (2 µs per element) that refuses sequences over 200 (a position
+# table) and under 12 (a kernel longer than the input), except that under 12 works in a
+# process that has already run a sequence of 64 or more: whether such an input works
+# depends on what the process ran before (as MobileNetV3 at (1, 16, 16) did in a warm
+# worker, and failed in a fresh one).
+GATED = '''
+import time
+
+_long = False
+
+
+def model(inputs):
+    global _long
+    x = inputs["x"]
+    n = x.shape[1]
+    if n > 200:
+        raise ValueError(f"indices[0,{n - 1}] = {n - 1} is not in [0, 200)")
+    if n >= 64:
+        _long = True
+    if n < 12 and not _long:
+        raise ValueError(f"Negative dimension size caused by subtracting 12 from {n}")
+    end = time.perf_counter() + 2e-6 * x.size
+    while time.perf_counter() < end:
+        pass
+    return float(x.sum())
+'''
+
+SPACE = InputSpace((InputSpec("x", "float32", ("batch", "seq_len", 4), ValueDomain("float", -1, 1)),),
+                   (Dimension("batch", 1, 8), Dimension("seq_len", 4, 256)))
+
+
+@pytest.fixture
+def gated(tmp_path, monkeypatch):
+    (tmp_path / "gated.py").write_text(GATED)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the workers import it too
+    import gated
+
+    return CallableAdapter(gated.model, SPACE, ref="gated:model")
+
+
+def test_validity_limits_are_found_in_fresh_processes_and_never_admitted_past(gated, tmp_path):
+    result = costlab.run(gated, {"latency_ms": 50, "memory_mib": 256}, tmp_path / "run", space=SPACE, points=5,
+                         rounds=2, examples=0, probe_time_s=0.02, isolation="subprocess", refine=False, settle=0,
+                         boundary=False, churn=0, throughput_s=0, pulse=0, values="random", drift_shapes=0)
+    t = result.profile.table
+    # the warm profiling worker ran seq_len 4 once it had seen longer sequences
+    assert ((t["seq_len"] < 12) & (t["status"] == "ok")).any()
+    lim = result.validity.limits["seq_len"]
+    assert (lim["min"], lim["max"]) == (12, 200), lim  # to adjacent integers
+    assert "batch" not in result.validity.limits
+    assert "under 12: ValueError: Negative dimension size caused by subtracting 12 from 11" in lim["error"]
+    assert "over 200: ValueError: indices[0,200] = 200 is not in [0, 200)" in lim["error"]
+    fresh = {(v["sizes"]["seq_len"], v["status"]) for v in result.validity.verdicts if v["where"] == "fresh"}
+    assert (11, "error") in fresh and (12, "ok") in fresh and (201, "error") in fresh and (200, "ok") in fresh
+    limits = result.policy.limits["seq_len"]
+    assert (limits["min"], limits["max"], limits["limited_by"]) == (12, 200, "model limit")
+    policy = json.loads((tmp_path / "run" / "policy.json").read_text())
+    assert policy["validity"]["limits"]["seq_len"]["max"] == 200 and policy["schema_version"] == "1.6"
+    assert "validity limits" in result.summary() and "model limit" in result.summary()
+    report = costlab.verify(gated, result.policy, probes=8, tightness=False, pulse=0)
+    fresh_rows = report.table[report.table["kind"].str.startswith("fresh:")]
+    assert set(fresh_rows["kind"]) >= {"fresh:floor", "fresh:max:seq_len", "fresh:max:batch"}
+    assert report.ok, report.summary()
+    guard = Guard(result.policy)
+    for n in (12, 200):
+        guard.check(SPACE.random_inputs({"batch": 1, "seq_len": n}))
+    for n in (11, 201):
+        with pytest.raises(costlab.InputRejected, match="seq_len"):
+            guard.check(SPACE.random_inputs({"batch": 1, "seq_len": n}))
+
+
+def test_a_position_embeddings_length_is_a_hint():
+    import keras
+
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(50, 8)(tokens)
+
+    class Positions(keras.layers.Layer):  # keras_hub's PositionEmbedding keeps `sequence_length`
+        def __init__(self, sequence_length, **kw):
+            super().__init__(**kw)
+            self.sequence_length = sequence_length
+
+        def call(self, x):
+            return x
+
+    model = keras.Model(tokens, keras.layers.Dense(2)(Positions(77)(x)))
+    adapter = costlab.adapters.adapt(model)
+    seq = [d.name for d in costlab.InputSpace.from_model(adapter).dims if d.name != "batch"]
+    assert hints(adapter) == {seq[0]: 77}
+
+
+def test_verify_counts_an_input_refused_in_a_fresh_process_as_a_violation(gated, tmp_path):
+    """Without the validity search the policy admits seq_len 4, which only the warm
+    profiling worker ran: verify's fresh floor refuses it."""
+    result = costlab.run(gated, {"latency_ms": 50, "memory_mib": 256}, tmp_path / "run", space=SPACE, points=5,
+                         rounds=2, examples=0, probe_time_s=0.02, isolation="subprocess", refine=False, settle=0,
+                         boundary=False, churn=0, throughput_s=0, pulse=0, values="random", drift_shapes=0,
+                         validity=False)
+    assert result.policy.limits["seq_len"]["min"] < 12
+    report = costlab.verify(gated, result.policy, probes=4, tightness=False, pulse=0)
+    bad = report.violations
+    assert "fresh:floor" in set(bad["kind"]), report.summary()
+    assert bad[bad["kind"] == "fresh:floor"]["violation"].iloc[0].startswith("error in a fresh process: ValueError")
