@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# keras-hub without tensorflow-text (and the full tensorflow it pulls in): see pyproject's dev extra
+	$(BIN)/python -m pip install --quiet --no-deps "keras-hub==0.32.0"
 	touch $(STAMP)
 
 demo: $(STAMP)

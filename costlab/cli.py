@@ -162,7 +162,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="measurements per input at each step of the boundary search; a step is within "
                         "only when all are (default 5)")
     v.add_argument("--out", metavar="DIR",
-                   help="write verify.csv (probes), tightness.csv and tightness_probes.csv (the search's) here")
+                   help="write verify.csv (probes), tightness.csv and tightness_probes.csv (the search's), "
+                        "over_bound.csv (costs over the policy's upper bound) here")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--pulse", type=_number(int, allow_zero=True), default=3,
                    help="measure the policy's reference input before every N-th probe: the speed the machine "
@@ -262,6 +263,8 @@ def _cmd_verify(args) -> int:
         if report.tightness is not None:
             report.tightness.to_csv(Path(args.out) / "tightness.csv", index=False)
             report.searched.to_csv(Path(args.out) / "tightness_probes.csv", index=False)
+        if report.over_bound is not None:
+            report.over_bound.to_csv(Path(args.out) / "over_bound.csv", index=False)
     print(report.summary())
     return 0 if report.ok else 1
 

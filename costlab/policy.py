@@ -161,6 +161,51 @@ class Policy:
                        [(j["dims"], j["max"]) for j in joint],
                        {tuple(j["dims"]): j.get("offsets") or {} for j in joint})
 
+    def cost(self, sizes) -> dict:
+        """The predicted and upper-bound cost of inputs from the curves the policy carries
+        (`curves`, 1.6), as the limits were set: times at the planned machine speed
+        (`machine_speed.factor`) with any planned shape drift added.
+
+        Args:
+            sizes: `{dimension: size}`, or a DataFrame of sizes (one row per input).
+
+        Returns:
+            `{"predicted": {target: value}, "upper": {target: value}}`: floats for one
+            input, arrays for a DataFrame; seconds for `wall_s_*`, bytes for `peak_bytes`.
+
+        Raises:
+            PolicyError: The policy carries no curves (written before 1.6).
+
+        Example:
+            >>> policy.cost({"batch": 4, "seq_len": 256})["upper"]["wall_s_median"]  # doctest: +SKIP
+            0.0121
+        """
+        if not self.data.get("curves"):
+            raise PolicyError(f"This policy (schema {self.data.get('schema_version')}) carries no cost curves; "
+                              "costlab 1.6 policies do. Received: no `curves` field")
+        from .curves import CostModel
+
+        one = isinstance(sizes, dict)
+        X = pd.DataFrame({k: [v] for k, v in sizes.items()}) if one else sizes
+        factor = float((self.data.get("machine_speed") or {}).get("factor") or 1.0)
+        added = float(((self.data.get("shapes") or {}).get("drift") or {}).get("planned_ms") or 0.0) / 1e3
+        out = {"predicted": {}, "upper": {}}
+        for t, d in self.data["curves"].items():
+            m = self._curves.get(t) or self._curves.setdefault(t, CostModel.from_dict(d))
+            pred, up = m.predict(X[m.dims_]), m.upper(X[m.dims_])
+            if t.startswith("wall_s_"):
+                pred, up = (pred + added) * factor, (up + added) * factor
+            out["predicted"][t], out["upper"][t] = (float(pred[0]), float(up[0])) if one else (pred, up)
+        return out
+
+    @property
+    def _curves(self) -> dict:
+        cache = self.__dict__.get("_curve_cache")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_curve_cache", cache)
+        return cache
+
     def admits(self, sizes: dict) -> bool:
         """Whether input sizes `{dimension: size}` are inside the limits and joint budgets."""
         return bool(self.region().contains(pd.DataFrame({k: [v] for k, v in sizes.items()}))[0])
@@ -546,6 +591,7 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
         if not isinstance(speed, Speed) or not speed.factor >= 1:
             raise PolicyError(f"Expected a costlab.speed.Speed with factor >= 1 for `speed`. Received: {speed!r}")
         factor = speed.factor
+    curves = {t: m.to_dict() for t, m in cost_models.items()}  # as fitted: `Policy.cost` applies speed and drift
     if added or speed is not None:
         cost_models = {t: _Timed(m, factor, added) if t.startswith("wall_s_") else m for t, m in cost_models.items()}
         bounded = {t: cost_models[t] for t in bounded}
@@ -625,7 +671,7 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
             "worst_admitted": {"sizes": worst_at, "predicted": pred, "upper": upper,
                                "budget_fraction": worst_ratio * budgets.margin},
             "admitted_fraction": {"box": box.log_volume(cap, lo), "policy": region.log_volume(cap, lo)},
-            "complexity": {t: m.complexity_ for t, m in cost_models.items()}}
+            "complexity": {t: m.complexity_ for t, m in cost_models.items()}, "curves": curves}
     if speed is not None:
         data["machine_speed"] = speed.to_dict()
     if value_pattern is not None:

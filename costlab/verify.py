@@ -102,6 +102,11 @@ class VerifyReport:
         held: Distinct shapes at which the policy's drift plan applies (its cap, or the
             count the drift was read at when lower): each search worker took at most that
             many; 0 without a drift plan.
+        over_bound: Every measured input whose cost exceeded the upper bound the policy's
+            curves give it (`Policy.cost`), within budget or not: its sizes, `kind`,
+            `target`, `measured`, `upper` (in the table's units) and `ratio` (measured /
+            upper), largest first; empty when none did, `None` for a policy without curves.
+            A bound that is wrong on a model shows here before it costs a violation.
     """
 
     table: pd.DataFrame
@@ -113,6 +118,11 @@ class VerifyReport:
     shape_cap: int | None = None
     filled: int = 0
     held: int = 0
+    over_bound: pd.DataFrame | None = None
+
+    #: Measured columns against the policy's curves (`Policy.cost`), with their units.
+    BOUND_COLUMNS = {"wall_s_median": ("latency_ms", 1e3), "wall_s_p99": ("latency_p99_ms", 1e3),
+                     "peak_bytes": ("memory_mib", 1 / 2**20)}
 
     @property
     def violations(self) -> pd.DataFrame:
@@ -140,6 +150,14 @@ class VerifyReport:
                          f"(the median of three counts; three more once the machine was back within the planned "
                          f"speed, if it was slower): " + "; ".join(
                              f"{r['kind']} {r['input_shapes']}: {r['first_measure']}" for _, r in again.head(5).iterrows()))
+        ob = self.over_bound
+        if ob is not None and len(ob):
+            top = ob.iloc[0]
+            lines.append(f"  BOUND EXCEEDED at {ob['kind'].size} measurement(s): the policy's upper bound was under "
+                         f"the measured cost; largest {top['ratio']:.2f}× ({top['target']} {top['measured']:.2f} "
+                         f"against {top['upper']:.2f} at {top['input_shapes']})")
+        elif ob is not None:
+            lines.append("  every measured cost was within the upper bound the policy's curves give it")
         fresh = self.table[self.table["kind"].str.startswith("fresh:")]
         if len(fresh):
             refused = fresh[fresh["violation"] != ""]
@@ -442,10 +460,35 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
     seen = [p["wall_s_median"] / machine["reference_s"] for p in pulses if p["status"] == "ok"] if machine else []
     info = ({"pulses": len(seen), "reference_s": machine["reference_s"], "factor": machine["factor"],
              "p50": float(np.median(seen)), "max": float(np.max(seen))} if seen else None)
-    return VerifyReport(pd.DataFrame(rows + fresh_rows), policy, pd.DataFrame(tight, columns=[
+    table = pd.DataFrame(rows + fresh_rows)
+    return VerifyReport(table, policy, pd.DataFrame(tight, columns=[
         "limit", "value", "boundary", "exact", "tightness", "probes", "draws", "filled"]), info,
         pd.DataFrame(searched) if tightness else None, getattr(executor, "workers", 0),
-        cap if isinstance(executor, ShapeCapped) else None, filled if tightness else 0, held if tightness else 0)
+        cap if isinstance(executor, ShapeCapped) else None, filled if tightness else 0, held if tightness else 0,
+        _over_bound(policy, table, dims))
+
+
+def _over_bound(policy: Policy, table: pd.DataFrame, dims) -> pd.DataFrame | None:
+    """The measured rows whose cost exceeded the policy's upper bound (`VerifyReport.over_bound`)."""
+    if not policy.data.get("curves"):
+        return None
+    cols = [*dims, "kind", "input_shapes", "target", "measured", "upper", "ratio"]
+    ok = table[(table["status"] == "ok") & ~table["kind"].str.startswith("fresh:")]
+    if ok.empty:
+        return pd.DataFrame(columns=cols)
+    up = policy.cost(ok[dims].astype(int).reset_index(drop=True))["upper"]
+    out = []
+    for t, (col, unit) in VerifyReport.BOUND_COLUMNS.items():
+        if t not in up:
+            continue
+        bound = np.asarray(up[t]) * unit
+        measured = ok[col].to_numpy(float)
+        for i in np.flatnonzero(measured > bound):
+            r = ok.iloc[i]
+            out.append({**{d: int(r[d]) for d in dims}, "kind": r["kind"], "input_shapes": r["input_shapes"],
+                        "target": t, "measured": float(measured[i]), "upper": float(bound[i]),
+                        "ratio": float(measured[i] / bound[i])})
+    return pd.DataFrame(out, columns=cols).sort_values("ratio", ascending=False, ignore_index=True)
 
 
 class ShapeCapped:

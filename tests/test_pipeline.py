@@ -34,6 +34,14 @@ def test_run_writes_every_file(attention_run):
     plots = sorted(p.name for p in (out / "plots").glob("*.png"))
     assert "cost_peak_bytes_vs_seq_len.png" in plots and "cost_wall_s_median_vs_batch.png" in plots
     jsonschema.validate(json.loads((out / "policy.json").read_text()), schema())
+    # the policy carries its curves: any input's cost without the run directory, as the
+    # limits were set (the planned machine speed applied to times)
+    pol = costlab.Policy.from_json(out / "policy.json")
+    worst = pol.data["worst_admitted"]
+    got = pol.cost(worst["sizes"])
+    for t, v in worst["upper"].items():
+        assert got["upper"][t] == pytest.approx(v, rel=1e-6), t
+        assert got["predicted"][t] == pytest.approx(worst["predicted"][t], rel=1e-6), t
 
 
 def test_profile_table_has_the_contract_columns(attention_run):

@@ -75,6 +75,15 @@ def test_validity_limits_are_found_in_fresh_processes_and_never_admitted_past(ga
     fresh_rows = report.table[report.table["kind"].str.startswith("fresh:")]
     assert set(fresh_rows["kind"]) >= {"fresh:floor", "fresh:max:seq_len", "fresh:max:batch"}
     assert report.ok, report.summary()
+    assert report.over_bound is not None  # the policy's curves were checked against every measurement
+    # a policy whose curves say the model is 10× cheaper than it is: every measured input shows
+    tampered = result.policy.to_dict()
+    for curve in tampered["curves"].values():
+        for term in curve["terms"] + (curve.get("steep_terms") or []):
+            term["coef"] *= 0.1
+    wrong = costlab.verify(gated, costlab.Policy(tampered), probes=6, tightness=False, pulse=0, fresh=False)
+    assert len(wrong.over_bound) and wrong.over_bound["ratio"].max() > 3, wrong.over_bound
+    assert "BOUND EXCEEDED" in wrong.summary()
     guard = Guard(result.policy)
     for n in (12, 200):
         guard.check(SPACE.random_inputs({"batch": 1, "seq_len": n}))
