@@ -24,27 +24,43 @@ import pandas as pd
 
 from . import sweep
 from .curves import fit_profile_notes
-from .profile import MAX_PROBE_MIB, MAX_PROBE_S, Profile, _prepare, plan_id, profile, session
+from .profile import (
+    MAX_PROBE_MIB,
+    MAX_PROBE_S,
+    PREDICTION_SAFETY,
+    Profile,
+    _prepare,
+    plan_id,
+    profile,
+    session,
+)
 
 
 def _predict(prof: Profile, models: dict, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Upper-bound (seconds, MiB) per row of `X`, from the curves or, without one, from
-    the largest measurement grown with the square of the element count."""
+    """Predicted (seconds, MiB) per row of `X`: the fitted curves (what was measured
+    predicts the next measurement) times `PREDICTION_SAFETY`, or, without a curve, the
+    largest measurement grown with the square of the element count.
+
+    Not the upper bound: beyond the data it follows the steepest class the data allow, and
+    a plan predicted from it (keras_hub BERT: 1697 s for one more round) is never measured,
+    so the class is never decided. Each probe is still guarded as it runs: the prober
+    skips one its own slice predicts over a hard cap, and a slice stops at its first probe
+    over one (`costlab.profile`)."""
     ok = prof.table[prof.table["status"] == "ok"]
     growth = (X[prof.dims].prod(axis=1).to_numpy(float) / float(ok[prof.dims].prod(axis=1).max())) ** 2
-    seconds = (models["wall_s_median"].upper(X) if "wall_s_median" in models
+    seconds = (models["wall_s_median"].predict(X) * PREDICTION_SAFETY if "wall_s_median" in models
                else float(ok["wall_s_median"].max()) * growth)
-    mib = (models["peak_bytes"].upper(X) / 2**20 if "peak_bytes" in models
+    mib = (models["peak_bytes"].predict(X) / 2**20 * PREDICTION_SAFETY if "peak_bytes" in models
            else float(ok["peak_bytes"].max()) / 2**20 * growth)
-    return np.asarray(seconds, float), np.asarray(mib, float)
+    return np.maximum(np.asarray(seconds, float), 0.0), np.maximum(np.asarray(mib, float), 0.0)
 
 
 def widening(prof: Profile, models: dict, dim: str, *, factors=(8, 4, 2), budget_s: float = 60.0,
-              **profile_kw):
+              ceiling: dict | None = None, **profile_kw):
     """The largest factor by which `dim`'s range can grow without a predicted breach.
 
-    Every probe of the plan over the new region (`dim` from its maximum to factor × it) is
-    predicted with `upper()`; the factor is refused when a probe is over a hard cap or the
+    Every probe of the plan over the new region (`dim` from its maximum to factor × it, at
+    most `ceiling[dim]`: the model's validity maximum) is predicted (`_predict`); the factor is refused when a probe is over a hard cap or the
     plan's total time (cold call, warm-up, fewest repeats, every round) is over `budget_s`.
 
     Returns:
@@ -55,7 +71,10 @@ def widening(prof: Profile, models: dict, dim: str, *, factors=(8, 4, 2), budget
     calls = profile_kw.get("min_repeats", 5) + 2
     top = prof.space.dim(dim).max
     for f in factors:
-        region = prof.space.with_bounds(**{dim: (top, top * f)})
+        hi = min(top * f, (ceiling or {}).get(dim, top * f))
+        if hi <= top:
+            return None  # at the model's validity limit: nothing larger to measure
+        region = prof.space.with_bounds(**{dim: (top, hi)})
         sizes = pd.DataFrame([p.sizes for g in sweep.plan(region, points=profile_kw.get("points", 7)) for p in g])
         seconds, mib = _predict(prof, models, sizes)
         total = float(seconds.sum()) * calls * profile_kw.get("rounds", 2)
@@ -65,7 +84,7 @@ def widening(prof: Profile, models: dict, dim: str, *, factors=(8, 4, 2), budget
 
 
 def refine(model, prof: Profile, models: dict, skipped: dict, *, factors=(8, 4, 2), passes: int = 2,
-           budget_s: float = 60.0, **profile_kw):
+           budget_s: float = 60.0, ceiling: dict | None = None, **profile_kw):
     """Widen dimensions while a cost is unfitted, one at a time, up to `passes` times each.
 
     Dimensions whose power is merely undetermined are not widened: on the zoo models that
@@ -80,6 +99,8 @@ def refine(model, prof: Profile, models: dict, skipped: dict, *, factors=(8, 4, 
         factors: Widening factors tried, largest first. Defaults to `(8, 4, 2)`.
         passes: Most widenings of one dimension. Defaults to `2`.
         budget_s: Most predicted time for one widening's plan. Defaults to `60.0`.
+        ceiling: `{dimension: largest size}` never measured past (the model's validity
+            maxima). Defaults to `None`.
         **profile_kw: Passed to `costlab.profile` (points, rounds, caps, log_path, ...).
 
     Returns:
@@ -94,8 +115,7 @@ def refine(model, prof: Profile, models: dict, skipped: dict, *, factors=(8, 4, 
         for d in wanted:
             if not skipped:  # an earlier dimension's widening was enough
                 break
-            top = prof.space.dim(d).max
-            found = widening(prof, models, d, factors=factors, budget_s=budget_s, **profile_kw)
+            found = widening(prof, models, d, factors=factors, budget_s=budget_s, ceiling=ceiling, **profile_kw)
             if found is None:
                 why = (f"not widened: even at {factors[-1]}× its range the plan is predicted over the "
                        f"hard caps or the {budget_s:g} s budget")
@@ -105,12 +125,12 @@ def refine(model, prof: Profile, models: dict, skipped: dict, *, factors=(8, 4, 
             unfitted = ", ".join(skipped)
             more = profile(model, region, **profile_kw)
             table = pd.concat([prof.table, more.table], ignore_index=True)
-            prof = Profile(table, prof.space.with_bounds(**{d: (prof.space.dim(d).min, top * f)}),
+            prof = Profile(table, prof.space.with_bounds(**{d: (prof.space.dim(d).min, region.dim(d).max)}),
                            prof.model, prof.machine, preprocess=prof.preprocess,
                            resumed=prof.resumed + more.resumed,
                            not_launched=prof.not_launched + more.not_launched)
             models, skipped = fit_profile_notes(prof)
-            notes[d] = (f"measured up to {d}={top * f} because {unfitted} could not be fitted below it "
+            notes[d] = (f"measured up to {d}={region.dim(d).max} because {unfitted} could not be fitted below it "
                         f"(plan predicted ≤ {math.ceil(total)} s)")
     return prof, models, skipped, notes
 
@@ -316,7 +336,7 @@ def open_powers(models: dict, dim: str, targets=SETTLE_TARGETS) -> set:
 
 
 def settle(model, prof: Profile, models: dict, skipped: dict, *, passes: int = 1, budget_s: float = 30.0,
-           factors=(4, 2), **profile_kw):
+           factors=(4, 2), ceiling: dict | None = None, **profile_kw):
     """Measure more while a dimension's power is undetermined, until it is decided.
 
     For each dimension whose power the fitted costs leave open (`open_powers`), one pass
@@ -337,6 +357,7 @@ def settle(model, prof: Profile, models: dict, skipped: dict, *, passes: int = 1
         passes: Most measurements per dimension. Defaults to `1`.
         budget_s: Most predicted time of one measurement's plan. Defaults to `30.0`.
         factors: Widening factors tried, largest first. Defaults to `(4, 2)`.
+        ceiling: As for `refine`. Defaults to `None`.
         **profile_kw: Passed to `costlab.profile`.
 
     Returns:
@@ -363,7 +384,7 @@ def settle(model, prof: Profile, models: dict, skipped: dict, *, passes: int = 1
         for d in open_dims:
             if not open_powers(models, d):  # decided by another dimension's measurement
                 continue
-            found = widening(prof, models, d, factors=factors, budget_s=budget_s, **kw)
+            found = widening(prof, models, d, factors=factors, budget_s=budget_s, ceiling=ceiling, **kw)
             if found is None:
                 again.append(d)
                 continue

@@ -317,15 +317,7 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     asked = prof.space  # the range the user asked for: limits stay inside it
     models, skipped = fit_profile_notes(prof)
     refined = {}
-    if refine:
-        prof, models, skipped, refined = _refine(adapter, prof, models, skipped, log_path=log, **profile_kw)
-    if settle:
-        prof, models, skipped, settled = _settle(adapter, prof, models, skipped, passes=settle, log_path=log,
-                                                 **profile_kw)
-        refined = {**refined, **{d: f"{refined[d]}; {n}" if d in refined else n for d, n in settled.items()}}
     prof.save(out)  # before anything can fail: nothing measured is lost
-    if not any(t in models for t in ("wall_s_median", "peak_bytes")):
-        raise FitError("No cost curve could be fitted: " + "; ".join(f"{t}: {r}" for t, r in skipped.items()))
     valid = None
     if validity:
         from .validity import find as find_validity
@@ -359,6 +351,19 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
                                   if accepted else f"not admitted under the declared {d}={asked.dim(d).min}: ") + note
                 if accepted:
                     asked = asked.with_bounds(**{d: (v, asked.dim(d).max) for d, v in below.items()})
+    ceiling = {d: lim["max"] for d, lim in (valid.limits if valid is not None else {}).items()
+               if lim.get("max") is not None}
+    if refine:
+        prof, models, skipped, widened = _refine(adapter, prof, models, skipped, log_path=log, ceiling=ceiling,
+                                                 **profile_kw)
+        refined = {**refined, **{d: f"{refined[d]}; {n}" if d in refined else n for d, n in widened.items()}}
+    if settle:
+        prof, models, skipped, settled = _settle(adapter, prof, models, skipped, passes=settle, log_path=log,
+                                                 ceiling=ceiling, **profile_kw)
+        refined = {**refined, **{d: f"{refined[d]}; {n}" if d in refined else n for d, n in settled.items()}}
+    prof.save(out)  # before anything can fail: nothing measured is lost
+    if not any(t in models for t in ("wall_s_median", "peak_bytes")):
+        raise FitError("No cost curve could be fitted: " + "; ".join(f"{t}: {r}" for t, r in skipped.items()))
     synth_kw = dict(space=asked, extrapolate=extrapolate, joint=joint, timeout_factor=timeout_factor,
                     joint_offsets=joint_offsets, value_pattern=value_pattern,
                     validity=valid.to_dict() if valid is not None else None)
@@ -508,7 +513,7 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
 
     # report.html: everything above in one self-contained file (it lists the stages skipped)
     stages.attempt("report", "there is no report.html", lambda: write_report(out))
-    return Run(prof, models, pol, out, skipped, refined, _undetermined(prof, models, profile_kw), shape_churn,
+    return Run(prof, models, pol, out, skipped, refined, _undetermined(prof, models, profile_kw, ceiling), shape_churn,
                found, found_values, drift, skipped=stages.skipped, validity=valid)
 
 
@@ -584,7 +589,7 @@ def _reference(adapter, space, budgets, log: Path, resume: bool, profile_kw: dic
     return sizes
 
 
-def _undetermined(prof, models, profile_kw) -> dict:
+def _undetermined(prof, models, profile_kw, ceiling=None) -> dict:
     """Dimensions whose power the data leave open, and whether larger sizes could be
     measured safely (checked with the same prediction `refine` uses)."""
     out = {}
@@ -592,8 +597,10 @@ def _undetermined(prof, models, profile_kw) -> dict:
         powers = open_powers(models, d)
         if not powers:
             continue
-        found = widening(prof, models, d, **profile_kw)
-        how = ("larger sizes are predicted over the hard caps" if found is None else
+        found = widening(prof, models, d, ceiling=ceiling, **profile_kw)
+        how = ("larger sizes are at the model's validity limit" if found is None and d in (ceiling or {})
+               and prof.space.dim(d).max >= ceiling[d] else
+               "larger sizes are predicted over the hard caps" if found is None else
                f"to decide it, measure larger sizes: --dim {d}={prof.space.dim(d).min}:{found[1].dim(d).max}")
         out[d] = (powers, how)
     return out

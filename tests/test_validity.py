@@ -124,3 +124,25 @@ def test_verify_counts_an_input_refused_in_a_fresh_process_as_a_violation(gated,
     bad = report.violations
     assert "fresh:floor" in set(bad["kind"]), report.summary()
     assert bad[bad["kind"] == "fresh:floor"]["violation"].iloc[0].startswith("error in a fresh process: ValueError")
+
+
+def test_refinement_never_plans_past_a_validity_maximum():
+    import pandas as pd
+
+    from costlab.curves import fit
+    from costlab.profile import Profile
+    from costlab.refine import widening
+
+    sizes = [(b, n) for b in (1, 2, 4, 8) for n in (16, 32, 64, 128)]
+    table = pd.DataFrame({"batch": [b for b, _ in sizes], "seq_len": [n for _, n in sizes], "status": "ok",
+                          "wall_s_median": [1e-5 * b * n for b, n in sizes],
+                          "cpu_s_median": [1e-5 * b * n for b, n in sizes],
+                          "peak_bytes": [2**16 * b * n for b, n in sizes]})
+    space = SPACE.with_bounds(seq_len=(16, 128))
+    prof = Profile(table, space)
+    models = {t: fit(table, t, dims=["batch", "seq_len"]) for t in ("wall_s_median", "peak_bytes")}
+    grown = widening(prof, models, "seq_len", rounds=1)
+    assert grown is not None and grown[1].dim("seq_len").max == 128 * 8  # predicted from the fit: cheap
+    assert widening(prof, models, "seq_len", rounds=1, ceiling={"seq_len": 128}) is None
+    capped = widening(prof, models, "seq_len", rounds=1, ceiling={"seq_len": 200})
+    assert capped[1].dim("seq_len").max == 200
