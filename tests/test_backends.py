@@ -92,3 +92,12 @@ def test_gpu_sources_are_off_on_cpu_hosts():
 
     assert not JaxDevicePeak(jax.devices()[0]).available()
     assert not TorchCudaPeak.available()
+
+
+def test_jax_throughput_runs_one_process_per_client():
+    """Two threads calling a JAX-backed Keras model at once fail ("Buffer has been deleted
+    or donated"); the throughput stage measures JAX with one process per client."""
+    from costlab.throughput import measure
+
+    out = measure(load("zoo:attention"), {"batch": 2, "seq_len": 32}, concurrency=2, duration_s=0.5, backend="jax")
+    assert out["status"] == "ok" and out["mode"] == "processes" and out["copies"] == 2 and out["requests"] > 2
