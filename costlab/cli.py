@@ -259,12 +259,11 @@ def _cmd_verify(args) -> int:
         from pathlib import Path
 
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        report.table.to_csv(Path(args.out) / "verify.csv", index=False)
-        if report.tightness is not None:
-            report.tightness.to_csv(Path(args.out) / "tightness.csv", index=False)
-            report.searched.to_csv(Path(args.out) / "tightness_probes.csv", index=False)
-        if report.over_bound is not None:
-            report.over_bound.to_csv(Path(args.out) / "over_bound.csv", index=False)
+        # each file that exists, so --no-tightness (no search rows) writes the rest
+        for name, frame in (("verify.csv", report.table), ("tightness.csv", report.tightness),
+                            ("tightness_probes.csv", report.searched), ("over_bound.csv", report.over_bound)):
+            if frame is not None:
+                frame.to_csv(Path(args.out) / name, index=False)
     print(report.summary())
     return 0 if report.ok else 1
 

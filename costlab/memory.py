@@ -7,7 +7,12 @@ Two kinds of source, each with `reset()` before a call and `peak()` after it:
   tensor bytes of one call, repeatably and in any call order, on the CPU build with the
   oneDNN/BFC allocator and on GPUs. TF documents it for GPU/TPU only, so `probe()`
   allocates a tensor of known size at start-up and the source is used only when it
-  reads that size back.
+  reads that size back. That peak counts the allocator's chunks, and the BFC allocator
+  hands a request over 64 MiB a whole chunk of the next power of two (a 73.0 MiB tensor
+  read 128 MiB): so `requested(fn)` also reads one call's peak of the bytes *requested*,
+  from TensorFlow's profiler (each allocation's `requested_bytes`, live ones summed over
+  time). `costlab.measure` records that as `peak_bytes` (what the model asks for: smooth
+  in the input sizes) and the allocator's as `allocator_peak_bytes` (what it reserved).
 - `ProcessPeak`: the process high-water mark. On Linux it resets VmHWM by writing `5` to
   `/proc/self/clear_refs` and reports VmHWM minus the RSS before the call. Allocators that
   keep freed memory (TF's BFC pool) make this read ~0 once a larger input has been seen,
@@ -16,8 +21,11 @@ Two kinds of source, each with `reset()` before a call and `peak()` after it:
 
 from __future__ import annotations
 
+import glob
 import os
 import re
+import shutil
+import tempfile
 
 _STATUS = "/proc/self/status"
 _CLEAR_REFS = "/proc/self/clear_refs"
@@ -96,6 +104,44 @@ class TFAllocatorPeak:
 
         return max(0, int(tf.config.experimental.get_memory_info(self.device)["peak"]) - self.before)
 
+    def requested(self, fn) -> int | None:
+        """The peak of the bytes one call of `fn` requested from this device's allocators:
+        TensorFlow's profiler records each allocation's `requested_bytes` and address; the
+        allocations live at once are summed in time order. `None` when the profiler cannot
+        run (one already running, e.g. the user's own) or recorded nothing.
+
+        Example:
+            >>> TFAllocatorPeak().requested(lambda: model.predict_on_batch(x))  # doctest: +SKIP
+            76496896
+        """
+        import tensorflow as tf
+
+        try:
+            from tensorflow.tsl.profiler.protobuf import xplane_pb2
+        except ImportError:  # pragma: no cover - other TF layouts
+            from tsl.profiler.protobuf import xplane_pb2
+        logdir = tempfile.mkdtemp(prefix="costlab-tfprof-")
+        try:
+            options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=1, python_tracer_level=0,
+                                                               device_tracer_level=0)
+            try:
+                tf.profiler.experimental.start(logdir, options=options)
+            except Exception:  # noqa: BLE001 - a profiler already running: no reading
+                return None
+            try:
+                fn()
+            finally:
+                tf.profiler.experimental.stop()
+            files = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
+            if not files:
+                return None
+            space = xplane_pb2.XSpace()
+            with open(files[0], "rb") as fh:
+                space.ParseFromString(fh.read())
+            return _requested_peak(space, gpu=self.device.upper().startswith("GPU"))
+        finally:
+            shutil.rmtree(logdir, ignore_errors=True)
+
     def probe(self, nbytes: int = 16 * 2**20) -> bool:
         """Whether the statistics read back a tensor of `nbytes` within 10%."""
         import tensorflow as tf
@@ -108,6 +154,40 @@ class TFAllocatorPeak:
         except Exception:  # raises with oneDNN off: "Allocator stats not available"
             return False
         return nbytes <= got <= nbytes * 1.1 + 2 * 2**20
+
+
+def _requested_peak(space, *, gpu: bool) -> int | None:
+    """The largest sum of live requested bytes over an XSpace's memory events, counting
+    only allocations made inside it (a release of an older tensor is not subtracted)."""
+    events = []
+    for plane in space.planes:
+        names = {k: v.name for k, v in plane.event_metadata.items()}
+        stats = {k: v.name for k, v in plane.stat_metadata.items()}
+        for line in plane.lines:
+            for ev in line.events:
+                kind = names.get(ev.metadata_id)
+                if kind not in ("MemoryAllocation", "MemoryDeallocation"):
+                    continue
+                st = {}
+                for x in ev.stats:
+                    key = stats.get(x.metadata_id)
+                    st[key] = (stats.get(x.ref_value, "") if x.WhichOneof("value") == "ref_value"
+                               else getattr(x, x.WhichOneof("value") or "int64_value"))
+                if ("gpu" in str(st.get("allocator_name", "")).lower()) != gpu:
+                    continue
+                events.append((line.timestamp_ns * 1000 + ev.offset_ps, kind == "MemoryAllocation",
+                               st.get("addr"), int(st.get("requested_bytes") or 0)))
+    if not events:
+        return None
+    live, cur, peak = {}, 0, 0
+    for _, alloc, addr, nbytes in sorted(events, key=lambda e: (e[0], not e[1])):
+        if alloc:
+            live[addr] = live.get(addr, 0) + nbytes
+            cur += nbytes
+            peak = max(peak, cur)
+        elif addr in live:
+            cur -= live.pop(addr)
+    return peak
 
 
 class JaxDevicePeak:

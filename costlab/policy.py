@@ -489,12 +489,24 @@ def _largest(feasible, a: float, b: float, steps: int = 40) -> float:
     return a
 
 
+#: What the memory budget bounds, by memory source (`Policy.data["memory_figure"]`).
+MEMORY_FIGURES = {
+    "tf_allocator": "the peak of the tensor bytes one call requests from TensorFlow's allocator (the profiler's "
+                    "requested_bytes, summed over the tensors live at once): what the model asks for, smooth in the "
+                    "input sizes. The allocator reserves more, since it rounds a request over 64 MiB up to a chunk of "
+                    "the next power of two (allocator_peak_bytes in profile.csv); the container memory "
+                    "(serving.container_memory_mib) includes that through the process-growth calibration",
+    "process_vmhwm": "the growth of the process's resident high-water mark over one probe (the framework has no "
+                     "per-call allocator statistics here), exact in a fresh process per probe",
+}
+
+
 def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | None = None,
                measured_on: dict | None = None, extrapolate: float = 1.0, joint: bool = True,
                calibration: dict | None = None, churn: dict | None = None,
                throughput: dict | None = None, timeout_factor: float = 3.0, speed=None,
                joint_offsets: bool = True, value_pattern: dict | None = None, drift: dict | None = None,
-               validity: dict | None = None) -> Policy:
+               validity: dict | None = None, memory_source: str | None = None) -> Policy:
     """Choose the limits whose most expensive admitted input stays within budget.
 
     First a box: every dimension grows by the same fraction of its log range until the
@@ -556,6 +568,9 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
             no limit passes them (a maximum reached is `limited_by: "model limit"`), and
             the policy records them as `validity`. `space` should already be cut to them
             (`Validity.bounds`). Defaults to `None`.
+        memory_source: Where the peak memory the memory budget bounds was read
+            (`costlab.memory`: `tf_allocator`, `process_vmhwm`, ...), recorded with what
+            the figure means as `memory_figure`. Defaults to `None` (not recorded).
 
     Returns:
         A validated `Policy`.
@@ -678,6 +693,9 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
         data["value_pattern"] = value_pattern
     if validity is not None:
         data["validity"] = validity
+    if memory_source is not None:
+        data["memory_figure"] = {"source": memory_source, "bounds": MEMORY_FIGURES.get(
+            memory_source, "the peak memory of one call as that source reads it")}
     data["request"] = _request(space, region, cost_models, upper, budgets, timeout_factor)
     data["serving"] = _serving(data, upper, budgets, calibration, measured_on or data["measured_on"],
                                throughput, timeout_factor)

@@ -366,7 +366,8 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         raise FitError("No cost curve could be fitted: " + "; ".join(f"{t}: {r}" for t, r in skipped.items()))
     synth_kw = dict(space=asked, extrapolate=extrapolate, joint=joint, timeout_factor=timeout_factor,
                     joint_offsets=joint_offsets, value_pattern=value_pattern,
-                    validity=valid.to_dict() if valid is not None else None)
+                    validity=valid.to_dict() if valid is not None else None,
+                    memory_source=_memory_source(prof))
     # The boundary search starts from the corner of a per-axis box: no joint budget yet.
     pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
                      calibration=prof.calibration(), speed=_speed(prof.table), **{**synth_kw, "joint": False})
@@ -550,6 +551,14 @@ class _Stages:
                "status": "error", "error": entry["error"], "seed": self.seed, "values": values,
                "input_shapes": json.dumps({k: list(v.shape) for k, v in inputs.items()}), **entry["sizes"]}
         return save_failure(self.out / "failures", row, inputs, list(entry["sizes"]))
+
+
+def _memory_source(prof) -> str | None:
+    """The memory source most of the profile's successful probes read (`peak_bytes`)."""
+    ok = prof.ok
+    if "memory_source" not in ok.columns or ok["memory_source"].dropna().empty:
+        return None
+    return str(ok["memory_source"].dropna().mode().iloc[0])
 
 
 def _next_drift_count(n: int, *, carried: bool, over_share: bool, padded: int) -> int:

@@ -118,8 +118,11 @@ def test_run_then_verify_a_saved_keras_file(tmp_path):
     limits = json.loads((out / "policy.json").read_text())["limits"]
     assert limits["batch"]["min"] == 1 and limits["seq_len"]["min"] <= 8, limits
     assert "admitted from batch=1, under the declared 2" in proc.stdout
-    verify = costlab("verify", DATA / "attention.keras", out / "policy.json", "--probes", "12", "--no-tightness")
+    verify = costlab("verify", DATA / "attention.keras", out / "policy.json", "--probes", "12", "--no-tightness",
+                     "--out", tmp_path / "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    # --no-tightness writes what it measured (it once died on the search rows it has not)
+    assert (tmp_path / "verify" / "verify.csv").is_file() and (tmp_path / "verify" / "over_bound.csv").is_file()
     assert "0 violation(s)" in verify.stdout
     assert "sent first to a freshly started worker (the floor first): the model ran every one" in verify.stdout
 

@@ -44,6 +44,30 @@ def test_the_cause_line_of_a_tensorflow_error_is_kept():
     assert "[[" not in row["error"] and "DT_FLOAT" not in row["error"]
 
 
+def test_memory_follows_the_bytes_requested_between_powers_of_two():
+    """Two tensors live at once whose sizes are not powers of two (56.2 and 20.6 MiB) and their
+    concatenation: the peak of requested bytes is their sum, within 5%, where TF's allocator
+    peak rounds large chunks up to powers of two (`allocator_peak_bytes` keeps it)."""
+    import keras
+    import tensorflow as tf
+
+    class TwoLive(keras.layers.Layer):
+        def call(self, x):
+            a = tf.tile(x[..., None], [1, 1, 3000])
+            b = tf.tile(x[..., None], [1, 1, 1100])
+            return tf.reduce_sum(tf.concat([a, b], axis=-1), axis=-1)
+
+    seq = keras.Input((None,))
+    model = keras.Model(seq, TwoLive()(seq))
+    x = np.ones((23, 203), "float32")
+    row = measure(lambda: model.predict_on_batch(x), memory=TFAllocatorPeak(), min_repeats=3, max_repeats=3)
+    a, b = 23 * 203 * 3000 * 4, 23 * 203 * 1100 * 4
+    expected = 2 * (a + b) + 2 * x.nbytes  # a, b and their concatenation live at once; input, output
+    assert row["status"] == "ok", row["error"]
+    assert abs(row["peak_bytes"] - expected) <= 0.05 * expected, (row["peak_bytes"] / 2**20, expected / 2**20)
+    assert row["allocator_peak_bytes"] >= row["peak_bytes"]
+
+
 def test_memory_error_is_recorded_as_oom():
     def alloc():
         raise MemoryError("cannot allocate")
