@@ -115,8 +115,18 @@ def hints(adapter, space=None) -> dict:
     return out
 
 
-class _Judge:
-    """Verdicts on inputs: each in a fresh worker (one started ahead), then in a warm one."""
+class Judge:
+    """Whether inputs work: `judge(sizes)` runs them in a fresh worker (the next one started
+    ahead while it runs), then in one warm worker that keeps every shape judged; `corners`
+    runs several in one fresh worker, in order. `verdicts` lists each. Only `error` is a
+    refusal: `oom`, `timeout` and `crashed` are costs. Close it (`close`) when done.
+
+    Example:
+        >>> judge = Judge(adapter, space, values="random", seed=0, memory_cap_mib=4096, timeout_s=60,
+        ...               env=None)  # doctest: +SKIP
+        >>> judge({"batch": 1, "height": 30, "width": 96})  # doctest: +SKIP
+        (False, 'ValueError: ... Negative dimension size caused by subtracting 5 from 4 ...')
+    """
 
     def __init__(self, adapter, space, *, values, seed, memory_cap_mib, timeout_s, env):
         self.space, self.values, self.seed = space, values, seed
@@ -225,7 +235,7 @@ def find(adapter, prof, *, space=None, values: str = "random", seed: int = 0, me
     lo = {d: min(int(ok[d].min()), int((floor or {}).get(d, ok[d].min()))) for d in dims}
     hi = {d: int(ok[d].max()) for d in dims}
     hint = {d: int(v) for d, v in hints(adapter, space).items() if d in dims}
-    judge = _Judge(adapter, space, values=values, seed=seed, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,
+    judge = Judge(adapter, space, values=values, seed=seed, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,
                    env={"KERAS_BACKEND": backend} if backend else None)
     found = {d: {"min": None, "max": None, "error": "", "checked": []} for d in dims}  # + "below", "above"
     try:

@@ -210,13 +210,13 @@ def edge_points(region, dims=None) -> dict:
 
 def _fresh_corners(adapter, space, region, edges, *, values, seed, backend, memory_cap_mib, timeout_s) -> list[dict]:
     """Rows of the fresh-process check (`verify`'s `fresh`): the floor first, in one fresh worker."""
-    from .validity import _Judge
+    from .validity import Judge
 
     dims = space.dim_names
     corners = [("fresh:floor", dict(region.lo))]
     corners += [(f"fresh:max:{d}", {**region.lo, d: region.hi[d]}) for d in dims if region.hi[d] > region.lo[d]]
     corners += [(f"fresh:edge:{d}", s) for d, s in edges.items() if s != {**region.lo, d: region.hi[d]}]
-    judge = _Judge(adapter, space, values=values, seed=seed, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,
+    judge = Judge(adapter, space, values=values, seed=seed, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,
                    env={"KERAS_BACKEND": backend} if backend else None)
     try:
         verdicts = judge.corners([s for _, s in corners])
