@@ -49,7 +49,7 @@ def load_run(run_dir) -> dict:
 
     Returns:
         `{"dir", "profile", "cost_models", "policy", "boundary", "churn", "throughput",
-        "skipped", "failures"}`; absent optional files give `None` (`{}` for `cost_models`, `[]`
+        "skipped", "validity", "failures"}`; absent optional files give `None` (`{}` for `cost_models`, `[]`
         for `failures`).
 
     Raises:
@@ -76,7 +76,7 @@ def load_run(run_dir) -> dict:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CostlabError(f"Cannot read the profile in {run_dir}: {type(exc).__name__}: {exc}") from None
     out = {"dir": run, "profile": profile, "cost_models": {}, "policy": None, "boundary": None, "churn": None,
-           "throughput": None, "skipped": None, "failures": []}
+           "throughput": None, "skipped": None, "validity": None, "failures": []}
     if (run / "cost_models.json").is_file():
         data = _read_json(run / "cost_models.json", "cost models")
         try:
@@ -88,7 +88,7 @@ def load_run(run_dir) -> dict:
             out["policy"] = Policy.from_json(run / "policy.json")
         except PolicyError as exc:
             raise CostlabError(str(exc)) from None
-    for key in ("boundary", "churn", "throughput", "skipped"):
+    for key in ("boundary", "churn", "throughput", "skipped", "validity"):
         if (run / f"{key}.json").is_file():
             out[key] = _read_json(run / f"{key}.json", key)
     log = run / "failures" / "failures.jsonl"
@@ -270,6 +270,26 @@ def _boundary(run: dict) -> list[str]:
                               "final limit"))]
 
 
+def _validity(run: dict) -> list[str]:
+    v = (run["policy"].data.get("validity") if run["policy"] is not None else None) or run.get("validity")
+    if not v:
+        return ['<p class="note">No validity search in this run (<code>validity.json</code>): the model\'s own '
+                "limits were not searched in a fresh process.</p>"]
+    parts = [f'<p>Judged in freshly started workers ({v.get("fresh_checks", 0)} fresh verdicts) and a warm one, '
+             f'on {esc(v.get("backend"))} through <code>{esc(v.get("call"))}</code>; the admitted region never passes '
+             "these limits, whatever the budgets.</p>"]
+    if v.get("limits"):
+        parts.append(html_table([(d, lim.get("min"), lim.get("max"), lim.get("error")) for d, lim in v["limits"].items()],
+                                ("dimension", "smallest valid", "largest valid", "the model's error past it")))
+    else:
+        parts.append("<p>The model ran every admitted corner in a fresh process: no validity limit.</p>")
+    if v.get("floor"):
+        parts.append(f'<p class="note">Smallest valid corner: <code>{esc(json.dumps(v["floor"]))}</code>.</p>')
+    for note in v.get("notes") or []:
+        parts.append(f'<p class="note">{esc(note)}</p>')
+    return parts
+
+
 def _churn_throughput(run: dict) -> list[str]:
     parts = []
     churn, thr = run["churn"], run["throughput"]
@@ -321,7 +341,7 @@ def render(run: dict) -> str:
     name = prof.model.get("name", "model")
     sections = [("summary", "Summary", _summary), ("complexity", "Complexity per cost", _complexity),
                 ("plots", "Plots", _plots), ("policy", "Policy fields", _policy_fields),
-                ("boundary", "Budget boundary", _boundary),
+                ("boundary", "Budget boundary", _boundary), ("validity", "Validity limits", _validity),
                 ("churn", "Shape churn and throughput", _churn_throughput), ("failures", "Failures", _failures)]
     body = []
     for anchor, title, build in sections:

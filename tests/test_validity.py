@@ -71,6 +71,8 @@ def test_validity_limits_are_found_in_fresh_processes_and_never_admitted_past(ga
     policy = json.loads((tmp_path / "run" / "policy.json").read_text())
     assert policy["validity"]["limits"]["seq_len"]["max"] == 200 and policy["schema_version"] == "1.6"
     assert "validity limits" in result.summary() and "model limit" in result.summary()
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "Validity limits" in html and "subtracting 12 from 11" in html
     report = costlab.verify(gated, result.policy, probes=8, tightness=False, pulse=0)
     fresh_rows = report.table[report.table["kind"].str.startswith("fresh:")]
     assert set(fresh_rows["kind"]) >= {"fresh:floor", "fresh:max:seq_len", "fresh:max:batch"}
