@@ -119,6 +119,7 @@ class VerifyReport:
     filled: int = 0
     held: int = 0
     over_bound: pd.DataFrame | None = None
+    fresh_note: str | None = None  # why the fresh-process corners were not sent, when they were not
 
     #: Measured columns against the policy's curves (`Policy.cost`), with their units.
     BOUND_COLUMNS = {"wall_s_median": ("latency_ms", 1e3), "wall_s_p99": ("latency_p99_ms", 1e3),
@@ -159,6 +160,8 @@ class VerifyReport:
         elif ob is not None:
             lines.append("  every measured cost was within the upper bound the policy's curves give it")
         fresh = self.table[self.table["kind"].str.startswith("fresh:")]
+        if self.fresh_note:
+            lines.append(f"  NOT CHECKED in a fresh process: {self.fresh_note}")
         if len(fresh):
             refused = fresh[fresh["violation"] != ""]
             lines.append(f"  {len(fresh)} corners of the admitted region sent first to a freshly started worker "
@@ -208,8 +211,10 @@ def edge_points(region, dims=None) -> dict:
     return out
 
 
-def _fresh_corners(adapter, space, region, edges, *, values, seed, backend, memory_cap_mib, timeout_s) -> list[dict]:
-    """Rows of the fresh-process check (`verify`'s `fresh`): the floor first, in one fresh worker."""
+def _fresh_corners(adapter, space, region, edges, *, values, seed, backend, memory_cap_mib,
+                   timeout_s) -> tuple[list[dict], str | None]:
+    """Rows of the fresh-process check (`verify`'s `fresh`): the floor first, in one fresh
+    worker; no rows and why, when the model cannot be sent to a worker (a closure)."""
     from .validity import Judge
 
     dims = space.dim_names
@@ -220,6 +225,8 @@ def _fresh_corners(adapter, space, region, edges, *, values, seed, backend, memo
                    env={"KERAS_BACKEND": backend} if backend else None)
     try:
         verdicts = judge.corners([s for _, s in corners])
+    except CostlabError as exc:  # the model cannot be sent to a worker (e.g. a closure)
+        return [], str(exc)
     finally:
         judge.close()
     rows = []
@@ -229,7 +236,7 @@ def _fresh_corners(adapter, space, region, edges, *, values, seed, backend, memo
                      "memory_mib": 0.0, "repeats": 0, "index": 1.0, "pulse_index": 1.0, "parallelism": 0.0,
                      "first_measure": "",
                      "violation": "" if valid else f"error in a fresh process: {error}"})
-    return rows
+    return rows, None
 
 
 def admitted_stream(policy: Policy, n: int, *, seed: int = 0) -> list[tuple[str, dict, dict | None]]:
@@ -352,8 +359,9 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
                                cap)
     rows, tight, searched = [], [], []
     # first, so nothing this process runs later is traced in the fresh worker
-    fresh_rows = _fresh_corners(adapter, space, region, edges, values=values, seed=seed, backend=backend,
-                                memory_cap_mib=memory_cap_mib, timeout_s=timeout_s) if fresh else []
+    fresh_rows, fresh_note = (_fresh_corners(adapter, space, region, edges, values=values, seed=seed,
+                                             backend=backend, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s)
+                              if fresh else ([], None))
     drift = (policy.data.get("shapes") or {}).get("drift") or {}
     # the shapes a process holds where the policy's drift plan applies: its cap, or the
     # count the drift was read at when that is lower (a policy without a cap)
@@ -465,7 +473,7 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
         "limit", "value", "boundary", "exact", "tightness", "probes", "draws", "filled"]), info,
         pd.DataFrame(searched) if tightness else None, getattr(executor, "workers", 0),
         cap if isinstance(executor, ShapeCapped) else None, filled if tightness else 0, held if tightness else 0,
-        _over_bound(policy, table, dims))
+        _over_bound(policy, table, dims), fresh_note)
 
 
 def _over_bound(policy: Policy, table: pd.DataFrame, dims) -> pd.DataFrame | None:

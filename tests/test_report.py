@@ -94,7 +94,7 @@ def test_report_states_the_run_s_figures(report):
     thr = json.loads((RUN / "throughput.json").read_text())
     boundary = json.loads((RUN / "boundary.json").read_text())
     p = _parse(text)
-    assert p.ids == ["summary", "complexity", "plots", "policy", "boundary", "churn", "failures"]
+    assert p.ids == ["summary", "complexity", "plots", "policy", "boundary", "validity", "churn", "failures"]
     for name, lim in policy["limits"].items():
         assert f">{name}</td><td style" in text
         assert f">{lim['max']}</td>" in text and f">{lim['limited_by']}</td>" in text

@@ -148,3 +148,13 @@ def test_refinement_never_plans_past_a_validity_maximum():
     assert widening(prof, models, "seq_len", rounds=1, ceiling={"seq_len": 128}) is None
     capped = widening(prof, models, "seq_len", rounds=1, ceiling={"seq_len": 200})
     assert capped[1].dim("seq_len").max == 200
+
+
+def test_a_keras_hub_backbones_max_sequence_length_is_a_hint():
+    """keras_hub is installed without tensorflow-text (Makefile); its backbones build from a
+    config with random weights, nothing downloaded."""
+    import keras_hub
+    bert = keras_hub.models.BertBackbone(vocabulary_size=100, num_layers=1, num_heads=1, hidden_dim=8,
+                                         intermediate_dim=16, max_sequence_length=40)
+    adapter = costlab.adapters.adapt(bert)
+    assert hints(adapter) == {"seq_len": 40}
