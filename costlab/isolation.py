@@ -290,6 +290,13 @@ class Subprocess:
         self.memory_source, self.env, self.describe = w.memory_source, w.env, w.describe
         return w
 
+    def start(self) -> Subprocess:
+        """Start the worker now rather than at the first probe (to start several ahead of
+        time, in parallel, while others measure: `costlab.validity.Judge`)."""
+        if self.worker is None or not self.worker.alive:
+            self.worker = self._start()
+        return self
+
     def _ready(self) -> _Worker:
         w = self.worker
         if w is None or not w.alive or (self.per_worker and w.probes >= self.per_worker):

@@ -138,9 +138,7 @@ class Judge:
         self.verdicts = []
 
     def _started(self, per):
-        ex = self._new(per)
-        ex.worker = ex._start()
-        return ex
+        return self._new(per).start()
 
     def fresh(self, *, ahead: bool = True):
         """A started fresh worker; with `ahead`, the next one starts meanwhile (a search
