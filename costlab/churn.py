@@ -93,6 +93,7 @@ def distinct_sizes(space: InputSpace, n: int, *, seed: int = 0, avoid=()) -> lis
             s = {d.name: d.min for d in space.dims}
             for d in free:
                 s[d.name] = int(rng.integers(d.min, max(d.min, at_fraction(d.min, d.max, upto)) + 1))
+            s = space.snap(s)
             key = tuple(sorted(s.items()))
             if key not in seen:
                 seen.add(key)

@@ -55,6 +55,7 @@ class Guard:
         self.policy = policy
         self._inputs = policy.data["inputs"]
         self._limits = {n: (v["min"], v["max"]) for n, v in policy.limits.items()}
+        self._steps = {n: int(v["multiple_of"]) for n, v in policy.limits.items() if v.get("multiple_of", 1) > 1}
         self._joint = [(j["name"], j["dims"], j["max"], {d: int((j.get("offsets") or {}).get(d, 0)) for d in j["dims"]})
                        for j in policy.data.get("joint") or []]
         shapes = policy.data.get("shapes") or {}
@@ -196,6 +197,10 @@ class Guard:
                     if got < lo:
                         raise InputRejected(f"Input `{name}` dimension `{want}` is {got}, under the minimum {lo}",
                                             input=name, dimension=want, limit=lo, received=got)
+                    if want in self._steps and got % self._steps[want]:
+                        raise InputRejected(f"Input `{name}` dimension `{want}` is {got}, not a multiple of "
+                                            f"{self._steps[want]} (the model takes only multiples)",
+                                            input=name, dimension=want, limit=self._steps[want], received=got)
                     other = seen.get(want)
                     if other is None:
                         seen[want] = (name, got)
@@ -317,6 +322,8 @@ def _compile_fast(guard: Guard):
                 var[want] = f"d{len(var)}"
                 lo, hi = guard._limits[want]
                 lines += [f"{var[want]} = s[{axis}]", f"if not {lo!r} <= {var[want]} <= {hi!r}:", "    return None"]
+                if want in guard._steps:
+                    lines += [f"if {var[want]} % {guard._steps[want]!r}:", "    return None"]
     for _, dims, jmax, off in guard._joint:
         # as the general path: an absent dimension counts 1 (plus its offset)
         used = " * ".join((f"({var[d]} + {off[d]})" if off[d] else var[d]) if d in var else f"{1 + off[d]}"

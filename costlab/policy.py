@@ -150,7 +150,7 @@ class Policy:
             values = spec.get("values", default)
             inputs.append(InputSpec(name, spec["dtype"], tuple(spec["shape"]),
                                     ValueDomain(values["kind"], values["min"], values["max"])))
-        dims = tuple(Dimension(n, lim["min"], lim["max"]) for n, lim in self.limits.items())
+        dims = tuple(Dimension(n, lim["min"], lim["max"], lim.get("multiple_of", 1)) for n, lim in self.limits.items())
         return InputSpace(tuple(inputs), dims)
 
     def region(self) -> _Region:
@@ -159,7 +159,8 @@ class Policy:
         joint = self.data.get("joint") or []
         return _Region(list(lims), {n: v["min"] for n, v in lims.items()}, {n: v["max"] for n, v in lims.items()},
                        [(j["dims"], j["max"]) for j in joint],
-                       {tuple(j["dims"]): j.get("offsets") or {} for j in joint})
+                       {tuple(j["dims"]): j.get("offsets") or {} for j in joint},
+                       {n: v["multiple_of"] for n, v in lims.items() if v.get("multiple_of", 1) > 1})
 
     def cost(self, sizes) -> dict:
         """The predicted and upper-bound cost of inputs from the curves the policy carries
@@ -323,14 +324,26 @@ class _Region:
     dimensions (each plus its offset, `joint_value`) ≤ its maximum. Costs grow with every
     size, so the most expensive admitted input lies on the region's upper frontier:
     `frontier()` samples it (a log grid over the box, and points on each joint maximum with
-    one of its dimensions solved from the others)."""
+    one of its dimensions solved from the others). With `steps` (`{dimension: m}`, a
+    divisor rule), only multiples of `m` are admitted along that dimension."""
 
-    def __init__(self, dims, lo, hi, joint=(), offsets=None):
+    def __init__(self, dims, lo, hi, joint=(), offsets=None, steps=None):
         self.dims, self.lo, self.hi = list(dims), dict(lo), dict(hi)
         self.joint = [(list(g), float(j)) for g, j in joint]
         #: Per joint group (a tuple of its dimensions): `{dimension: offset}`.
         self.offsets = {tuple(g): dict(o) for g, o in (offsets or {}).items() if o}
+        self.steps = {d: int(m) for d, m in (steps or {}).items() if int(m) > 1 and d in self.dims}
         self._col = {d: k for k, d in enumerate(self.dims)}
+
+    def _snapped(self, A: np.ndarray) -> np.ndarray:
+        """Rows of `A` moved down onto the divisor rules (never under `lo`, a multiple)."""
+        if not self.steps:
+            return A
+        A = A.copy()
+        for d, m in self.steps.items():
+            c = self._col[d]
+            A[:, c] = np.maximum(np.ceil(self.lo[d] / m) * m, np.floor(A[:, c] / m) * m)
+        return A
 
     def off(self, g) -> dict:
         return self.offsets.get(tuple(g), {})
@@ -343,6 +356,8 @@ class _Region:
         lo = np.array([self.lo[d] for d in self.dims], dtype=float)
         hi = np.array([self.hi[d] for d in self.dims], dtype=float)
         ok = ((A >= lo) & (A <= hi)).all(axis=1)
+        for d, m in self.steps.items():
+            ok &= A[:, self._col[d]] % m == 0
         for g, j in self.joint:
             ok &= self._value(A, g) <= j * (1 + 1e-12) + 1e-9
         return ok
@@ -371,7 +386,7 @@ class _Region:
                 P[:, c] = np.minimum(self.hi[d], np.floor(j / np.prod(P[:, others] + shift, axis=1)
                                                           - float(o.get(d, 0)) + 1e-9))
                 parts.append(P[P[:, c] >= self.lo[d]])
-        A = np.concatenate(parts)
+        A = self._snapped(np.concatenate(parts))
         A = np.unique(A[self._contains(A)], axis=0)
         return pd.DataFrame(A, columns=self.dims)
 
@@ -387,7 +402,10 @@ class _Region:
                     s[d] = max(self.lo[d], int(math.floor((s[d] + o.get(d, 0)) * f - o.get(d, 0))))
                 while joint_value(s, g, o) > j * (1 + 1e-12) + 1e-9:  # rounding: shave the largest
                     d = max(g, key=lambda d: s[d] - self.lo[d])
-                    s[d] -= 1
+                    s[d] -= self.steps.get(d, 1)
+        for d, m in self.steps.items():
+            if d in s:
+                s[d] = max(-(-self.lo[d] // m) * m, s[d] // m * m)
         return s
 
     def log_volume(self, cap: dict, lo: dict, n: int = 40) -> float:
@@ -418,6 +436,7 @@ def _every_input(region: _Region) -> pd.DataFrame:
     """Every admitted integer input of a small region: where a bound calibrated locally
     (`CostModel.upper_factors`) need not grow along the frontier, nor peak on it."""
     axes = [np.arange(region.lo[d], region.hi[d] + 1) for d in region.dims]
+    axes = [a[a % region.steps[d] == 0] if d in region.steps else a for a, d in zip(axes, region.dims, strict=True)]
     X = pd.DataFrame(np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1), columns=region.dims)
     return X[region.contains(X)].reset_index(drop=True)
 
@@ -441,7 +460,7 @@ def _worst(cost_models, bounded, budgets, region: _Region) -> tuple[float, dict,
     for spread in () if len(every) else (1.3, 1.05):
         hi = {d: max(region.lo[d], min(region.hi[d], int(np.ceil(at[d] * spread)))) for d in region.dims}
         lo = {d: min(hi[d], max(region.lo[d], int(np.floor(at[d] / spread)))) for d in region.dims}
-        local = _Region(region.dims, lo, hi, region.joint, region.offsets)
+        local = _Region(region.dims, lo, hi, region.joint, region.offsets, region.steps)
         X = local.frontier()
         if len(X):
             r, a = largest(X)
@@ -624,6 +643,7 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
         if d in cap and lim.get("max") is not None:
             hard[d] = min(hard.get(d, lim["max"]), int(lim["max"]))
     cap = {d: min(cap[d], hard.get(d, cap[d])) for d in dims}
+    cap = {d: max(lo[d], cap[d] // space.dim(d).multiple_of * space.dim(d).multiple_of) for d in dims}
     free = {d for d in dims if all(m.exponents_.get(d, {"power": 0, "log": 0}) == {"power": 0, "log": 0}
                                    for m in bounded.values())}
 
@@ -652,6 +672,12 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
                 r = np.maximum(r, m.predict(X[m.dims_]) * scale / (getattr(budgets, key) * budgets.margin))
             return r
         region, joint_meta = _joint(space, dims, lo, cap, free, box, ratio, fitted if joint_offsets else None)
+    steps = {d.name: d.multiple_of for d in space.dims if d.multiple_of > 1}
+    if steps:  # a divisor rule: the limits are its multiples (a subset of what was searched)
+        snap_lo = {d: (-(-lo[d] // steps[d]) * steps[d] if d in steps else lo[d]) for d in dims}
+        region = _Region(dims, snap_lo, {d: (region.hi[d] // steps[d] * steps[d] if d in steps else region.hi[d])
+                                         for d in dims}, region.joint, region.offsets, steps)
+        lo = snap_lo
     worst_ratio, worst_at, pred, upper = _worst(cost_models, bounded, budgets, region)
     binding = "measured range" if t_box >= 1.0 else _binding(bounded, budgets, worst_at, dims)
     limits = {}
@@ -663,6 +689,8 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
             by = "joint budget"  # its maximum is the joint budget over the others' minimum
         limits[d] = {"name": d, "min": int(lo[d]), "max": int(region.hi[d]), "limited_by": by,
                      "predicted": pred, "upper": upper}
+        if d in steps:
+            limits[d]["multiple_of"] = int(steps[d])
     joints = []
     for (g, j), meta in zip(region.joint, joint_meta, strict=True):
         joints.append({"name": meta["name"], "input": meta["input"], "dims": g, "max": int(j),
@@ -969,7 +997,8 @@ def _shapes(space, region, churn, serving) -> dict | None:
     buckets = {}
     for d in space.dims:
         lo, hi = int(region.lo[d.name]), int(region.hi[d.name])
-        edges = [b for b in (2 ** k for k in range(0, 40)) if lo <= b < hi]
+        m = d.multiple_of  # a divisor rule: buckets are its multiples (powers of two at least m)
+        edges = [b for b in (2 ** k * m for k in range(0, 40)) if lo <= b < hi]
         buckets[d.name] = sorted({*edges, hi}) if hi > lo else [hi]
     padded = int(np.prod([len(b) for b in buckets.values()]))
     memory = serving.get("container_memory_mib")

@@ -168,6 +168,24 @@ def to_validity(model, prof: Profile, validity, asked, **profile_kw):
     return prof, models, skipped, notes
 
 
+def to_multiples(model, prof: Profile, asked, **profile_kw):
+    """Measure the size plan again on the multiples of a divisor rule (`asked` carries it,
+    `costlab.space.Dimension.multiple_of`): the first plan's sizes off the multiples were
+    refused, and the fits need distinct valid sizes along each dimension.
+
+    Returns:
+        `(profile, models, skipped, notes)` as `refine` returns them.
+    """
+    steps = {d.name: d.multiple_of for d in asked.dims if d.multiple_of > 1}
+    more = profile(model, asked, **{**profile_kw, "examples": 0, "rounds": 1})
+    table = pd.concat([prof.table, more.table], ignore_index=True)
+    prof = Profile(table, prof.space, prof.model, prof.machine, preprocess=prof.preprocess,
+                   resumed=prof.resumed + more.resumed, not_launched=prof.not_launched + more.not_launched)
+    models, skipped = fit_profile_notes(prof)
+    return prof, models, skipped, {d: f"the size plan measured again on multiples of {m} (the model takes only "
+                                      "those)" for d, m in steps.items()}
+
+
 #: How much more a probe under the declared range may cost than one at the declared
 #: minimum, and still be admitted (noise between two readings of cheap calls).
 FLOOR_TOLERANCE = 1.10
@@ -294,7 +312,9 @@ def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, starts
         for label, (d, start) in searches.items():
             # latencies read at the speed the policy plans for, from the last pulses
             scale = planned_scale(policy.data, [*before, *prober.rows])
-            lo_d, hi_d, first = asked.dim(d).min, asked.dim(d).max, int(start[d])
+            dim = asked.dim(d)
+            m = dim.multiple_of  # a divisor rule: the search steps through its multiples
+            lo_d, hi_d, first = dim.snap(dim.min), dim.snap(dim.max), dim.snap(int(start[d]))
             if at(label, d, start, first, 0):
                 good, bad = first, None
                 if hi_d > first:
@@ -305,15 +325,15 @@ def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, starts
             else:
                 good, bad = lo_d, first
             step = 2
-            while bad is not None and bad - good > 1 and step < steps + 2:
-                mid = int(round(math.sqrt(good * bad)))
-                mid = min(max(mid, good + 1), bad - 1)
+            while bad is not None and bad - good > m and step < steps + 2:
+                mid = int(round(math.sqrt(good * bad))) // m * m
+                mid = min(max(mid, good + m), bad - m)
                 if at(label, d, start, mid, step):
                     good = mid
                 else:
                     bad = mid
                 step += 1
-            found[label] = {"limit": first, "boundary": good, "exact": bad is not None and bad - good <= 1,
+            found[label] = {"limit": first, "boundary": good, "exact": bad is not None and bad - good <= m,
                             "dim": d, "start": {k: int(v) for k, v in start.items()}, "scale": scale}
     table = pd.concat([prof.table, prober.table()], ignore_index=True)
     return (Profile(table, prof.space, prof.model, prof.machine, preprocess=prof.preprocess,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import plots
@@ -15,7 +15,7 @@ from .errors import CostlabError, FitError, PolicyError
 from .measure import first_line
 from .policy import Budgets, Policy, joint_expression, synthesize
 from .profile import Profile, profile
-from .refine import below_floor, open_powers, to_validity, widening
+from .refine import below_floor, open_powers, to_multiples, to_validity, widening
 from .refine import boundary as _boundary
 from .refine import refine as _refine
 from .refine import settle as _settle
@@ -332,7 +332,12 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             (out / "validity.json").write_text(json.dumps({**valid.to_dict(), "verdicts": valid.verdicts},
                                                           indent=2) + "\n")
             if valid.limits:
-                asked = asked.with_bounds(**valid.bounds(asked))  # nothing past them is admitted or searched
+                # nothing past them (or off a divisor rule) is admitted or searched
+                asked = asked.with_bounds(**valid.bounds(asked)).with_multiples(**valid.multiples())
+                if valid.multiples():  # later plans (refinement, settling) step through the multiples
+                    prof = replace(prof, space=prof.space.with_multiples(**valid.multiples()))
+                    prof, models, skipped, again = to_multiples(adapter, prof, asked, log_path=log, **profile_kw)
+                    refined = {**refined, **again}
                 prof, models, skipped, reached = to_validity(adapter, prof, valid, asked, log_path=log, **profile_kw)
                 refined = {**refined, **{d: f"{refined[d]}; {n}" if d in refined else n for d, n in reached.items()}}
                 prof.save(out)

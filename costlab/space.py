@@ -42,14 +42,29 @@ def _is_int(x) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Dimension:
-    """A named free axis and the range of sizes to explore, inclusive."""
+    """A named free axis and the range of sizes to explore, inclusive; with `multiple_of`
+    > 1 only its multiples are valid (a model that reshapes the axis into groups)."""
 
     name: str
     min: int
     max: int
+    multiple_of: int = 1
+
+    def snap(self, n: int) -> int:
+        """`n` moved to a valid size in range: the largest multiple of `multiple_of` not
+        over `n`, at least the smallest one in range."""
+        n = int(min(max(n, self.min), self.max))
+        m = int(self.multiple_of)
+        if m <= 1:
+            return n
+        first = -(-int(self.min) // m) * m
+        return max(first, n // m * m)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "min": int(self.min), "max": int(self.max)}
+        out = {"name": self.name, "min": int(self.min), "max": int(self.max)}
+        if self.multiple_of > 1:
+            out["multiple_of"] = int(self.multiple_of)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +198,27 @@ class InputSpace:
             dims.append(d)
         return InputSpace(self.inputs, tuple(dims))
 
+    def with_multiples(self, **multiples) -> InputSpace:
+        """A copy in which dimension `d` takes only multiples of `multiples[d]` (the
+        divisor rule a validity search found, `costlab.validity`).
+
+        Raises:
+            InvalidSpace: A name is not a dimension, or the range holds no multiple.
+        """
+        known = {d.name for d in self.dims}
+        for name, m in multiples.items():
+            if name not in known:
+                raise InvalidSpace(f"Unknown dimension {name!r}. Expected one of: "
+                                   f"{', '.join(sorted(known))}. Received: {name}={m!r}")
+        return InputSpace(self.inputs, tuple(replace(d, multiple_of=int(multiples[d.name])) if d.name in multiples
+                                             else d for d in self.dims))
+
+    def snap(self, sizes: dict) -> dict:
+        """`sizes` with each dimension moved to a valid size of the space (`Dimension.snap`):
+        a no-op for dimensions without a divisor rule that are in range."""
+        dims = {d.name: d for d in self.dims}
+        return {k: (dims[k].snap(v) if k in dims and dims[k].multiple_of > 1 else v) for k, v in sizes.items()}
+
     def with_values(self, **domains) -> InputSpace:
         """A copy with some inputs' value domains replaced: `{input: (min, max)}`.
 
@@ -223,6 +259,12 @@ class InputSpace:
                 raise InvalidSpace(f"Dimension `{d.name}` needs min >= 1. Received: min={d.min}")
             if d.min > d.max:
                 raise InvalidSpace(f"Dimension `{d.name}`: min={d.min} is larger than max={d.max}")
+            if not _is_int(d.multiple_of) or d.multiple_of < 1:
+                raise InvalidSpace(f"Dimension `{d.name}` needs an integer multiple_of >= 1. "
+                                   f"Received: {d.multiple_of!r}")
+            if d.multiple_of > 1 and d.max // d.multiple_of * d.multiple_of < d.min:
+                raise InvalidSpace(f"Dimension `{d.name}`: no multiple of {d.multiple_of} lies in "
+                                   f"[{d.min}, {d.max}]")
         used = set()
         for inp in self.inputs:
             if not inp.shape:
@@ -351,7 +393,7 @@ class InputSpace:
         try:
             inputs = tuple(InputSpec(i["name"], i["dtype"], tuple(i["shape"]), ValueDomain(**i["values"]))
                            for i in data["inputs"])
-            dims = tuple(Dimension(d["name"], d["min"], d["max"]) for d in data["dims"])
+            dims = tuple(Dimension(d["name"], d["min"], d["max"], d.get("multiple_of", 1)) for d in data["dims"])
         except (KeyError, TypeError) as exc:
             raise InvalidSpace(f"Malformed input space: missing or wrong field {exc}. Received: {data!r}"[:500]) from None
         return cls(inputs, dims)

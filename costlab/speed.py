@@ -82,7 +82,7 @@ def diagonal(space, t: float) -> dict:
     for d in space.dims:
         lo, hi = math.log(max(1, d.min)), math.log(max(1, d.max))
         out[d.name] = int(min(d.max, max(d.min, round(math.exp(lo + t * (hi - lo))))))
-    return out
+    return space.snap(out)
 
 
 def budget_reference(measure, space, target_s: float, *, steps: int = REFERENCE_STEPS) -> tuple[dict, float]:

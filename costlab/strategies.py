@@ -39,7 +39,10 @@ def sizes(space: InputSpace, *, max_elements: int | None = None) -> st.SearchStr
         raise InvalidArgument(f"Expected an InputSpace for `space`. Received: space={space!r}")
     if max_elements is not None and (not isinstance(max_elements, int) or max_elements < 1):
         raise InvalidArgument(f"Expected a positive integer for `max_elements`. Received: max_elements={max_elements!r}")
-    strat = st.fixed_dictionaries({d.name: st.integers(d.min, d.max) for d in space.dims})
+    strat = st.fixed_dictionaries({d.name: st.integers(d.min, d.max) if d.multiple_of == 1 else
+                                   st.integers(-(-d.min // d.multiple_of), d.max // d.multiple_of).map(
+                                       lambda k, m=d.multiple_of: k * m)
+                                   for d in space.dims})
     if max_elements is not None:
         strat = strat.filter(lambda s: _elements(space, s) <= max_elements)
     return strat
@@ -153,6 +156,8 @@ def at_sizes(space: InputSpace, sizes: dict, *, extremes: bool = False) -> st.Se
         if not d.min <= sizes[d.name] <= d.max:
             raise InvalidArgument(f"`sizes` has {d.name}={sizes[d.name]}, outside the space's "
                                   f"[{d.min}, {d.max}]")
+        if sizes[d.name] % d.multiple_of:
+            raise InvalidArgument(f"`sizes` has {d.name}={sizes[d.name]}, not a multiple of {d.multiple_of}")
     return _padded(space, st.fixed_dictionaries({spec.name: values(spec, shapes[spec.name], extremes=extremes)
                                                  for spec in space.inputs}))
 

@@ -71,6 +71,8 @@ def plan(space: InputSpace, *, points: int = 7, bases=(0.25, 0.75)) -> list[list
             grid.append(Probe({**mid, a.name: at_fraction(a.min, a.max, fa),
                                b.name: at_fraction(b.min, b.max, fb)}, "joint"))
         groups.append(grid)
+    if any(d.multiple_of > 1 for d in dims):  # a divisor rule: only its multiples
+        groups = [[Probe(space.snap(p.sizes), p.kind) for p in g] for g in groups]
     return _unique(groups)
 
 

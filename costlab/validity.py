@@ -60,17 +60,24 @@ class Validity:
     floor: dict | None = None  # the smallest corner judged valid (from `find`'s `floor`), or None
 
     def bounds(self, space) -> dict:
-        """`{dim: (min, max)}`: `space`'s ranges cut to the valid sizes."""
+        """`{dim: (min, max)}`: `space`'s ranges cut to the valid sizes (to multiples of a
+        divisor rule, `multiples`)."""
         out = {}
         for d, lim in self.limits.items():
             dim = space.dim(d)
             lo = max(dim.min, lim["min"]) if lim.get("min") is not None else dim.min
             hi = min(dim.max, lim["max"]) if lim.get("max") is not None else dim.max
+            m = int(lim.get("multiple_of") or 1)
+            lo, hi = -(-lo // m) * m, hi // m * m
             if lo > hi:
                 raise CostlabError(f"The model accepts no {d} in the space's range {dim.min}..{dim.max}: "
                                    f"valid sizes are {lim.get('min')}..{lim.get('max')} ({lim['error']})")
             out[d] = (lo, hi)
         return out
+
+    def multiples(self) -> dict:
+        """`{dim: m}` for each dimension that takes only multiples of `m` (a divisor rule)."""
+        return {d: int(lim["multiple_of"]) for d, lim in self.limits.items() if (lim.get("multiple_of") or 1) > 1}
 
     def to_dict(self) -> dict:
         return {"limits": self.limits, "floor": self.floor, "backend": self.backend, "call": self.call,
@@ -85,6 +92,8 @@ class Validity:
         parts = []
         for d, lim in self.limits.items():
             rng = f"{lim['min'] if lim['min'] is not None else ''}..{lim['max'] if lim['max'] is not None else ''}"
+            if (lim.get("multiple_of") or 1) > 1:
+                rng += f", multiples of {lim['multiple_of']}"
             parts.append(f"  {d:10s} {rng}  ({lim['error']})")
         return "validity limits (the model's own, in a fresh process and a warm one):\n" + "\n".join(parts)
 
@@ -192,12 +201,13 @@ class Judge:
             pass
 
 
-def _bisect(judge, base: dict, d: str, good: int, bad: int, checked: list) -> tuple[int, str]:
+def _bisect(judge, base: dict, d: str, good: int, bad: int, checked: list, step: int = 1) -> tuple[int, str]:
     """The valid size nearest `bad` along `d` (others as in `base`), from a `good` and a
-    `bad` size: adjacent integers at the end. Returns it and the last error seen past it."""
+    `bad` size, both multiples of `step`: adjacent multiples at the end (adjacent integers
+    for `step` 1). Returns it and the last error seen past it."""
     error = ""
-    while abs(bad - good) > 1:
-        mid = (good + bad) // 2
+    while abs(bad - good) > step:
+        mid = (good + bad) // 2 // step * step
         ok, err = judge({**base, d: mid})
         checked.append([mid, "ok" if ok else "error"])
         if ok:
@@ -205,6 +215,46 @@ def _bisect(judge, base: dict, d: str, good: int, bad: int, checked: list) -> tu
         else:
             bad, error = mid, err
     return good, error
+
+
+#: Sizes past the smallest valid one scanned for the next valid size (a divisor rule).
+DIVISOR_SCAN = 64
+
+
+def _divisor(judge, base: dict, d: str, sizes_ok: list, checked: list, notes: list) -> tuple[int, str]:
+    """The divisor rule along `d`, from an input `base` that works: the sizes after it are
+    judged in the warm worker, one by one (each residue at the low end), until one works,
+    which is then judged in a fresh worker too; its distance `m` is the rule when every size
+    the profile ran is a multiple of `m`. Returns `(m, the error off a multiple)`; `m` is 1
+    when there is none."""
+    s0, first = int(base[d]), ""
+    if not judge(base, where=("warm",))[0]:
+        notes.append(f"{d}: no divisor rule searched: the profile's input {base} fails in the validity worker")
+        return 1, ""
+    for k in range(1, DIVISOR_SCAN + 1):
+        ok, e = judge({**base, d: s0 + k}, where=("warm",))
+        checked.append([s0 + k, "ok" if ok else "error"])
+        if ok:
+            break
+        first = first or e
+        if k == 1 and s0 > 1:  # s0 may be the largest valid size: then the one under it works
+            under, _ = judge({**base, d: s0 - 1}, where=("warm",))
+            checked.append([s0 - 1, "ok" if under else "error"])
+            if under:
+                return 1, ""
+    else:
+        notes.append(f"{d}: none of the {DIVISOR_SCAN} sizes after {s0} works (no divisor rule found)")
+        return 1, ""
+    if k == 1:
+        return 1, ""
+    fresh_ok, err = judge({**base, d: s0 + k}, where=("fresh",))
+    checked.append([s0 + k, "ok" if fresh_ok else "error"])
+    if not fresh_ok or s0 % k or any(int(v) % k for v in sizes_ok):
+        notes.append(f"{d}: {s0} and {s0 + k} work and the sizes between do not, but the sizes the profile ran "
+                     f"({sorted(int(v) for v in sizes_ok)}) are not all multiples of {k}: no divisor rule set"
+                     + (f" ({err})" if err else ""))
+        return 1, ""
+    return k, first
 
 
 def find(adapter, prof, *, space=None, values: str = "random", seed: int = 0, memory_cap_mib: float = 4096,
@@ -235,8 +285,21 @@ def find(adapter, prof, *, space=None, values: str = "random", seed: int = 0, me
     hint = {d: int(v) for d, v in hints(adapter, space).items() if d in dims}
     judge = Judge(adapter, space, values=values, seed=seed, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,
                    env={"KERAS_BACKEND": backend} if backend else None)
-    found = {d: {"min": None, "max": None, "error": "", "checked": []} for d in dims}  # + "below", "above"
+    found = {d: {"min": None, "max": None, "error": "", "checked": []} for d in dims}  # + "below", "above", "off"
+    steps = {}
     try:
+        # a divisor rule first (the bisections step through its multiples), along each
+        # dimension with sizes the profile ran that only ever failed
+        for d in dims:
+            sizes_ok = sorted({int(v) for v in ok[d]})
+            if set(int(v) for v in err[d]) - set(sizes_ok):
+                mid = sizes_ok[len(sizes_ok) // 2]
+                row = ok[ok[d] == mid].iloc[0]
+                m, off = _divisor(judge, {k: int(row[k]) for k in dims}, d, sizes_ok, found[d]["checked"], out.notes)
+                if m > 1:
+                    steps[d] = m
+                    found[d].update(multiple_of=m, off=off)
+                    lo[d] = -(-lo[d] // m) * m
         grows = [d for d in dims if hi[d] > lo[d]]
         first = judge.corners([dict(lo)] + [{**lo, d: hi[d]} for d in grows])
         if not first[0][0]:
@@ -254,43 +317,54 @@ def find(adapter, prof, *, space=None, values: str = "random", seed: int = 0, me
                 alone_ok, alone_err = judge({**ref, d: lo[d]}, where=("fresh",))
                 lim["checked"].append([lo[d], "ok" if alone_ok else "error"])
                 if not alone_ok:
-                    good, e = _bisect(judge, ref, d, ref[d], lo[d], lim["checked"])
+                    good, e = _bisect(judge, ref, d, ref[d], lo[d], lim["checked"], steps.get(d, 1))
                     lim.update(min=good, below=e or alone_err)
                     lo[d] = good
             first = judge.corners([dict(lo)] + [{**lo, d: hi[d]} for d in grows])
             if not first[0][0]:
                 out.notes.append(f"the smallest valid corner {lo} still fails in a fresh process: {first[0][1]}")
         out.floor = dict(lo) if first[0][0] else None
+        for d, m in steps.items():  # each residue at the low end fails too (one interval of multiples)
+            passed = [lo[d] + r for r in range(1, m) if judge({**lo, d: lo[d] + r}, where=("warm",))[0]]
+            found[d]["checked"] += [[lo[d] + r, "ok" if lo[d] + r in passed else "error"] for r in range(1, m)]
+            if passed:
+                out.notes.append(f"{d}: {passed} work although they are not multiples of {m}: the guard refuses "
+                                 "them (valid sizes are not one set of multiples)")
         edge = dict(zip(grows, first[1:], strict=True))
         for d in dims:
             lim = found[d]
-            # the largest size: errors beyond the largest ok size, a failing edge, or a hint
-            bad_above = err[err[d] > hi[d]][d]
+            m = steps.get(d, 1)
+            # the largest size: errors beyond the largest ok size (on a multiple of a divisor
+            # rule), a failing edge, or a hint
+            bad_above = err[(err[d] > hi[d]) & (err[d] % m == 0)][d]
             top_bad = int(bad_above.min()) if len(bad_above) else None
             if d in edge and not edge[d][0]:
                 top_bad, lim["above"] = hi[d], edge[d][1]
             base = {**lo, d: hi[d]}
-            if d in hint and (top_bad is None or hint[d] < top_bad) and lo[d] <= hint[d]:
-                at_ok, _ = judge({**base, d: hint[d]})
-                past_ok, past_err = judge({**base, d: hint[d] + 1}, where=("fresh",))
-                lim["checked"] += [[hint[d], "ok" if at_ok else "error"], [hint[d] + 1, "ok" if past_ok else "error"]]
+            h = hint[d] // m * m if d in hint else None
+            if h is not None and (top_bad is None or h < top_bad) and lo[d] <= h:
+                at_ok, _ = judge({**base, d: h})
+                past_ok, past_err = judge({**base, d: h + m}, where=("fresh",))
+                lim["checked"] += [[h, "ok" if at_ok else "error"], [h + m, "ok" if past_ok else "error"]]
                 if at_ok and not past_ok:
-                    lim.update(max=hint[d], above=past_err)
+                    lim.update(max=h, above=past_err)
                     top_bad = None
                 elif not at_ok:
-                    top_bad = hint[d]
+                    top_bad = h
             if top_bad is not None:
                 good = max([int(s) for s in ok[d].unique() if s < top_bad] or [lo[d]])
                 if good < top_bad and judge({**base, d: good}, where=("fresh",))[0]:
-                    last, e = _bisect(judge, base, d, good, top_bad, lim["checked"])
+                    last, e = _bisect(judge, base, d, good, top_bad, lim["checked"], m)
                     lim.update(max=last, above=e or lim.get("above", ""))
         for lim in found.values():
             lim["error"] = "; ".join(f"{side} {lim[k]}: {lim.pop(side_k)}" for side, k, side_k in
-                                     (("under", "min", "below"), ("over", "max", "above"))
-                                     if lim[k] is not None and side_k in lim)
-            lim.pop("below", None)
-            lim.pop("above", None)
-        out.limits = {d: lim for d, lim in found.items() if lim["min"] is not None or lim["max"] is not None}
+                                     (("under", "min", "below"), ("over", "max", "above"),
+                                      ("off multiples of", "multiple_of", "off"))
+                                     if lim.get(k) is not None and side_k in lim)
+            for k in ("below", "above", "off"):
+                lim.pop(k, None)
+        out.limits = {d: lim for d, lim in found.items()
+                      if lim["min"] is not None or lim["max"] is not None or lim.get("multiple_of")}
     finally:
         judge.close()
         out.verdicts = judge.verdicts

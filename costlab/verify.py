@@ -671,10 +671,12 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
         if top <= base[d]:
             continue
         before = counter[0]
-        floor = max(1, int(region.lo[d]))
-        along = lambda v, base=base, d=d: probe(f"tight:{d}", {**base, d: v})  # noqa: E731
-        found, exact, _ = _bisect(along, base[d], top, steps, edge=along, bottom=max(floor, base[d] // 2),
-                                  floor=floor)
+        m = region.steps.get(d, 1)  # a divisor rule: bisect over its multiples, k × m
+        floor = max(1, -(-int(region.lo[d]) // m))
+        along = lambda k, base=base, d=d, m=m: probe(f"tight:{d}", {**base, d: k * m})  # noqa: E731
+        found, exact, _ = _bisect(along, base[d] // m, max(base[d] // m + 1, top // m), steps, edge=along,
+                                  bottom=max(floor, base[d] // m // 2), floor=floor)
+        found *= m
         out.append({"limit": d, "value": int(lim["max"]), "boundary": int(found), "exact": bool(exact),
                     "tightness": lim["max"] / found, "probes": counter[0] - before, "draws": draws,
                     "filled": filled})
@@ -692,7 +694,8 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
             # the inputs a maximum of `value` newly admits over the policy's (`edge`: those on
             # its own maximum, for a search under the limit)
             wider = _Region(region.dims, region.lo, region.hi,
-                            [(g, value if g == j["dims"] else m) for g, m in region.joint], region.offsets)
+                            [(g, value if g == j["dims"] else m) for g, m in region.joint], region.offsets,
+                            region.steps)
             X = wider.frontier(n=32)
             v = wider.value(X, j["dims"])
             if not len(v):  # no input under this maximum (cannot happen above `floor`)

@@ -173,7 +173,7 @@ def scan_sizes(space: InputSpace, at=SCAN_AT) -> list[dict]:
     for f in at:
         s = {d.name: int(round(math.exp(math.log(max(1, d.min)) * (1 - f) + math.log(max(1, d.max)) * f)))
              for d in space.dims}
-        s = {d.name: min(max(s[d.name], d.min), d.max) for d in space.dims}
+        s = space.snap({d.name: min(max(s[d.name], d.min), d.max) for d in space.dims})
         if s not in out:
             out.append(s)
     return out

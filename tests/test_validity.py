@@ -158,3 +158,78 @@ def test_a_keras_hub_backbones_max_sequence_length_is_a_hint():
                                          intermediate_dim=16, max_sequence_length=40)
     adapter = costlab.adapters.adapt(bert)
     assert hints(adapter) == {"seq_len": 40}
+
+
+# A model that groups its sequence in fours (a reshape, as a patch or pooling step does),
+# has a kernel of 12 and a position table of 200: it fails below a minimum, above a
+# maximum and off a divisor.
+GROUPED = '''
+import time
+
+import numpy as np
+
+
+def model(inputs):
+    x = inputs["x"]
+    n = x.shape[1]
+    if n > 200:
+        raise ValueError(f"indices[0,{n - 1}] = {n - 1} is not in [0, 200)")
+    if n < 12:
+        raise ValueError(f"Negative dimension size caused by subtracting 12 from {n}")
+    g = x.reshape(x.shape[0], -1, 4, x.shape[2])  # ValueError: cannot reshape ... off a multiple of 4
+    end = time.perf_counter() + 2e-6 * x.size
+    while time.perf_counter() < end:
+        pass
+    return float(g.sum())
+'''
+
+
+@pytest.fixture
+def grouped(tmp_path, monkeypatch):
+    (tmp_path / "grouped.py").write_text(GROUPED)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    import grouped
+
+    return CallableAdapter(grouped.model, SPACE, ref="grouped:model")
+
+
+def test_a_minimum_a_maximum_and_a_divisor_are_found_and_enforced(grouped, tmp_path):
+    from hypothesis import given, settings
+
+    from costlab import strategies
+
+    result = costlab.run(grouped, {"latency_ms": 50, "memory_mib": 256}, tmp_path / "run", space=SPACE, points=6,
+                         rounds=1, examples=0, probe_time_s=0.02, isolation="subprocess", refine=False, settle=0,
+                         boundary=False, churn=0, throughput_s=0, pulse=0, values="random", drift_shapes=0)
+    lim = result.validity.limits["seq_len"]
+    assert (lim["min"], lim["max"], lim["multiple_of"]) == (12, 200, 4), lim
+    assert "off multiples of 4: ValueError: cannot reshape" in lim["error"], lim["error"]
+    fresh = {(v["sizes"]["seq_len"], v["status"]) for v in result.validity.verdicts if v["where"] == "fresh"}
+    assert {(12, "ok"), (8, "error"), (200, "ok"), (204, "error")} <= fresh, fresh  # adjacent multiples
+    checked = dict((s, v) for s, v in lim["checked"])
+    assert all(checked.get(12 + r) == "error" for r in (1, 2, 3)), lim["checked"]  # each residue at the low end
+    limits = result.policy.limits["seq_len"]
+    assert (limits["min"], limits["max"], limits["multiple_of"]) == (12, 200, 4), limits
+    assert "multiple_of" not in result.policy.limits["batch"]
+    assert "multiples of 4" in result.summary()
+    guard = Guard(result.policy)
+    assert guard._fast is not None
+    for n in (12, 16, 200):
+        guard.check(SPACE.random_inputs({"batch": 1, "seq_len": n}))
+    for n in (13, 199, 14):
+        with pytest.raises(costlab.InputRejected, match="not a multiple of 4"):
+            guard.check(SPACE.random_inputs({"batch": 1, "seq_len": n}))
+
+    @settings(max_examples=25, database=None, deadline=None)
+    @given(strategies.from_input_space(result.policy.space))
+    def drawn(inputs):
+        assert inputs["x"].shape[1] % 4 == 0
+
+    drawn()
+    region = result.policy.region()
+    assert (region.frontier()["seq_len"] % 4 == 0).all()
+    assert region.onto({"batch": 1, "seq_len": 199})["seq_len"] == 196
+    report = costlab.verify(grouped, result.policy, probes=10, tightness=False, pulse=0)
+    assert report.ok, report.summary()
+    assert (report.table["status"] == "ok").all(), report.table[report.table["status"] != "ok"]
