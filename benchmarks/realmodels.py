@@ -20,6 +20,55 @@ def mobilenet_v3_small():
     return keras.Model(base.input, keras.layers.Dense(10)(base.output), name="mobilenet_v3_small")
 
 
+def _image(app, name, **kw):
+    keras.utils.set_random_seed(0)
+    base = app(input_shape=(None, None, 3), include_top=False, pooling="avg", weights=None, **kw)
+    return keras.Model(base.input, keras.layers.Dense(10)(base.output), name=name)
+
+
+def mobilenet_v2():
+    """keras.applications MobileNetV2 (alpha 0.35), free height and width, a Dense head."""
+    return _image(keras.applications.MobileNetV2, "mobilenet_v2", alpha=0.35)
+
+
+def efficientnet_b0():
+    """keras.applications EfficientNetB0 (its own rescaling layers kept), free height and width."""
+    return _image(keras.applications.EfficientNetB0, "efficientnet_b0")
+
+
+def resnet50():
+    """keras.applications ResNet50, free height and width, a Dense head."""
+    return _image(keras.applications.ResNet50, "resnet50")
+
+
+def densenet121():
+    """keras.applications DenseNet121, free height and width, a Dense head."""
+    return _image(keras.applications.DenseNet121, "densenet121")
+
+
+def _hub(cls, name, **kw):
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    return getattr(keras_hub.models, cls)(vocabulary_size=1000, num_layers=2, num_heads=2, hidden_dim=64,
+                                          intermediate_dim=128, max_sequence_length=128, name=name, **kw)
+
+
+def gpt2_tiny():
+    """keras_hub GPT2Backbone: 2 layers, hidden 64, 2 heads, max_sequence_length 128."""
+    return _hub("GPT2Backbone", "gpt2_tiny")
+
+
+def distilbert_tiny():
+    """keras_hub DistilBertBackbone: 2 layers, hidden 64, 2 heads, max_sequence_length 128."""
+    return _hub("DistilBertBackbone", "distilbert_tiny")
+
+
+def roberta_tiny():
+    """keras_hub RobertaBackbone: 2 layers, hidden 64, 2 heads, max_sequence_length 128."""
+    return _hub("RobertaBackbone", "roberta_tiny")
+
+
 def bert_tiny():
     """keras_hub BertBackbone: 2 layers, hidden 64, 2 heads, max_sequence_length 128."""
     import keras_hub
@@ -32,4 +81,6 @@ def bert_tiny():
 #: Validity limits from the configuration: BERT's position table has 128 rows; MobileNetV3's
 #: limit on a side is the architecture's (found by an exhaustive fresh-process scan,
 #: `benchmarks/realworld.py --scan`).
-TRUTH = {"bert_tiny": {"seq_len": {"max": 128}}, "mobilenet_v3_small": {}}
+TRUTH = {"bert_tiny": {"seq_len": {"max": 128}}, "gpt2_tiny": {"seq_len": {"max": 128}},
+         "distilbert_tiny": {"seq_len": {"max": 128}}, "roberta_tiny": {"seq_len": {"max": 128}},
+         "mobilenet_v3_small": {}, "mobilenet_v2": {}, "efficientnet_b0": {}, "resnet50": {}, "densenet121": {}}

@@ -27,9 +27,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 #: (budgets, extra flags) per model: the budgets the issue tried them at.
+#: The heavier image models declare batch 1..16 (their 64-image calls take seconds).
+IMAGE = ["--latency-ms", "100", "--memory-mib", "256"]
+TEXT = ["--latency-ms", "50", "--memory-mib", "128"]
 MODELS = {
-    "mobilenet_v3_small": (["--latency-ms", "100", "--memory-mib", "256"], []),
-    "bert_tiny": (["--latency-ms", "50", "--memory-mib", "128"], []),
+    "mobilenet_v3_small": (IMAGE, []),
+    "mobilenet_v2": (IMAGE, []),
+    "efficientnet_b0": (IMAGE, ["--dim", "batch=1:16"]),
+    "resnet50": (IMAGE, ["--dim", "batch=1:16"]),
+    "densenet121": (IMAGE, ["--dim", "batch=1:16"]),
+    "bert_tiny": (TEXT, []),
+    "gpt2_tiny": (TEXT, []),
+    "distilbert_tiny": (TEXT, []),
+    "roberta_tiny": (TEXT, []),
 }
 #: Sizes scanned on each side of a validity limit, each in a fresh worker.
 SCAN = 3
@@ -113,12 +123,27 @@ def report(results: dict) -> str:
         tight = ", ".join(f"{k} {v['tightness']:.2f}" for k, v in f["tightness"].items()) or "—"
         lines.append(f"| {name} | {r['run_s'] / 60:.1f} min | {r['run_rc']} | {f['violations']} | {found} | {scanned} | "
                      f"{truth} | {lims} | {tight} |")
+    import realmodels
+
+    lines += ["", "Models and configurations (`benchmarks/realmodels.py`; budgets and flags of `costlab run`):", ""]
+    for name, r in results.items():
+        budgets, extra = MODELS.get(name, ([], []))
+        doc = (getattr(realmodels, name).__doc__ or "").strip().splitlines()[0]
+        lines.append(f"- {name}: {doc} `{' '.join(budgets + extra)}` (commit {r.get('commit', 'before 2026-12-07')})")
     lines += ["", "Classes found (wall time; peak memory):", ""]
     for name, r in results.items():
         c = r["figures"]["complexity"] or {}
         lines.append(f"- {name}: {c.get('wall_s_median')}; {c.get('peak_bytes')}")
     lines.append("")
     return "\n".join(lines)
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def main(argv=None) -> int:
@@ -129,7 +154,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "realworld.md"))
     args = p.parse_args(argv)
     runs = Path(args.runs)
-    results = {}
+    runs.mkdir(parents=True, exist_ok=True)
+    stored = Path(args.out).with_suffix(".json")
+    results = json.loads(stored.read_text()) if stored.is_file() else {}  # other models' rows are kept
     for name in args.models.split(","):
         budgets, extra = MODELS[name]
         run_dir, verify_dir = runs / name, runs / f"{name}_verify"
@@ -144,11 +171,12 @@ def main(argv=None) -> int:
                                                            "verify_log": verify_log}))
         print(f"{name}: run exit {rc} in {run_s:.0f} s", file=sys.stderr)
         results[name] = {"run_rc": rc, "run_s": run_s, "scan": scan(name, run_dir),
-                         "figures": _figures(name, run_dir, run_log, verify_log)}
+                         "figures": _figures(name, run_dir, run_log, verify_log),
+                         "date": time.strftime("%Y-%m-%d %H:%M"), "commit": _commit()}
+        stored.write_text(json.dumps(results, indent=2, default=str) + "\n")  # each model as it finishes
     sys.path.insert(0, str(Path(__file__).parent))
     text = report(results)
     Path(args.out).write_text(text)
-    Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(text)
     return 0
 

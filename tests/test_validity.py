@@ -233,3 +233,16 @@ def test_a_minimum_a_maximum_and_a_divisor_are_found_and_enforced(grouped, tmp_p
     report = costlab.verify(grouped, result.policy, probes=10, tightness=False, pulse=0)
     assert report.ok, report.summary()
     assert (report.table["status"] == "ok").all(), report.table[report.table["status"] != "ok"]
+
+
+def test_token_ids_fit_an_embedding_nested_in_a_layer():
+    """keras_hub's DistilBERT feeds its ids to a TokenAndPositionEmbedding, which holds the
+    token table: the ids' domain is that table's, not the default 0..1023 (which raised
+    `indices[0,58] = 1020 is not in [0, 1000)` on every probe)."""
+    import keras_hub
+
+    model = keras_hub.models.DistilBertBackbone(vocabulary_size=100, num_layers=1, num_heads=1, hidden_dim=8,
+                                                intermediate_dim=16, max_sequence_length=40)
+    space = costlab.InputSpace.from_model(model)
+    ids = next(i for i in space.inputs if i.name == "token_ids")
+    assert (ids.values.min, ids.values.max) == (0, 99)

@@ -73,18 +73,23 @@ class KerasAdapter:
         return sigs
 
     def _embedding_domains(self) -> dict[str, tuple[int, int]]:
-        """Token-id ranges of inputs that feed an `Embedding` layer directly."""
+        """Token-id ranges of inputs that feed an `Embedding` layer directly, or a layer
+        holding Embeddings (keras_hub's `TokenAndPositionEmbedding`: ids must fit the
+        smallest table inside it)."""
         import keras
 
         by_id = {id(t): t.name for t in self.model.inputs}
         out = {}
         for layer in self.model.layers:
-            if not isinstance(layer, keras.layers.Embedding):
+            tables = [s for s in getattr(layer, "_flatten_layers", lambda **_: [layer])(include_self=True)
+                      if isinstance(s, keras.layers.Embedding)]
+            if not tables:
                 continue
+            hi = min(int(s.input_dim) for s in tables) - 1
             for node in getattr(layer, "_inbound_nodes", []):
                 for t in node.input_tensors:
                     if id(t) in by_id:  # ids must fit every Embedding the input feeds
-                        name, hi = by_id[id(t)], int(layer.input_dim) - 1
+                        name = by_id[id(t)]
                         out[name] = (0, min(hi, out.get(name, (0, hi))[1]))
         return out
 
