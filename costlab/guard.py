@@ -29,6 +29,7 @@ import numpy as np
 
 from .errors import InputRejected
 from .policy import Policy
+from .text import Text, count_words
 
 
 def _short(x, n=80) -> str:
@@ -73,7 +74,12 @@ class Guard:
         self._shapes = [(name, tuple(spec["shape"])) for name, spec in self._inputs.items()]
         # Per input, what the hot path needs: (shape, dtype, int ids?, value bounds or None).
         self._spec = {}
+        #: String inputs: how their words are counted (`costlab.text.Text`, without a vocabulary).
+        self._text = {name: Text.from_dict(spec["text"]) for name, spec in self._inputs.items() if spec.get("text")}
         for name, spec in self._inputs.items():
+            if name in self._text:
+                self._spec[name] = (tuple(spec["shape"]), np.dtype(object), False, None)
+                continue
             dtype = np.dtype(spec["dtype"])
             values = spec.get("values")
             kind = values["kind"] if values else ("int" if dtype.kind in "iu" else "float")
@@ -137,6 +143,11 @@ class Guard:
             except Exception as exc:  # ragged nesting, unconvertible objects
                 raise InputRejected(f"Input `{name}` is not a rectangular array: {exc}",
                                     input=name, received=_short(value)) from None
+        if name in self._text:
+            if arr.dtype.kind not in "OUS" or not all(isinstance(v, (str, bytes)) for v in arr.ravel().tolist()):
+                raise InputRejected(f"Input `{name}` must hold strings. Received dtype {arr.dtype}",
+                                    input=name, dimension="dtype", received=str(arr.dtype))
+            return arr.astype(object) if arr.dtype.kind != "O" else arr
         if arr.dtype.kind not in "biuf":
             raise InputRejected(f"Input `{name}` must be numeric. Received dtype {arr.dtype}",
                                 input=name, dimension="dtype", received=str(arr.dtype))
@@ -209,6 +220,8 @@ class Guard:
                                             f"{other[1]}, `{name}` has {got}", input=name, dimension=want,
                                             limit=other[1], received=got)
                 axis += 1
+            if name in self._text:
+                self._strings(name, arr, seen)
             out[name] = arr
         for jname, dims, jmax, off in self._joint:
             prod = 1
@@ -229,6 +242,22 @@ class Guard:
             if self.max_distinct is not None:
                 self._count(sizes)
         return out
+
+    def _strings(self, name, arr, seen) -> None:
+        """Each string's bytes, then (only when every string is within its bytes) its words
+        as the model's vectorizer counts them, against the policy's limits."""
+        t = self._text[name]
+        flat = [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v for v in arr.ravel().tolist()]
+        for dim, measure in ((t.bytes, lambda s: len(s.encode("utf-8"))), (t.words, lambda s: count_words(t, s))):
+            lo, hi = self._limits[dim]
+            got = max((measure(s) for s in flat), default=0)  # the request's size: its longest string
+            if got > hi:
+                raise InputRejected(f"Input `{name}` has a string of {got} {dim.rsplit('_', 1)[-1]}, over the limit "
+                                    f"{hi} (`{dim}`)", input=name, dimension=dim, limit=hi, received=got, status=413)
+            if got < lo:
+                raise InputRejected(f"Input `{name}`'s longest string has {got} {dim.rsplit('_', 1)[-1]}, under the "
+                                    f"minimum {lo} (`{dim}`)", input=name, dimension=dim, limit=lo, received=got)
+            seen[dim] = (name, got)
 
     def _count(self, sizes) -> None:
         key = tuple(sorted(sizes.items()))
@@ -257,6 +286,8 @@ class Guard:
         return out
 
     def _values(self, name, arr) -> np.ndarray:
+        if name in self._text:
+            return arr
         _, dtype, ints, bounds = self._spec[name]
         if ints:
             if arr.dtype.kind not in "iub":

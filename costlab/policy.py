@@ -22,6 +22,7 @@ import pandas as pd
 
 from .errors import PolicyError
 from .space import Dimension, InputSpace, InputSpec, ValueDomain
+from .text import Text
 
 SCHEMA_VERSION = "1.6"
 #: Versions this costlab reads (1.0 lacks the joint, request, serving and shapes sections).
@@ -149,7 +150,8 @@ class Policy:
         for name, spec in self.data["inputs"].items():
             values = spec.get("values", default)
             inputs.append(InputSpec(name, spec["dtype"], tuple(spec["shape"]),
-                                    ValueDomain(values["kind"], values["min"], values["max"])))
+                                    ValueDomain(values["kind"], values["min"], values["max"]),
+                                    Text.from_dict(spec["text"]) if spec.get("text") else None))
         dims = tuple(Dimension(n, lim["min"], lim["max"], lim.get("multiple_of", 1)) for n, lim in self.limits.items())
         return InputSpace(tuple(inputs), dims)
 
@@ -706,6 +708,10 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
                              "dims": [{"name": s, "min": int(lo[s]), "max": int(region.hi[s])}
                                       for s in spec.shape if isinstance(s, str)],
                              "values": values}
+        if spec.text is not None:  # words and bytes per string, counted as the model's vectorizer does
+            inputs[spec.name]["text"] = spec.text.to_dict(vocabulary=False)
+            inputs[spec.name]["dims"] += [{"name": s, "min": int(lo[s]), "max": int(region.hi[s])}
+                                          for s in (spec.text.words, spec.text.bytes)]
     data = {"schema_version": SCHEMA_VERSION,
             "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "model": model or {"name": "unknown", "sha256": "0" * 64, "framework": "unknown", "versions": {}},
@@ -903,6 +909,14 @@ def _request(space, region, cost_models, upper, budgets, timeout_factor) -> dict
             if set(g) <= set(free):
                 elements = min(elements, int(j) * math.prod(int(region.hi[d]) for d in free if d not in g))
         elements *= fixed
+        if spec.text is not None:  # strings: bytes per string; JSON escapes a byte in at most 6 (\u00XX)
+            n = int(region.hi[spec.text.bytes])
+            jb = elements * (6 * n + 3) + len(spec.name) + 16
+            per_input[spec.name] = {"elements": elements, "raw_bytes": elements * n, "json_bytes": int(jb),
+                                    "bytes_per_string": n, "words_per_string": int(region.hi[spec.text.words])}
+            raw += elements * n
+            json_bytes += jb
+            continue
         item = np.dtype(spec.dtype).itemsize
         if spec.values.kind == "int":
             chars = max(len(str(int(spec.values.min))), len(str(int(spec.values.max)))) + 2

@@ -21,11 +21,18 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InvalidSpace
+from .text import TEXT_PATTERNS, Text, is_text
+from .text import cut as cut_text
+from .text import sizes as text_sizes
+from .text import strings as text_strings
 
 #: Default exploration range per dimension name; any other name gets `_FALLBACK`.
 DEFAULT_BOUNDS = {"batch": (1, 64), "seq_len": (8, 1024), "height": (16, 256),
                   "width": (16, 256), "depth": (4, 64)}
 _FALLBACK = (1, 256)
+#: Default ranges of a string input's words and bytes per string (`costlab.text`): every
+#: pair in the box is a real string (bytes >= 2 · words - 1).
+TEXT_BOUNDS = {"words": (1, 128), "bytes": (256, 4096)}
 #: Default value domain of an integer input that feeds no Embedding.
 DEFAULT_INT_DOMAIN = (0, 1023)
 DEFAULT_FLOAT_DOMAIN = (-1.0, 1.0)
@@ -76,6 +83,8 @@ class ValueDomain:
     max: float
 
     def to_dict(self) -> dict:
+        if self.kind == "text":
+            return {"kind": "text", "min": 0, "max": 0}
         cast = int if self.kind == "int" else float
         return {"kind": self.kind, "min": cast(self.min), "max": cast(self.max)}
 
@@ -88,10 +97,13 @@ class InputSpec:
     dtype: str
     shape: tuple
     values: ValueDomain
+    text: Text | None = None  # a string input: its words and bytes dimensions (`costlab.text`)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape),
-                "values": self.values.to_dict()}
+        out = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "values": self.values.to_dict()}
+        if self.text is not None:
+            out["text"] = self.text.to_dict()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +166,13 @@ class InputSpace:
             for s in shape:
                 if isinstance(s, str):
                     seen.setdefault(s, DEFAULT_BOUNDS.get(s, _FALLBACK))
+            if is_text(sig.dtype) and sig.text is not None:  # words and bytes per string
+                t = Text(f"{sig.name}_words", f"{sig.name}_bytes", tuple(sig.text.get("vocabulary") or ()),
+                         sig.text.get("split") or "whitespace", sig.text.get("standardize"))
+                seen.setdefault(t.words, TEXT_BOUNDS["words"])
+                seen.setdefault(t.bytes, TEXT_BOUNDS["bytes"])
+                inputs.append(InputSpec(sig.name, "string", tuple(shape), ValueDomain("text", 0, 0), t))
+                continue
             try:
                 dtype = np.dtype(sig.dtype)
             except TypeError:
@@ -161,10 +180,10 @@ class InputSpace:
             if dtype is None or not (np.issubdtype(dtype, np.number) or dtype.kind == "b"):
                 raise InvalidSpace(
                     f"Input {sig.name!r} has dtype {sig.dtype!r}, which costlab cannot generate values for "
-                    "(it draws integer, float and bool tensors). Received: "
-                    f"{sig.name}: dtype={sig.dtype!r}, shape={tuple(sig.shape)}. Profile the model behind the "
-                    "non-tensor step instead (e.g. after TextVectorization), or give an explicit space "
-                    "(--space FILE) for a wrapper that takes tensors")
+                    "(it draws integer, float and bool tensors, and strings that feed a TextVectorization "
+                    f"layer). Received: {sig.name}: dtype={sig.dtype!r}, shape={tuple(sig.shape)}. Profile the "
+                    "model behind the non-tensor step instead, or give an explicit space (--space FILE) for a "
+                    "wrapper that takes tensors")
             is_int = np.issubdtype(dtype, np.integer) or dtype.kind == "b"
             if sig.values is None and "mask" in sig.name.lower():
                 lo, hi = (0, 1)  # attention / padding masks hold 0 or 1
@@ -269,6 +288,12 @@ class InputSpace:
         for inp in self.inputs:
             if not inp.shape:
                 raise InvalidSpace(f"Input `{inp.name}` has an empty shape; costlab needs at least a batch axis")
+            if inp.text is not None:
+                for s in (inp.text.words, inp.text.bytes):
+                    if s not in dim_names:
+                        raise InvalidSpace(f"String input `{inp.name}` is sized by dimension {s!r}, which is not "
+                                           f"in the space's dimensions {dim_names}")
+                    used.add(s)
             for i, s in enumerate(inp.shape):
                 if isinstance(s, str):
                     if s not in dim_names:
@@ -278,6 +303,12 @@ class InputSpace:
                 elif not _is_int(s) or s < 0:
                     raise InvalidSpace(f"Input `{inp.name}` axis {i} must be a dimension name or a "
                                        f"size >= 0. Received: {s!r}")
+            if inp.text is not None or is_text(inp.dtype):
+                if inp.text is None or inp.values.kind != "text":
+                    raise InvalidSpace(f"String input `{inp.name}` needs `text` (its words and bytes dimensions) and "
+                                       f"values of kind 'text'. Received: values={inp.values.to_dict()!r}, "
+                                       f"text={inp.text!r}")
+                continue
             try:
                 dt = np.dtype(inp.dtype)
             except TypeError:
@@ -320,14 +351,20 @@ class InputSpace:
         for spec in self.inputs:
             for axis, name in enumerate(spec.shape):
                 if isinstance(name, str):
-                    sizes[name] = int(inputs[spec.name].shape[axis])
+                    sizes[name] = int(np.shape(inputs[spec.name])[axis])
+            if spec.text is not None:
+                sizes[spec.text.words], sizes[spec.text.bytes] = text_sizes(spec.text, inputs[spec.name])
         return sizes
 
     def cut(self, inputs: dict, sizes: dict) -> dict[str, np.ndarray]:
         """Inputs sliced down to smaller `sizes`, keeping their values (e.g. a drawn
         input moved inside a policy's joint budget)."""
         shapes = self.shapes(sizes)
-        return {k: np.ascontiguousarray(v[tuple(slice(0, n) for n in shapes[k])]) for k, v in inputs.items()}
+        out = {k: np.ascontiguousarray(v[tuple(slice(0, n) for n in shapes[k])]) for k, v in inputs.items()}
+        for spec in self.inputs:
+            if spec.text is not None:
+                out[spec.name] = cut_text(spec.text, out[spec.name], sizes[spec.text.words], sizes[spec.text.bytes])
+        return out
 
     def random_inputs(self, sizes: dict, *, seed: int = 0) -> dict[str, np.ndarray]:
         """Inputs of the given sizes with values drawn uniformly from each domain."""
@@ -336,6 +373,9 @@ class InputSpace:
         for inp in self.inputs:
             shape = self.shapes(sizes)[inp.name]
             v = inp.values
+            if inp.text is not None:
+                out[inp.name] = self._strings(inp, shape, sizes, "random", int(rng.integers(2**31)))
+                continue
             if v.kind == "int":
                 arr = rng.integers(int(v.min), int(v.max) + 1, size=shape)
             else:
@@ -358,13 +398,19 @@ class InputSpace:
         """
         if values == "random":
             return self.random_inputs(sizes, seed=seed)
-        if values not in VALUE_PATTERNS:
+        if values not in VALUE_PATTERNS and not (values in TEXT_PATTERNS and any(i.text for i in self.inputs)):
             raise InvalidSpace(f"Unknown value pattern {values!r}; expected one of {', '.join(VALUE_PATTERNS)}")
         rng = np.random.default_rng(seed)
         out = {}
         for inp in self.inputs:
             shape = self.shapes(sizes)[inp.name]
             v = inp.values
+            if inp.text is not None:
+                out[inp.name] = self._strings(inp, shape, sizes, values, int(rng.integers(2**31)))
+                continue
+            if values not in VALUE_PATTERNS:  # a text pattern: other inputs random
+                out[inp.name] = self.random_inputs(sizes, seed=seed)[inp.name]
+                continue
 
             def draw(v=v):
                 return int(rng.integers(int(v.min), int(v.max) + 1)) if v.kind == "int" else float(rng.uniform(v.min, v.max))
@@ -384,6 +430,12 @@ class InputSpace:
             out[inp.name] = np.asarray(arr).astype(inp.dtype)
         return out
 
+    @staticmethod
+    def _strings(inp, shape, sizes, pattern, seed) -> np.ndarray:
+        rows = int(np.prod(shape)) if shape else 1
+        return text_strings(inp.text, rows=rows, words=int(sizes[inp.text.words]), n_bytes=int(sizes[inp.text.bytes]),
+                            pattern=pattern, seed=seed, shape=shape)
+
     # --- serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {"inputs": [i.to_dict() for i in self.inputs], "dims": [d.to_dict() for d in self.dims]}
@@ -391,7 +443,8 @@ class InputSpace:
     @classmethod
     def from_dict(cls, data: dict) -> InputSpace:
         try:
-            inputs = tuple(InputSpec(i["name"], i["dtype"], tuple(i["shape"]), ValueDomain(**i["values"]))
+            inputs = tuple(InputSpec(i["name"], i["dtype"], tuple(i["shape"]), ValueDomain(**i["values"]),
+                                     Text.from_dict(i["text"]) if i.get("text") else None)
                            for i in data["inputs"])
             dims = tuple(Dimension(d["name"], d["min"], d["max"], d.get("multiple_of", 1)) for d in data["dims"])
         except (KeyError, TypeError) as exc:

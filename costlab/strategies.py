@@ -158,8 +158,25 @@ def at_sizes(space: InputSpace, sizes: dict, *, extremes: bool = False) -> st.Se
                                   f"[{d.min}, {d.max}]")
         if sizes[d.name] % d.multiple_of:
             raise InvalidArgument(f"`sizes` has {d.name}={sizes[d.name]}, not a multiple of {d.multiple_of}")
-    return _padded(space, st.fixed_dictionaries({spec.name: values(spec, shapes[spec.name], extremes=extremes)
+    return _padded(space, st.fixed_dictionaries({spec.name: _of(spec, shapes[spec.name], sizes, extremes)
                                                  for spec in space.inputs}))
+
+
+def text(spec, shape, sizes: dict) -> st.SearchStrategy[np.ndarray]:
+    """Draw one string input of a fixed shape with the words and bytes per string of `sizes`
+    (`costlab.text.strings`): words from the model's vocabulary, one word repeated, the
+    longest words, two in turn, or unknown words, each as likely."""
+    from .text import TEXT_PATTERNS, strings
+
+    rows = int(np.prod(shape)) if shape else 1
+    return st.builds(lambda p, seed: strings(spec.text, rows=rows, words=int(sizes[spec.text.words]),
+                                             n_bytes=int(sizes[spec.text.bytes]), pattern=p, seed=seed,
+                                             shape=tuple(shape)),
+                     st.sampled_from(TEXT_PATTERNS), st.integers(0, 2**31 - 1))
+
+
+def _of(spec, shape, sizes, extremes):
+    return text(spec, shape, sizes) if spec.text is not None else values(spec, shape, extremes=extremes)
 
 
 def from_input_space(space: InputSpace, *, max_elements: int | None = None,
@@ -183,7 +200,7 @@ def from_input_space(space: InputSpace, *, max_elements: int | None = None,
     def _inputs(draw):
         s = draw(sizes(space, max_elements=max_elements))
         shapes = space.shapes(s)
-        return {spec.name: draw(values(spec, shapes[spec.name], extremes=extremes)) for spec in space.inputs}
+        return {spec.name: draw(_of(spec, shapes[spec.name], s, extremes)) for spec in space.inputs}
 
     sizes(space, max_elements=max_elements)  # validate arguments eagerly
     return _padded(space, _inputs())

@@ -80,8 +80,9 @@ class VerifyReport:
             pulse alone, unsmoothed), `parallelism` (CPU
             time / wall time of the median call: the cores it got), and `violation` (empty
             when within budget).
-        tightness: One row per budget-set limit: `limit` (a dimension or a joint budget),
-            `value` (the policy's maximum), `boundary` (largest size measured within
+        tightness: One row per budget-set limit, and per limit at the measured range (measured
+            up to `RANGE_STEP` × it, to show the budget's boundary lies beyond): `limit` (a
+            dimension or a joint budget), `limited_by`, `value` (the policy's maximum), `boundary` (largest size measured within
             margin × budget along it), `exact` (bracketed to 1%; False when the search
             stopped at its range or step count: the boundary is at least that), `tightness`
             (value / boundary), `probes` (measurements the search took), `draws`
@@ -188,8 +189,10 @@ class VerifyReport:
             lines.append(f"tightness (limit / measured boundary at margin × budget, margin {b.margin:g}{at}; "
                          f"a step is within when all {k} draws are{drifted}):")
             for _, r in self.tightness.iterrows():
+                beyond = (" (the measured range: the budget's boundary lies beyond it)"
+                          if r.get("limited_by") == "measured range" and r["boundary"] > r["value"] else "")
                 lines.append(f"  {r['limit']:14s} limit {r['value']:>7d}  boundary {'' if r['exact'] else '≥ '}"
-                             f"{r['boundary']:>7d}  tightness {r['tightness']:.2f}  ({r['probes']} probes)")
+                             f"{r['boundary']:>7d}  tightness {r['tightness']:.2f}  ({r['probes']} probes){beyond}")
         return "\n".join(lines)
 
 
@@ -470,7 +473,7 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
              "p50": float(np.median(seen)), "max": float(np.max(seen))} if seen else None)
     table = pd.DataFrame(rows + fresh_rows)
     return VerifyReport(table, policy, pd.DataFrame(tight, columns=[
-        "limit", "value", "boundary", "exact", "tightness", "probes", "draws", "filled"]), info,
+        "limit", "limited_by", "value", "boundary", "exact", "tightness", "probes", "draws", "filled"]), info,
         pd.DataFrame(searched) if tightness else None, getattr(executor, "workers", 0),
         cap if isinstance(executor, ShapeCapped) else None, filled if tightness else 0, held if tightness else 0,
         _over_bound(policy, table, dims), fresh_note)
@@ -642,6 +645,11 @@ def _bisect(at, start: int, top: int, steps: int, *, edge=None, bottom: int = 1,
     return good, bad - good <= max(1, 0.01 * good), n
 
 
+#: How far past a limit set by the measured range `verify` measures, to show the budget's
+#: boundary lies beyond it.
+RANGE_STEP = 1.25
+
+
 def _tightness(policy, region, edges, rows, measure, steps, search_factor, factor=1.0, draws=1,
                searched=None, filled=0) -> list[dict]:
     budgets = policy.budgets
@@ -661,13 +669,20 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
                 return False
         return True
 
+    valid_max = {d: v["max"] for d, v in ((policy.data.get("validity") or {}).get("limits") or {}).items()
+                 if v.get("max") is not None}
     for d, lim in policy.limits.items():
-        if lim["limited_by"] not in ("latency", "latency p99", "memory") or d not in edges:
-            # measured range, model limit, unconstrained: no budget boundary to meet; a
-            # maximum set by a joint budget is covered by that budget's own row
+        ranged = lim["limited_by"] == "measured range"
+        if lim["limited_by"] not in ("latency", "latency p99", "memory", "measured range") or d not in edges:
+            # model limit, unconstrained: no budget boundary to meet; a maximum set by a
+            # joint budget is covered by that budget's own row
             continue
         base = edges[d]
-        top = int(min(hard.get(d, math.inf), max(base[d] + 1, math.ceil(base[d] * search_factor))))
+        # a limit at the measured range: one step past it shows the boundary lies beyond
+        # (or, if not within there, the boundary is bisected as for a budget-set limit)
+        reach = RANGE_STEP if ranged else search_factor
+        top = int(min(hard.get(d, math.inf), valid_max.get(d, math.inf),
+                      max(base[d] + 1, math.ceil(base[d] * reach))))
         if top <= base[d]:
             continue
         before = counter[0]
@@ -677,7 +692,8 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
         found, exact, _ = _bisect(along, base[d] // m, max(base[d] // m + 1, top // m), steps, edge=along,
                                   bottom=max(floor, base[d] // m // 2), floor=floor)
         found *= m
-        out.append({"limit": d, "value": int(lim["max"]), "boundary": int(found), "exact": bool(exact),
+        out.append({"limit": d, "limited_by": lim["limited_by"], "value": int(lim["max"]), "boundary": int(found),
+                    "exact": bool(exact),
                     "tightness": lim["max"] / found, "probes": counter[0] - before, "draws": draws,
                     "filled": filled})
     rank = _ranker(rows, list(region.dims), budgets)
@@ -727,7 +743,8 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
         found, exact, _ = _bisect(at, int(j["max"]), int(j["max"] * search_factor), steps,
                                   edge=lambda v, j=j: at(v, j, edge=True), bottom=max(floor, int(j["max"]) // 2),
                                   floor=floor)
-        out.append({"limit": j["name"], "value": int(j["max"]), "boundary": int(found), "exact": bool(exact),
+        out.append({"limit": j["name"], "limited_by": "joint budget", "value": int(j["max"]), "boundary": int(found),
+                    "exact": bool(exact),
                     "tightness": j["max"] / found, "probes": counter[0] - before, "draws": draws,
                     "filled": filled})
     return out

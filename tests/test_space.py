@@ -134,12 +134,14 @@ def test_an_unknown_value_pattern_is_named(zoo_models):
         space.pattern_inputs({"batch": 1, "seq_len": 8}, values="zeros")
 
 
-def test_a_string_input_is_a_clear_error_naming_the_input_and_dtype():
+def test_a_string_input_without_a_vectorizer_is_a_clear_error_naming_the_input_and_dtype():
+    """A string input feeding TextVectorization is sized by words and bytes (tests/test_text.py);
+    one feeding anything else (here a StringLookup of categories) has no size costlab can
+    vary: a clear error, not numpy's `data type 'string' not understood`."""
     import keras
 
     text = keras.Input(shape=(1,), dtype="string", name="review")
-    vec = keras.layers.TextVectorization(max_tokens=50, output_sequence_length=8)
-    vec.adapt(["a small film", "a long dull film"])
-    model = keras.Model(text, keras.layers.Dense(1)(keras.layers.Embedding(50, 4)(vec(text))))
+    ids = keras.layers.StringLookup(vocabulary=["a", "b"])(text)
+    model = keras.Model(text, keras.layers.Dense(1)(keras.layers.Embedding(4, 4)(ids)))
     with pytest.raises(InvalidSpace, match=r"Input 'review' has dtype 'string'.*Received: review: dtype='string'"):
         InputSpace.from_model(model)

@@ -16,6 +16,7 @@ class InputSignature:
     dtype: str
     shape: tuple[int | None, ...]
     values: tuple[float, float] | None = None
+    text: dict | None = None  # a string input: the vectorizer's {"vocabulary", "split", "standardize"}
 
 
 class Adapter(Protocol):

@@ -65,12 +65,35 @@ class KerasAdapter:
     # --- signature ----------------------------------------------------------------------
     def signature(self) -> list[InputSignature]:
         domains = self._embedding_domains()
+        texts = self._vectorizers()
         sigs = []
         for t in self.model.inputs:
             name = t.name
             sigs.append(InputSignature(name=name, dtype=str(t.dtype), shape=tuple(t.shape),
-                                       values=domains.get(name)))
+                                       values=domains.get(name), text=texts.get(name)))
         return sigs
+
+    def _vectorizers(self) -> dict[str, dict]:
+        """For each string input that feeds a `TextVectorization` layer directly: its
+        vocabulary (without the padding and OOV entries), split and standardize."""
+        import keras
+
+        by_id = {id(t): t.name for t in self.model.inputs}
+        out = {}
+        for layer in self.model.layers:
+            if not isinstance(layer, keras.layers.TextVectorization):
+                continue
+            cfg = layer.get_config()
+            split, std = cfg.get("split"), cfg.get("standardize")
+            if not (split in ("whitespace", "character") and std in (None, "lower", "strip_punctuation",
+                                                                       "lower_and_strip_punctuation")):
+                continue  # a callable split or standardize: words are not counted as the model counts
+            vocab = [str(w) for w in layer.get_vocabulary(include_special_tokens=False)]
+            for node in getattr(layer, "_inbound_nodes", []):
+                for t in node.input_tensors:
+                    if id(t) in by_id:
+                        out[by_id[id(t)]] = {"vocabulary": vocab, "split": split, "standardize": std}
+        return out
 
     def _embedding_domains(self) -> dict[str, tuple[int, int]]:
         """Token-id ranges of inputs that feed an `Embedding` layer directly, or a layer
@@ -81,7 +104,7 @@ class KerasAdapter:
         by_id = {id(t): t.name for t in self.model.inputs}
         out = {}
         for layer in self.model.layers:
-            tables = [s for s in getattr(layer, "_flatten_layers", lambda **_: [layer])(include_self=True)
+            tables = [s for s in (layer._flatten_layers(include_self=True) if hasattr(layer, "_flatten_layers") else [layer])
                       if isinstance(s, keras.layers.Embedding)]
             if not tables:
                 continue
