@@ -69,6 +69,22 @@ def roberta_tiny():
     return _hub("RobertaBackbone", "roberta_tiny")
 
 
+def text_lstm():
+    """A Keras end-to-end text model on raw strings: TextVectorization (a 2,000-word vocabulary
+    of seeded random words), Embedding 32, LSTM 32, a Dense head."""
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    vocab = sorted({"".join(rng.choice(letters, size=int(rng.integers(2, 10)))) for _ in range(2200)})[:2000]
+    vec = keras.layers.TextVectorization(max_tokens=len(vocab) + 2, vocabulary=vocab)
+    text = keras.Input(shape=(1,), dtype="string", name="text")
+    x = keras.layers.Embedding(len(vocab) + 2, 32)(vec(text))
+    x = keras.layers.LSTM(32)(x)
+    return keras.Model(text, keras.layers.Dense(2)(x), name="text_lstm")
+
+
 def bert_tiny():
     """keras_hub BertBackbone: 2 layers, hidden 64, 2 heads, max_sequence_length 128."""
     import keras_hub
@@ -83,4 +99,4 @@ def bert_tiny():
 #: `benchmarks/realworld.py --scan`).
 TRUTH = {"bert_tiny": {"seq_len": {"max": 128}}, "gpt2_tiny": {"seq_len": {"max": 128}},
          "distilbert_tiny": {"seq_len": {"max": 128}}, "roberta_tiny": {"seq_len": {"max": 128}},
-         "mobilenet_v3_small": {}, "mobilenet_v2": {}, "efficientnet_b0": {}, "resnet50": {}, "densenet121": {}}
+         "text_lstm": {}, "mobilenet_v3_small": {}, "mobilenet_v2": {}, "efficientnet_b0": {}, "resnet50": {}, "densenet121": {}}

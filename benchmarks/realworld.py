@@ -40,6 +40,7 @@ MODELS = {
     "gpt2_tiny": (TEXT, []),
     "distilbert_tiny": (TEXT, []),
     "roberta_tiny": (TEXT, []),
+    "text_lstm": (TEXT, []),
 }
 #: Sizes scanned on each side of a validity limit, each in a fresh worker.
 SCAN = 3
