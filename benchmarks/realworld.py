@@ -97,13 +97,23 @@ def _figures(name: str, run_dir: Path, run_log: str, verify_log: str) -> dict:
 
         t = pd.read_csv(tpath)
         tight = {str(r["limit"]): {"value": int(r["value"]), "boundary": int(r["boundary"]), "exact": bool(r["exact"]),
-                                   "tightness": float(r["tightness"])} for _, r in t.iterrows()}
+                                   "tightness": float(r["tightness"]),
+                                   "limited_by": str(r.get("limited_by", ""))} for _, r in t.iterrows()}
     violations = re.search(r"(\d+) violation\(s\)", verify_log)
     return {"limits": {d: {k: lim[k] for k in ("min", "max", "limited_by")} for d, lim in policy["limits"].items()},
             "joint": [{k: j[k] for k in ("name", "max", "offsets")} for j in policy.get("joint") or []],
             "complexity": policy.get("complexity"), "violations": int(violations.group(1)) if violations else None,
             "over_bound": "BOUND EXCEEDED" in verify_log, "tightness": tight,
             "fresh_corners_ran": "the model ran every one" in verify_log}
+
+
+def _tight(name: str, v: dict) -> str:
+    """A limit's tightness; a limit at the measured range shows where its budget's boundary lies."""
+    if v.get("limited_by") == "measured range":
+        beyond = "≥ " if not v["exact"] else ""
+        return (f"{name} at the range {v['value']}, boundary {beyond}{v['boundary']}" if v["boundary"] > v["value"]
+                else f"{name} at the range {v['value']}, boundary {v['boundary']} ({v['tightness']:.2f})")
+    return f"{name} {v['tightness']:.2f}"
 
 
 def report(results: dict) -> str:
@@ -121,7 +131,7 @@ def report(results: dict) -> str:
         scanned = "; ".join(f"{d} {v['scan_min'] or ''}..{v['scan_max'] or ''}" for d, v in r["scan"].items()) or "—"
         truth = "; ".join(f"{d} ..{t.get('max', '')}" for d, t in TRUTH.get(name, {}).items()) or "the scan"
         lims = ", ".join(f"{d} {v['min']}..{v['max']} ({v['limited_by']})" for d, v in f["limits"].items())
-        tight = ", ".join(f"{k} {v['tightness']:.2f}" for k, v in f["tightness"].items()) or "—"
+        tight = ", ".join(_tight(k, v) for k, v in f["tightness"].items()) or "—"
         lines.append(f"| {name} | {r['run_s'] / 60:.1f} min | {r['run_rc']} | {f['violations']} | {found} | {scanned} | "
                      f"{truth} | {lims} | {tight} |")
     import realmodels
