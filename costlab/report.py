@@ -279,8 +279,10 @@ def _validity(run: dict) -> list[str]:
              f'on {esc(v.get("backend"))} through <code>{esc(v.get("call"))}</code>; the admitted region never passes '
              "these limits, whatever the budgets.</p>"]
     if v.get("limits"):
-        parts.append(html_table([(d, lim.get("min"), lim.get("max"), lim.get("error")) for d, lim in v["limits"].items()],
-                                ("dimension", "smallest valid", "largest valid", "the model's error past it")))
+        parts.append(html_table([(d, lim.get("min"), lim.get("max"), lim.get("multiple_of") or "", lim.get("error"))
+                                 for d, lim in v["limits"].items()],
+                                ("dimension", "smallest valid", "largest valid", "only multiples of",
+                                 "the model's error past it")))
     else:
         parts.append("<p>The model ran every admitted corner in a fresh process: no validity limit.</p>")
     if v.get("floor"):
