@@ -145,8 +145,36 @@ def report(results: dict) -> str:
     for name, r in results.items():
         c = r["figures"]["complexity"] or {}
         lines.append(f"- {name}: {c.get('wall_s_median')}; {c.get('peak_bytes')}")
+    lines += ["", "Against the issue's bar (computed from the rows above): a run with a policy (exit 0 or 3), 0 "
+              "violations, each validity limit equal to the fresh-process scan and the configuration, and each "
+              "limit set by a budget or a joint budget sound (tightness ≤ 1.00) and tight (≥ 0.85); a limit at "
+              "the measured range passes when its budget's boundary was measured beyond it.", "",
+              "| model | policy | violations | validity | sound | tight | failing limits |", "|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(_bar(name, r, TRUTH.get(name, {})))
     lines.append("")
     return "\n".join(lines)
+
+
+def _bar(name: str, r: dict, truth: dict) -> str:
+    f = r["figures"]
+    valid = all(v["found"]["min"] == v["scan_min"] and v["found"]["max"] == v["scan_max"]
+                and truth.get(d, {}).get("max", v["found"]["max"]) == v["found"]["max"] for d, v in r["scan"].items())
+    valid = valid and all(d in r["scan"] for d, t in truth.items() if t)
+    failing = []
+    for k, v in f["tightness"].items():
+        if v.get("limited_by") == "measured range":
+            if v["boundary"] <= v["value"]:
+                failing.append(f"{k}: boundary {v['boundary']} not beyond the range {v['value']}")
+        elif v["tightness"] > 1.0 or v["tightness"] < 0.85:
+            failing.append(f"{k} {v['tightness']:.2f}")
+    ranged = [k for k, v in f["limits"].items() if v["limited_by"] == "measured range" and k not in f["tightness"]]
+    failing += [f"{k}: at the measured range, not measured past it" for k in ranged]
+    sound = all(v["tightness"] <= 1.0 for v in f["tightness"].values() if v.get("limited_by") != "measured range")
+    tight = all(v["tightness"] >= 0.85 for v in f["tightness"].values() if v.get("limited_by") != "measured range")
+    yes = {True: "yes", False: "**no**"}
+    return (f"| {name} | {yes[r['run_rc'] in (0, 3)]} | {f['violations']} | {yes[valid]} | {yes[sound]} | "
+            f"{yes[tight]} | {'; '.join(failing) or '—'} |")
 
 
 def _commit() -> str:
