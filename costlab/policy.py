@@ -527,7 +527,8 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
                calibration: dict | None = None, churn: dict | None = None,
                throughput: dict | None = None, timeout_factor: float = 3.0, speed=None,
                joint_offsets: bool = True, value_pattern: dict | None = None, drift: dict | None = None,
-               validity: dict | None = None, memory_source: str | None = None) -> Policy:
+               validity: dict | None = None, memory_source: str | None = None,
+               joint_max: dict | None = None) -> Policy:
     """Choose the limits whose most expensive admitted input stays within budget.
 
     First a box: every dimension grows by the same fraction of its log range until the
@@ -592,6 +593,12 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
         memory_source: Where the peak memory the memory budget bounds was read
             (`costlab.memory`: `tf_allocator`, `process_vmhwm`, ...), recorded with what
             the figure means as `memory_figure`. Defaults to `None` (not recorded).
+        joint_max: `{joint budget name: maximum}` measured on the frontier
+            (`costlab.refine.joint_boundary`'s `boundary`) in place of the maxima the curves
+            give; recorded as the joint budget's `measured`. A maximum at or above the
+            product of the axis maxima is dropped (it constrains nothing), and an axis
+            maximum the new one does not admit (the others at their minimum) is cut to it.
+            Defaults to `None` (the curves' maxima).
 
     Returns:
         A validated `Policy`.
@@ -674,6 +681,8 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
                 r = np.maximum(r, m.predict(X[m.dims_]) * scale / (getattr(budgets, key) * budgets.margin))
             return r
         region, joint_meta = _joint(space, dims, lo, cap, free, box, ratio, fitted if joint_offsets else None)
+        if joint_max:
+            region, joint_meta = _set_joint(region, joint_meta, joint_max, lo)
     steps = {d.name: d.multiple_of for d in space.dims if d.multiple_of > 1}
     if steps:  # a divisor rule: the limits are its multiples (a subset of what was searched)
         snap_lo = {d: (-(-lo[d] // steps[d]) * steps[d] if d in steps else lo[d]) for d in dims}
@@ -698,7 +707,7 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
         joints.append({"name": meta["name"], "input": meta["input"], "dims": g, "max": int(j),
                        "offsets": {d: int(meta["offsets"].get(d, 0)) for d in g},
                        "limited_by": binding, "predicted": pred, "upper": upper,
-                       "box_max": int(meta["box_max"])})
+                       "box_max": int(meta["box_max"]), **({"measured": meta["measured"]} if "measured" in meta else {})})
     inputs = {}
     for spec in space.inputs:
         values = spec.values.to_dict()
@@ -889,6 +898,29 @@ def _joint_with(dims, lo, cap, free, box, ratio, groups, meta, alone, offsets):
                 m.setdefault("clamps", []).append(d)
     out = _Region(dims, lo, hi, [(g, j) for g, j, _ in kept], {tuple(g): offsets.get(tuple(g), {}) for g, _, _ in kept})
     return out, [{**m, "box_max": measure(box.hi, g), "offsets": offsets.get(tuple(g), {})} for g, _, m in kept]
+
+
+def _set_joint(region, meta, maxima: dict, lo: dict):
+    """`region` with the joint maxima `maxima` (`{name: max}`, measured) in place of its own
+    (`synthesize`'s `joint_max`)."""
+    hi, kept = dict(region.hi), []
+    for (g, j), m in zip(region.joint, meta, strict=True):
+        o = region.off(g)
+        if m["name"] in maxima:
+            m = {**m, "measured": {"curves_max": int(j), "boundary": int(maxima[m["name"]])}}
+            j = float(int(maxima[m["name"]]))
+        if j >= joint_value(hi, g, o):  # constrains nothing
+            continue
+        for d in g:  # an axis maximum must itself be admitted, the others at their minimum
+            rest = float(np.prod([lo[e] + o.get(e, 0) for e in g if e != d]))
+            top = max(lo[d], int(np.floor(j / rest - o.get(d, 0) + 1e-9)))
+            if top < hi[d]:
+                hi[d] = top
+                m.setdefault("clamps", []).append(d)
+        kept.append((g, j, m))
+    out = _Region(region.dims, region.lo, hi, [(g, j) for g, j, _ in kept],
+                  {tuple(g): region.off(g) for g, _, _ in kept}, region.steps)
+    return out, [m for _, _, m in kept]
 
 
 #: Bytes per element written as JSON text for float dtypes, with its `", "` separator:

@@ -341,6 +341,106 @@ def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, starts
                     resumed=prof.resumed + prober.resumed, not_launched=prof.not_launched), found)
 
 
+#: The run's own search of a joint budget reads latencies this much slower than `verify`
+#: does: the boundary it finds is an estimate carrying the host's noise, and a maximum set
+#: exactly at it would be found past the boundary by every other verification.
+JOINT_BACKOFF = 1.05
+
+
+def joint_boundary(model, prof: Profile, policy, models: dict, *, asked=None, steps: int = 5, draws: int = 3,
+                   search_factor: float = 2.0, **profile_kw):
+    """Bisect each joint budget's maximum over its whole frontier, by direct measurement.
+
+    A joint budget is a product of (size + offset) over its dimensions; a real model's cost
+    at one product depends on the mix (a CNN's aspect ratio and strides, a slow kernel at
+    some shapes), so the curves' bound is loose on some of the frontier and short on the
+    rest. Each step measures the inputs `costlab.verify.joint_picks` chooses on a candidate
+    maximum (ranked by `models`' predictions), `draws` times each with fresh values, and
+    the candidate holds when all are within margin × budget with latencies read at
+    `JOINT_BACKOFF` × the speed the policy plans for (`costlab.speed.planned_scale`).
+    From the policy's maximum: up to `search_factor` × it (or the product of the axis
+    maxima, past which a joint budget constrains nothing) when it holds, down to half of
+    it when it does not; `steps` bisections in log space. The rows (`kind`
+    `joint:<name>`) join the profile.
+
+    Args:
+        model: The model or adapter.
+        prof: The profile so far.
+        policy: The policy synthesised from it, with joint budgets.
+        models: `{target: CostModel}` the policy was synthesised from (the ranking).
+        asked: The input space the user asked for. Defaults to `prof.space`.
+        steps: Bisections per joint budget. Defaults to `5`.
+        draws: Measurements of each input, each with fresh values. Defaults to `3`.
+        search_factor: Largest maximum tried, over the policy's. Defaults to `2.0`.
+        **profile_kw: `profile`'s settings (isolation, caps, log_path, resume, ...).
+
+    Returns:
+        `(profile, found)`: the profile with the search's rows, and `{name: {"curve",
+        "boundary", "exact", "probes", "scale"}}`: the policy's maximum, the largest one
+        measured within (`exact` when bracketed within 1%), the probes it took and the
+        latency scale it read at.
+
+    Example: `prof, found = joint_boundary(model, prof, policy, models)`, then
+    `synthesize(..., joint_max={k: v["boundary"] for k, v in found.items()})`.
+    """
+    from .speed import planned_scale
+    from .verify import _bisect, joint_picks
+
+    joints = policy.data.get("joint") or []
+    if not joints:
+        return prof, {}
+    asked = asked or prof.space
+    budgets = policy.budgets
+    region = policy.region()
+    targets = {t: ks for t, ks in budgets.targets().items() if t in models}
+
+    def rank(X):
+        r = np.zeros(len(X))
+        for t, (key, scale) in targets.items():
+            m = models[t]
+            r = np.maximum(r, m.predict(X[m.dims_]) * scale / (getattr(budgets, key) * budgets.margin))
+        return r
+
+    adapter, _, describe = _prepare(model, asked, profile_kw.get("preprocess"))
+    seed = profile_kw.get("seed", 0)
+    plan = plan_id(describe, asked, kind="joint", joint=joints, budgets=budgets.to_dict(), steps=steps,
+                   draws=draws, search_factor=search_factor, backoff=JOINT_BACKOFF,
+                   limits={d: [lim["min"], lim["max"]] for d, lim in policy.limits.items()},
+                   **{k: v for k, v in profile_kw.items() if k in ("isolation", "min_repeats", "max_repeats",
+                                                                   "probe_time_s", "seed")})
+    kw = {k: v for k, v in profile_kw.items() if k not in ("points", "examples", "rounds", "seed", "preprocess")}
+    found = {}
+    with session(adapter, asked, plan=plan, total=len(joints) * (steps + 3) * 4 * draws, **kw) as prober:
+        before = prof.table.to_dict("records")
+        scale = planned_scale(policy.data, before) * JOINT_BACKOFF
+        counter = [0]
+        for j in joints:
+            first = counter[0]
+
+            def at(value, j=j, edge=False):
+                for sizes in joint_picks(region, j, value, rank, edge=edge):
+                    for _ in range(draws):
+                        counter[0] += 1
+                        n = counter[0]
+                        row = prober.run(sizes, lambda s=sizes, n=n: prober.inputs(s, seed + 20_000 + n),
+                                         f"joint:{j['name']}", 0, seed + 20_000 + n, f"joint/{j['name']}/{n}")
+                        if not _within(row, budgets, scale):
+                            return False
+                return True
+
+            top = float(region.value(pd.DataFrame([region.hi]), j["dims"])[0])
+            floor = int(math.ceil(region.value(pd.DataFrame([region.lo]), j["dims"])[0]))
+            start = int(j["max"])
+            value, exact, _ = _bisect(at, start, max(start + 1, int(min(start * search_factor, top))), steps,
+                                      edge=lambda v, j=j: at(v, j, edge=True), bottom=max(floor, start // 2),
+                                      floor=floor)
+            found[j["name"]] = {"curve": start, "boundary": int(value), "exact": bool(exact),
+                                "probes": counter[0] - first, "scale": scale}
+    table = pd.concat([prof.table, prober.table()], ignore_index=True)
+    return (Profile(table, prof.space, prof.model, prof.machine, preprocess=prof.preprocess,
+                    resumed=prof.resumed + prober.resumed, not_launched=prof.not_launched), found)
+
+
 #: Costs whose growth class a run settles: the tails (p95, p99) are fitted and bounded too,
 #: but their scatter would keep a class open long after the median's is decided.
 SETTLE_TARGETS = ("wall_s_median", "peak_bytes")

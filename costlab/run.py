@@ -17,6 +17,7 @@ from .policy import Budgets, Policy, joint_expression, synthesize
 from .profile import Profile, profile
 from .refine import below_floor, open_powers, to_multiples, to_validity, widening
 from .refine import boundary as _boundary
+from .refine import joint_boundary as _joint_boundary
 from .refine import refine as _refine
 from .refine import settle as _settle
 from .speed import (
@@ -148,6 +149,13 @@ class Run:
                          "axis; from the box corner of the first limits, then from the joint region's edges):")
             for key, b in self.boundary.items():
                 d = b.get("dim", key.split("@")[0])
+                if b.get("from") == "joint frontier":
+                    now = next((j["max"] for j in self.policy.data.get("joint") or [] if j["name"] == d), None)
+                    lines.append(f"  {d} on its whole frontier ({b['probes']} probes, latency read at "
+                                 f"{b['scale']:.2f}×): the curves gave {b['limit']}, measured boundary "
+                                 f"{'' if b['exact'] else '≥ '}{b['boundary']}; final limit "
+                                 f"{now if now is not None else 'none (it constrains nothing)'}")
+                    continue
                 start = f" at {b['start']}" if "start" in b and b.get("from") != "box corner" else ""
                 lines.append(f"  {d:10s} from the {b.get('from', 'box corner')}{start}: started at {b['limit']}, "
                              f"measured boundary {'' if b['exact'] else '≥ '}{b['boundary']}; final limit "
@@ -204,7 +212,9 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             it. Defaults to `16`.
         boundary: After a first synthesis, bisect each limited axis from the policy's
             corner toward the measured budget boundary (`costlab.refine.boundary`), then
-            fit and synthesise again with those probes. Defaults to `True`.
+            fit and synthesise again with those probes; then measure each joint budget's
+            maximum on its whole frontier (`costlab.refine.joint_boundary`) and take the
+            measured maximum. Defaults to `True`.
         throughput_s: Seconds of a concurrent run at the worst admitted input with the
             policy's `max_concurrency` clients (`costlab.throughput`, written to
             `throughput.json`): the rate limit comes from it; `0` skips it (no rate
@@ -412,6 +422,24 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
                 models, skipped = fit_profile_notes(prof)
                 pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
                                  calibration=prof.calibration(), speed=_speed(prof.table), **synth_kw)
+        if pol.data["joint"]:
+            # Each joint maximum measured on its whole frontier: the curves' product form
+            # cannot follow a cost that depends on the mix of sizes at one product. The
+            # policy is synthesised from the same curves with the measured maxima, so the
+            # offsets and axis maxima the search measured are the policy's.
+            measured = stages.attempt(
+                "joint boundary search", "the joint budgets rest on the curves alone",
+                lambda: _joint_boundary(adapter, prof, pol, models, asked=asked, log_path=log, **profile_kw))
+            if measured is not None:
+                prof, joints = measured
+                prof.save(out)
+                found.update({f"{k}@frontier": {"limit": b["curve"], "boundary": b["boundary"],
+                                                 "exact": b["exact"], "dim": k, "from": "joint frontier",
+                                                 "probes": b["probes"], "scale": b["scale"]}
+                              for k, b in joints.items()})
+                synth_kw["joint_max"] = {k: b["boundary"] for k, b in joints.items()}
+                pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
+                                 calibration=prof.calibration(), speed=_speed(prof.table), **synth_kw)
         (out / "boundary.json").write_text(json.dumps(found, indent=2) + "\n")
     else:
         pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
@@ -459,9 +487,11 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         allowed_s = drift_share * budgets.margin * budgets.latency_ms / 1e3
 
         def plan(drift):
+            # the joint maxima were measured without drift: with drift planned, the curves decide
+            kw = {k: v for k, v in synth_kw.items() if k != "joint_max" or not drift.planned_s > 0}
             return synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
                               calibration=prof.calibration(), speed=_speed(prof.table), churn=shape_churn.figures,
-                              throughput=rate, drift=drift.to_dict(), **synth_kw)
+                              throughput=rate, drift=drift.to_dict(), **kw)
 
         while True:
             # Read the drift at `n` shapes per process, and again at a lower count (the

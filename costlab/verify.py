@@ -703,38 +703,11 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
         # all stay within margin × budget. At each step the two most expensive of them
         # (ranked by curves fitted on this verification's own probes), for each of its
         # dimensions the newly admitted input largest in that dimension, and
-        # `JOINT_SPREAD` more spread over the new maximum are measured, most expensive first.
-        from .policy import _Region
-
+        # `JOINT_SPREAD` more spread over the new maximum are measured, most expensive first
+        # (`joint_picks`).
         def at(value, j=j, edge=False):
-            # the inputs a maximum of `value` newly admits over the policy's (`edge`: those on
-            # its own maximum, for a search under the limit)
-            wider = _Region(region.dims, region.lo, region.hi,
-                            [(g, value if g == j["dims"] else m) for g, m in region.joint], region.offsets,
-                            region.steps)
-            X = wider.frontier(n=32)
-            v = wider.value(X, j["dims"])
-            if not len(v):  # no input under this maximum (cannot happen above `floor`)
-                return True
-            keep = v >= 0.97 * v.max() if edge else v > j["max"]
-            new, prod = X[keep], v[keep]
-            if new.empty:
-                return True
-            cost = rank(new)
-            picks = list(np.argsort(-cost)[:2])
-            for d in j["dims"]:  # and, per dimension, the newly admitted input largest in it
-                col = new[d].to_numpy()
-                top = np.flatnonzero(col == col.max())
-                picks.append(int(top[np.argmax(prod[top])]))
-            # and inputs spread over the whole newly admitted frontier: a smooth ranking
-            # cannot see a kernel or threading step, past which inputs it ranks cheap cost more
-            # (the outer ones: on the new maximum, within the integer sizes' rounding)
-            outer = np.flatnonzero(prod >= 0.97 * prod.max())
-            spread = _spread(np.log(new[j["dims"]].to_numpy(float)[outer]), [int(np.argmax(cost[outer]))],
-                             JOINT_SPREAD)
-            picks += [int(outer[i]) for i in spread]
-            picks = sorted(dict.fromkeys(int(i) for i in picks), key=lambda i: -cost[i])
-            return all(probe(f"tight:{j['name']}", {d: int(new.iloc[i][d]) for d in region.dims}) for i in picks)
+            picks = joint_picks(region, j, value, rank, edge=edge)
+            return all(probe(f"tight:{j['name']}", sizes) for sizes in picks)
 
         before = counter[0]
         # the smallest maximum that still admits an input: the region's smallest input's
@@ -748,6 +721,43 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
                     "tightness": j["max"] / found, "probes": counter[0] - before, "draws": draws,
                     "filled": filled})
     return out
+
+
+def joint_picks(region, j: dict, value: float, rank, *, edge: bool = False, spread: int | None = None) -> list[dict]:
+    """The inputs that decide whether a joint budget `j` may have maximum `value`, most
+    expensive first (by `rank`, sizes → cost over budget): of the inputs a maximum of
+    `value` newly admits over `j["max"]` (with `edge`: those on `value`'s own maximum), the
+    two `rank` puts highest, per dimension of `j` the one largest in it, and `spread` (default
+    `JOINT_SPREAD`) more spread over the outer ones, on the maximum within the integer
+    sizes' rounding: a smooth ranking cannot see a kernel or threading step, past which
+    inputs it ranks cheap cost more. Empty when `value` admits nothing new.
+
+    Example: `joint_picks(policy.region(), policy.data["joint"][0], 1.2 * j["max"], rank)`.
+    """
+    from .policy import _Region
+
+    spread = JOINT_SPREAD if spread is None else spread
+    wider = _Region(region.dims, region.lo, region.hi,
+                    [(g, value if g == j["dims"] else m) for g, m in region.joint], region.offsets, region.steps)
+    X = wider.frontier(n=32)
+    v = wider.value(X, j["dims"])
+    if not len(v):
+        return []
+    keep = v >= 0.97 * v.max() if edge else v > j["max"]
+    new, prod = X[keep], v[keep]
+    if new.empty:
+        return []
+    cost = rank(new)
+    picks = list(np.argsort(-cost)[:2])
+    for d in j["dims"]:
+        col = new[d].to_numpy()
+        top = np.flatnonzero(col == col.max())
+        picks.append(int(top[np.argmax(prod[top])]))
+    outer = np.flatnonzero(prod >= 0.97 * prod.max())
+    picks += [int(outer[i]) for i in _spread(np.log(new[j["dims"]].to_numpy(float)[outer]),
+                                             [int(np.argmax(cost[outer]))], spread)]
+    picks = sorted(dict.fromkeys(int(i) for i in picks), key=lambda i: -cost[i])
+    return [{d: int(new.iloc[i][d]) for d in region.dims} for i in picks]
 
 
 #: Share of a drift-planned policy's shape cap left for the boundary search's own shapes:

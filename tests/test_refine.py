@@ -123,3 +123,74 @@ def test_settle_says_why_it_stopped_and_measures_nothing_over_its_budget():
     new, _, _, notes = settle(fn, prof, models, skipped, budget_s=1e-6, **SETTLE)
     assert len(new.table) == len(prof.table)
     assert "stopped: larger sizes are predicted over the hard caps or the 1e-06 s budget" in notes["n"]
+
+
+def _mixed(inputs):
+    """Sleeps 2 ms + 4 µs per element, 1.5× that where s < b: at one product b × s the cost
+    depends on the mix, as a CNN's does on its aspect ratio."""
+    import time
+
+    b, s = inputs["x"].shape
+    time.sleep((0.002 + 4e-6 * b * s) * (1.5 if s < b else 1.0))
+
+
+def _mixed_cost(X):
+    return (0.002 + 4e-6 * X["b"] * X["s"]) * np.where(X["s"] < X["b"], 1.5, 1.0) * 1e3
+
+
+MIXED_SPACE = InputSpace((InputSpec("x", "float32", ("b", "s"), ValueDomain("float", 0.0, 1.0)),),
+                         (Dimension("b", 1, 256), Dimension("s", 1, 256)))
+
+
+@pytest.mark.parametrize("share", [0.5, 2.0], ids=["from-under", "from-over"])
+def test_a_joint_maximum_is_measured_on_its_whole_frontier(share):
+    """From a joint maximum half, or twice, what the curves give, the search ends sound and
+    tight against the analytic boundary."""
+    from costlab.policy import Budgets, synthesize
+    from costlab.refine import JOINT_BACKOFF, joint_boundary
+
+    fn = CallableAdapter(_mixed, MIXED_SPACE)
+    prof = costlab.profile(fn, MIXED_SPACE, **SETTLE)
+    models, _ = fit_profile_notes(prof)
+    budgets = Budgets(latency_ms=40, memory_mib=1e4)
+    curves = synthesize(models, budgets, space=MIXED_SPACE).data["joint"]
+    assert curves, "the premise: a joint budget b × s"
+    name = curves[0]["name"]
+    pol = synthesize(models, budgets, space=MIXED_SPACE, joint_max={name: int(curves[0]["max"] * share)})
+    new, found = joint_boundary(fn, prof, pol, models, **SETTLE)
+    b = found[name]
+    assert b["curve"] == pol.data["joint"][0]["max"] and b["probes"] > 0 and b["scale"] >= JOINT_BACKOFF
+    assert (new.table["kind"] == f"joint:{name}").sum() == b["probes"]
+    final = synthesize(models, budgets, space=MIXED_SPACE, joint_max={name: b["boundary"]})
+    j = final.data["joint"][0]
+    assert j["max"] == b["boundary"] and j["measured"] == {"curves_max": curves[0]["max"], "boundary": b["boundary"]}
+    # sound: every input on the measured frontier costs at most margin × budget (a loaded
+    # machine only slows the sleeps, which moves the boundary in) ...
+    region = final.region()
+    assert _mixed_cost(region.frontier(n=64)).max() <= 0.9 * 40 * 1.02
+
+    def worst(value):  # the analytic cost of the most expensive input on a maximum of `value`
+        r = type(region)(region.dims, region.lo, region.hi, [(j["dims"], value)], region.offsets, region.steps)
+        return _mixed_cost(r.frontier(n=64)).max()
+    # ... and tight: within 25% of the analytic boundary (at the search's own reading)
+    analytic = next(v for v in np.geomspace(10 * j["max"], j["max"] / 10, 400) if worst(v) <= 0.9 * 40 / JOINT_BACKOFF)
+    assert 0.75 * analytic <= j["max"] <= 1.02 * analytic, (j, analytic)
+
+
+def test_joint_max_replaces_the_curves_and_drops_one_that_constrains_nothing():
+    from costlab.policy import Budgets, synthesize
+
+    fn = CallableAdapter(_mixed, MIXED_SPACE)
+    prof = costlab.profile(fn, MIXED_SPACE, **SETTLE)
+    models, _ = fit_profile_notes(prof)
+    budgets = Budgets(latency_ms=40, memory_mib=1e4)
+    pol = synthesize(models, budgets, space=MIXED_SPACE)
+    j = pol.data["joint"][0]
+    wide = synthesize(models, budgets, space=MIXED_SPACE, joint_max={j["name"]: 10**9})
+    assert wide.data["joint"] == []
+    assert {d: lim["max"] for d, lim in wide.limits.items()} == {d: lim["max"] for d, lim in pol.limits.items()}
+    low = synthesize(models, budgets, space=MIXED_SPACE, joint_max={j["name"]: j["max"] // 4})
+    lj = low.data["joint"][0]
+    assert lj["max"] == j["max"] // 4 and not low.admits({d: lim["max"] for d, lim in pol.limits.items()})
+    for d in lj["dims"]:  # each axis maximum is itself admitted, the others at their minimum
+        assert low.admits({**{e: low.limits[e]["min"] for e in low.limits}, d: low.limits[d]["max"]})
