@@ -100,3 +100,28 @@ def bert_tiny():
 TRUTH = {"bert_tiny": {"seq_len": {"max": 128}}, "gpt2_tiny": {"seq_len": {"max": 128}},
          "distilbert_tiny": {"seq_len": {"max": 128}}, "roberta_tiny": {"seq_len": {"max": 128}},
          "text_lstm": {}, "mobilenet_v3_small": {}, "mobilenet_v2": {}, "efficientnet_b0": {}, "resnet50": {}, "densenet121": {}}
+
+#: The architecture's cost over the sizes each model takes, from its arithmetic (FLOPs and
+#: live activations): per model, the classes of its terms for wall time and for peak memory
+#: (a run's class matches when it is one of them), and what decides between them. A
+#: convolutional network at fixed channels does work and holds activations in proportion to
+#: batch × height × width. The transformers here (hidden 64, intermediate 128, position table
+#: 128) do 4·d² + 2·d·ff = 32,768 multiply-adds per token in their projections and 2·d·s =
+#: 128·s in attention, and hold about 600 floats per token against 2·s attention scores: over
+#: the sizes they take, b·s + b·s²/256, the quadratic term at most a third at seq_len 128 (less
+#: of the wall time, which carries each call's fixed overhead), so either class is a term of
+#: the architecture. The LSTM steps once per word, and splits and looks up its strings per
+#: byte: b·words + b·bytes, whose growth in each dimension costlab writes
+#: O(batch · text_words · text_bytes) (a class is per dimension: the power of each); its live
+#: memory is the embedded words, b·words.
+_CNN = (("O(batch · height · width)",), ("O(batch · height · width)",))
+_TRANSFORMER = (("O(batch · seq_len)", "O(batch · seq_len²)"), ("O(batch · seq_len)", "O(batch · seq_len²)"))
+ARCH = {"mobilenet_v3_small": _CNN, "mobilenet_v2": _CNN, "efficientnet_b0": _CNN, "resnet50": _CNN,
+        "densenet121": _CNN, "bert_tiny": _TRANSFORMER, "gpt2_tiny": _TRANSFORMER, "distilbert_tiny": _TRANSFORMER,
+        "roberta_tiny": _TRANSFORMER,
+        "text_lstm": (("O(batch · text_words · text_bytes)",), ("O(batch · text_words)",))}
+
+#: Why a run's class is not one of the architecture's (`benchmarks/results/realworld.md`).
+WHY = {"roberta_tiny": "peak memory: b·s log s is the single class between the architecture's b·s and b·s² "
+                        "terms (the attention scores, about a quarter of live memory at seq_len 128) that the "
+                        "fitter chose for their sum"}

@@ -146,10 +146,20 @@ def report(results: dict) -> str:
         budgets, extra = MODELS.get(name, ([], []))
         doc = (getattr(realmodels, name).__doc__ or "").strip().splitlines()[0]
         lines.append(f"- {name}: {doc} `{' '.join(budgets + extra)}` (commit {r.get('commit', 'before 2026-12-07')})")
-    lines += ["", "Classes found (wall time; peak memory):", ""]
+    lines += ["", "Classes found against the architecture's (`realmodels.ARCH`, from its arithmetic: the classes "
+              "of the terms of its cost over the sizes the model takes, in costlab's notation: a class gives each "
+              "dimension's growth, so b·words + b·bytes is O(batch · words · bytes); a class matches when it is "
+              "one of them):",
+              "", "| model | wall time found | architecture | peak memory found | architecture | match |",
+              "|---|---|---|---|---|---|"]
     for name, r in results.items():
         c = r["figures"]["complexity"] or {}
-        lines.append(f"- {name}: {c.get('wall_s_median')}; {c.get('peak_bytes')}")
+        wall, mem = realmodels.ARCH.get(name, ((), ()))
+        got = (c.get("wall_s_median"), c.get("peak_bytes"))
+        ok = got[0] in wall and got[1] in mem
+        why = realmodels.WHY.get(name, "")
+        match = "yes" if ok else "**no**" + (f": {why}" if why else "")
+        lines.append(f"| {name} | {got[0]} | {' + '.join(wall)} | {got[1]} | {' + '.join(mem)} | {match} |")
     lines += ["", "Against the issue's bar (computed from the rows above): a run with a policy (exit 0 or 3), 0 "
               "violations, each validity limit equal to the fresh-process scan and the configuration, and each "
               "limit set by a budget or a joint budget sound (tightness ≤ 1.00) and tight (≥ 0.85); a limit at "
