@@ -222,21 +222,34 @@ def test_zoo_classes_match_the_architecture(name, bounds, arch, zoo_models):
     (`ambiguous_`, which the bound covers). How often each happens, also with two busy loops
     beside the profile: benchmarks/zoo_classes.py's table. The profile measures the speed
     pulses as `costlab run` does, so a slow stretch of a shared host is divided out of the
-    times before they are classed (`costlab.speed`)."""
+    times before they are classed (`costlab.speed`).
+
+    Under load the 3-dimensional conv misses about 1 profile in 5 (zoo_classes_busy.md), so
+    a wall-time miss gets one fresh profile; two misses in a row fail (about 1 in 25 under
+    load, none in 5 unloaded)."""
     from costlab.curves import term_name
 
     model = zoo_models[name]
-    prof = costlab.profile(model, InputSpace.from_model(model).with_bounds(**bounds), pulse=True, **QUICK)
-    assert (prof.table["kind"] == "pulse").sum() >= 3
-    models = costlab.fit_profile(prof)
-    expected = {d: {"power": p, "log": 0} for d, p in arch.items()}
-    assert models["peak_bytes"].exponents_ == expected, models["peak_bytes"].complexity_
     label = f"O({term_name({d: (p, 0) for d, p in arch.items()})})"
-    for target in ("wall_s_median", "wall_s_p95"):
-        m = models[target]
-        powers = {d: e["power"] for d, e in m.exponents_.items()}
-        assert m.identified_on_ == "cpu_s_median"
-        assert powers == arch or label in m.ambiguous_, (target, m.complexity_, m.ambiguous_)
+    expected = {d: {"power": p, "log": 0} for d, p in arch.items()}
+
+    def misses():
+        prof = costlab.profile(model, InputSpace.from_model(model).with_bounds(**bounds), pulse=True, **QUICK)
+        assert (prof.table["kind"] == "pulse").sum() >= 3
+        models = costlab.fit_profile(prof)
+        assert models["peak_bytes"].exponents_ == expected, models["peak_bytes"].complexity_
+        out = []
+        for target in ("wall_s_median", "wall_s_p95"):
+            m = models[target]
+            assert m.identified_on_ == "cpu_s_median"
+            if not ({d: e["power"] for d, e in m.exponents_.items()} == arch or label in m.ambiguous_):
+                out.append((target, m.complexity_, m.ambiguous_))
+        return out
+
+    first = misses()
+    if first:
+        second = misses()
+        assert not second, (first, second)
 
 
 class _Fitted:
