@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint lab clean
+.PHONY: demo test test-fast lint docs lab clean
 
 # (Re)install only when pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml
@@ -27,8 +27,15 @@ lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[notebooks]"
 	$(BIN)/jupyter lab notebooks/
 
+# ruff, then the layers contract (.importlinter): each stage imports only those below it
 lint: $(STAMP)
 	$(BIN)/ruff check costlab tests benchmarks
+	$(BIN)/lint-imports
+
+# the docs site (mkdocs.yml), strict: a warning fails the build; offline (no plugins fetch)
+docs: $(STAMP)
+	$(BIN)/python docs/_index.py
+	$(BIN)/mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf runs .pytest_cache .hypothesis

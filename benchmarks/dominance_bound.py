@@ -84,7 +84,7 @@ class _Enveloped:
 
 def study(run: Path) -> dict | None:
     from costlab import CostModel, InputSpace, synthesize
-    from costlab.speed import Speed
+    from costlab.profiling.speed import Speed
 
     models = {t: CostModel.from_dict(d) for t, d in json.loads((run / "cost_models.json").read_text()).items()}
     m = models.get("wall_s_median")

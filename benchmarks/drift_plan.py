@@ -1,6 +1,6 @@
 """Is shape drift a fixed time per call, or does it grow with the input? (what plan fits it)
 
-`costlab.drift` plans for drift by adding the largest added time read at the policy's
+`costlab.runtime.drift` plans for drift by adding the largest added time read at the policy's
 frontier to every time curve. The alternative tried here: the tightest line
 `added = fixed + proportional × time before`, both terms ≥ 0, on or above every frontier
 input's reading of one check (a linear program, `scipy.optimize.linprog`, minimising the
@@ -55,7 +55,7 @@ def main() -> None:
     lines = ["## Masked's drift readings: a fixed time per call, or one that grows with the input?", "",
              "Per check: each frontier input's time before the shapes and the time they added (against the "
              "control), the tightest line `fixed + proportional × time` (both ≥ 0) over them, the largest added "
-             "time (what `costlab.drift` plans), and what the line would plan at an input half the time of the "
+             "time (what `costlab.runtime.drift` plans), and what the line would plan at an input half the time of the "
              "cheapest one read (a frontier brought down by the plan).", "",
              "| record | stream, seed | (time before: added) per input | line: fixed (ms) | line: proportional | "
              "largest added (ms) | line at half the cheapest input (ms) |", "|---|---|---|---|---|---|---|"]

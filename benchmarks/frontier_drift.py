@@ -3,13 +3,13 @@
 `benchmarks/shape_drift.py` shows `zoo:masked` reading a small reference input 3.2× slower
 after 240 distinct shapes in one process. A policy lets one process take up to
 `shapes.max_distinct` distinct shapes, and `costlab verify` runs its probes in workers
-that each take up to that many (`costlab.verify.ShapeCapped`), so what matters for a
+that each take up to that many (`costlab.checks.verify.ShapeCapped`), so what matters for a
 policy is how much its *boundary* inputs slow down at that count. This script measures it
 on the run directories kept by `policies.py --keep RUNS`.
 
-For each run directory, `costlab.drift.frontier_drift` (what `costlab run` now does before
+For each run directory, `costlab.runtime.drift.frontier_drift` (what `costlab run` now does before
 it writes the policy): the policy's worst admitted input and each dimension's edge point
-(`costlab.verify.edge_points`: that dimension at its maximum, the others as large as the
+(`costlab.policy.edge_points`: that dimension at its maximum, the others as large as the
 joint budgets allow) are measured `--readings` times each in one fresh isolated worker,
 and alongside each reading in a second worker that sees only those inputs (the control: a
 stretch of the host between the two sets divides out). Then the first worker takes more
@@ -49,13 +49,13 @@ from _output import emit  # benchmarks/_output.py: run as a script, its folder i
 
 def one(run_dir: Path, readings: int, shapes: int | None, checkpoints=(), seed: int = 0,
         stream: str = "verify") -> dict:
-    from costlab import adapters
-    from costlab.drift import SHAPES, frontier_drift
+    from costlab import loading
     from costlab.policy import Policy
+    from costlab.runtime.drift import SHAPES, frontier_drift
 
     policy = Policy.from_json(run_dir / "policy.json")
     name = policy.data["model"]["name"]
-    adapter = adapters.load(f"zoo:{name}" if not name.startswith("zoo:") else name)
+    adapter = loading.load(f"zoo:{name}" if not name.startswith("zoo:") else name)
     cap = (policy.data.get("shapes") or {}).get("max_distinct")
     d = frontier_drift(adapter, policy, shapes=shapes if shapes is not None else min(cap or SHAPES, SHAPES),
                        readings=readings, checkpoints=checkpoints, seed=seed, stream=stream,
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     ap.add_argument("--stream", default="verify", help="comma-separated: verify, uniform")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    from costlab.drift import THRESHOLD
+    from costlab.runtime.drift import THRESHOLD
 
     checkpoints = [int(c) for c in args.checkpoints.split(",") if c]
     results = [one(r, args.readings, args.shapes, checkpoints, seed, stream) for r in args.runs
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
             for k in r["inputs"]:
                 lines.append(f"| {r['model']} | {r['stream']} | {r['seed']} | {k} | " + ", ".join(
                     f"{n}: {v[k]:.2f}" for n, v in r["drift_by_shapes"].items()) + " |")
-    lines += ["\nWhat `costlab run` would plan (`costlab.drift`: the largest added time when the median ratio "
+    lines += ["\nWhat `costlab run` would plan (`costlab.runtime.drift`: the largest added time when the median ratio "
               f"over the frontier inputs is ≥ {THRESHOLD:g}; the speed reference is not a frontier input):\n",
               "| model | check | median ratio | own worker after / before (median over inputs) "
               "| control after / before | planned (ms) |", "|---|---|---|---|---|---|"]

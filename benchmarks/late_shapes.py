@@ -1,6 +1,6 @@
 """Does a shape first seen late in a process run slower than one seen early?
 
-`costlab.drift` reads a policy's frontier inputs in a fresh worker, sends it many distinct
+`costlab.runtime.drift` reads a policy's frontier inputs in a fresh worker, sends it many distinct
 shapes, and reads the same inputs again: every input it reads was first seen (traced) while
 the process was young. A server's process also meets shapes for the first time when it
 already holds many. This benchmark reads both kinds, at several counts of shapes held:
@@ -12,9 +12,9 @@ already holds many. This benchmark reads both kinds, at several counts of shapes
   ones (`Subprocess.pulse`), read right after.
 
 Each reading is the usual probe: a cold call, a warm-up call, then warm calls until the
-median is stable (`costlab.measure`); the median warm time is reported. The shapes sent
+median is stable (`costlab.measurement.timing`); the median warm time is reported. The shapes sent
 between readings are the admitted stream `costlab verify` and the drift check send
-(`costlab.drift.stream_sizes`), one call each, on a policy from the policies benchmark.
+(`costlab.runtime.drift.stream_sizes`), one call each, on a policy from the policies benchmark.
 
 Run: .venv/bin/python benchmarks/late_shapes.py RUNS/masked RUNS/attention
      [--counts 0,50,100,200,300] [--out benchmarks/results/late_shapes.md]
@@ -34,14 +34,14 @@ SMALL = {"batch": 1, "seq_len": 9}
 
 
 def late_shapes(run: Path, counts: list[int]) -> list[dict]:
-    from costlab import Policy, adapters
-    from costlab.drift import stream_sizes
-    from costlab.isolation import Subprocess
-    from costlab.speed import PULSE_SEED
+    from costlab import Policy, loading
+    from costlab.measurement.executors import Subprocess
+    from costlab.profiling.speed import PULSE_SEED
+    from costlab.runtime.drift import stream_sizes
 
     policy = Policy.from_json(run / "policy.json")
     name = policy.data["model"]["name"]
-    adapter = adapters.load(f"zoo:{name}")
+    adapter = loading.load(f"zoo:{name}")
     space = policy.space
     values = (policy.data.get("value_pattern") or {}).get("pattern", "random")
     worst = {d: int(v) for d, v in policy.data["worst_admitted"]["sizes"].items()}

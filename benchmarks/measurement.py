@@ -1,6 +1,6 @@
 """How far costlab's measurement can be trusted: harness overhead, memory accuracy, repeatability.
 
-a. Harness overhead. `costlab.measure.measure` on a warm ~1 ms call (zoo:mlp at the
+a. Harness overhead. `costlab.measurement.timing.measure` on a warm ~1 ms call (zoo:mlp at the
    batch where one call takes about 1 ms) against a bare loop over the same call
    (`perf_counter` around each call, GC on, nothing else), alternated 9 times in one
    process; the ratio of medians (goal: ≤ 1.05). Also the same probe measured in an
@@ -49,7 +49,7 @@ CHILD_CAP = 8 * 2**30  # address space a memory_profiler child may add over its 
 def overhead(pairs: int = 9) -> dict:
     from costlab import InputSpace, zoo
     from costlab.adapters import adapt
-    from costlab.measure import measure
+    from costlab.measurement.timing import measure
 
     adapter = adapt(zoo.build("mlp"))
     space = InputSpace.from_model(adapter)
@@ -82,7 +82,7 @@ def overhead(pairs: int = 9) -> dict:
         harness.append(m)
         ratios.append(m / b)
     # isolated against in-process, the same probe alternated (the machine's noise drifts)
-    from costlab.isolation import InProcess, Subprocess
+    from costlab.measurement.executors import InProcess, Subprocess
 
     kw = dict(min_repeats=200, max_repeats=200, time_budget_s=60)
     iso, inproc = [], []
@@ -113,7 +113,7 @@ def mprof_child(mib: int) -> None:
     """In a fresh process: memory_profiler's figure for the first call at N = mib MiB."""
     from memory_profiler import memory_usage
 
-    from costlab.adapters import load
+    from costlab.loading import load
 
     adapter = load("zoo:alloc")
     n = mib * MIB // 1024
@@ -132,8 +132,8 @@ def mprof_child(mib: int) -> None:
 
 def memory(sizes=SIZES_MIB) -> list[dict]:
     from costlab import InputSpace
-    from costlab.adapters import load
-    from costlab.isolation import Subprocess
+    from costlab.loading import load
+    from costlab.measurement.executors import Subprocess
 
     adapter = load("zoo:alloc")
     rows = []
@@ -164,8 +164,8 @@ def memory(sizes=SIZES_MIB) -> list[dict]:
 # --- c. repeatability ------------------------------------------------------------------------
 def repeatability(processes: int = 5) -> dict:
     from costlab import InputSpace
-    from costlab.adapters import load
-    from costlab.isolation import Subprocess
+    from costlab.loading import load
+    from costlab.measurement.executors import Subprocess
 
     adapter = load("zoo:attention")
     x = InputSpace.from_model(adapter).random_inputs({"batch": 8, "seq_len": 256}, seed=0)

@@ -14,7 +14,7 @@ the limit, so the tightness is at most the figure shown). Goal (issue 6): 0 viol
 probes, every limit ≥ 0.85 of its true boundary.
 
 The machine's speed: `costlab run` measures a reference input every third probe
-(`costlab.speed`), fits times at the run's median speed and plans the limits for the 95th
+(`costlab.profiling.speed`), fits times at the run's median speed and plans the limits for the 95th
 percentile of the speed index (`machine_speed.factor`); verify measures the same input and
 reads every boundary probe's latency at that planned speed. Reported per model: the
 index's spread over the run (p5, p95, max), the factor planned for, and the index during
@@ -22,7 +22,7 @@ verify (median, max, relative to the run's median). With `--raw`, each policy is
 a second time with `--pulse 0` (raw latencies, as before the speed index): the tightness
 against a boundary measured in whatever stretch of the host verify ran in, for comparison.
 
-Each run starts with the value scan (`costlab.worst.scan`): the "values measured" column
+Each run starts with the value scan (`costlab.profiling.values.scan`): the "values measured" column
 says which value pattern every size was measured with and what it cost against random
 values. `zoo:sponge` loops once per repeat of each row's first token, so a constant row
 costs seq_len passes where random ids cost about one. `--contrast sponge` (the default)
@@ -49,8 +49,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from costlab.drift import THRESHOLD, check_medians
 from costlab.policy import joint_expression
+from costlab.runtime.drift import THRESHOLD, check_medians
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -85,14 +85,15 @@ def _plain_share(name: str, out: Path) -> float:
     `costlab run zoo:NAME` takes it) and shape drift planned for, synthesised with `joint_offsets=False`."""
     import pandas as pd
 
-    from costlab import adapters, speed
+    from costlab import loading
     from costlab.curves import CostModel
+    from costlab.inputs.space import InputSpace
     from costlab.policy import Budgets, synthesize
-    from costlab.space import InputSpace
+    from costlab.profiling import speed
 
     policy = json.loads((out / "policy.json").read_text())
     models = {t: CostModel.from_dict(d) for t, d in json.loads((out / "cost_models.json").read_text()).items()}
-    space = InputSpace.from_model(adapters.load(f"zoo:{name}"))
+    space = InputSpace.from_model(loading.load(f"zoo:{name}"))
     plain = synthesize(models, Budgets(**policy["budgets"]), space=space, joint_offsets=False,
                        speed=speed.speed(pd.read_csv(out / "profile.csv")),
                        drift=(policy.get("shapes") or {}).get("drift"))
@@ -205,7 +206,7 @@ def main(argv=None) -> int:
               "| model | over the run: p5–p95 (max) | planned for (q = 0.95) | during verify: median (max) |",
               "|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['speed']} |" for r in rows if "speed" in r]
-    lines += ["", "### Shape drift (`costlab.drift`: the frontier after the shapes in one worker, against a control "
+    lines += ["", "### Shape drift (`costlab.runtime.drift`: the frontier after the shapes in one worker, against a control "
               f"worker; planned for when the median ratio is ≥ {THRESHOLD:g}, by adding the largest added time, "
               "over the check's speed index, to every time curve)", "",
               "| model | max_distinct | shapes sent | ratio (added time) per frontier input (the kept check) | median | "

@@ -1,14 +1,14 @@
 """Which reference input's slowdown does a model's boundary-sized input share?
 
-`costlab.speed` divides probes' times by a machine-speed index read from a reference
+`costlab.profiling.speed` divides probes' times by a machine-speed index read from a reference
 input (a pulse) in a worker of its own. The policies benchmark's runs show the index's
 swings reaching the model's large inputs only in part (conv, masked) or more than in full
 (attention). This script measures it under a load it controls: a noisy neighbour of
 `--hogs` busy processes, in phases that alternate with quiet ones.
 
-For each model three isolated workers (`costlab.isolation.Subprocess`) run side by side:
-the *small* reference (the space's geometric middle, `costlab.speed.reference_sizes`),
-the *budget-sized* reference (`costlab.speed.budget_reference`, as `costlab run` sizes it:
+For each model three isolated workers (`costlab.measurement.executors.Subprocess`) run side by side:
+the *small* reference (the space's geometric middle, `costlab.profiling.speed.reference_sizes`),
+the *budget-sized* reference (`costlab.profiling.speed.budget_reference`, as `costlab run` sizes it:
 the largest input on the log diagonal within `--target-ms`, by bisection; the results of
 `a4e9508` and before took the diagonal input nearest it in time, at most one bisection
 step away), and
@@ -62,11 +62,11 @@ def stretched(ex, space, sizes: dict, cost_s: float, dim, seed: int, steps: int 
 
 
 def one(name: str, target_ms: float, rounds: int, hogs: list[int]) -> dict:
-    from costlab import InputSpace, adapters
-    from costlab.isolation import Subprocess
-    from costlab.speed import PULSE_SEED, budget_reference, reference_sizes
+    from costlab import InputSpace, loading
+    from costlab.measurement.executors import Subprocess
+    from costlab.profiling.speed import PULSE_SEED, budget_reference, reference_sizes
 
-    adapter = adapters.load(f"zoo:{name}")
+    adapter = loading.load(f"zoo:{name}")
     space = InputSpace.from_model(adapter)
     kw = dict(memory_cap_mib=4096, timeout_s=120, min_repeats=3, max_repeats=50, time_budget_s=0.2)
     small_ex, big_ex, probe_ex = (Subprocess(adapter, **kw) for _ in range(3))

@@ -1,6 +1,6 @@
 """Does a worker process have a speed of its own, and does a probe share it with the pulse?
 
-`costlab.speed` reads the machine's speed from a reference input (a pulse). Whether that
+`costlab.profiling.speed` reads the machine's speed from a reference input (a pulse). Whether that
 pulse should run in the probes' worker or in a worker of its own depends on two things
 this script measures:
 
@@ -10,9 +10,9 @@ this script measures:
   worker (then a pulse in the probes' worker cancels the offset, and one in another
   worker adds its own).
 
-For each model, `--workers` isolated workers (`costlab.isolation.Subprocess`) are started
+For each model, `--workers` isolated workers (`costlab.measurement.executors.Subprocess`) are started
 side by side; then `--rounds` times, in every worker in turn, the reference input (the
-space's geometric middle, `costlab.speed.reference_sizes`, the same values each time) and
+space's geometric middle, `costlab.profiling.speed.reference_sizes`, the same values each time) and
 a large probe (`--probe` times the reference's sizes along the first dimension) are
 measured with the usual harness (min 3 warm calls, 0.2 s). The rounds interleave the
 workers, so a slow stretch of the host reaches every worker alike; each reading is divided
@@ -37,11 +37,11 @@ from _output import emit  # benchmarks/_output.py: run as a script, its folder i
 
 
 def offsets(name: str, workers: int, rounds: int, probe: int) -> dict:
-    from costlab import InputSpace, adapters
-    from costlab.isolation import Subprocess
-    from costlab.speed import PULSE_SEED, reference_sizes
+    from costlab import InputSpace, loading
+    from costlab.measurement.executors import Subprocess
+    from costlab.profiling.speed import PULSE_SEED, reference_sizes
 
-    adapter = adapters.load(f"zoo:{name}")
+    adapter = loading.load(f"zoo:{name}")
     space = InputSpace.from_model(adapter)
     ref = reference_sizes(space)
     first = space.dims[0]

@@ -57,9 +57,9 @@ def _costlab(*args, timeout=7200) -> tuple[int, str, float]:
 
 def scan(name: str, run_dir: Path) -> dict:
     """Each validity limit of the run, against fresh-process verdicts around it."""
-    from costlab.adapters import load
+    from costlab.loading import load
     from costlab.policy import Policy
-    from costlab.validity import Judge
+    from costlab.profiling.validity import Judge
 
     validity = json.loads((run_dir / "validity.json").read_text())
     policy = Policy.from_json(run_dir / "policy.json")

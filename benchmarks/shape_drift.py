@@ -1,13 +1,13 @@
 """Does a model slow down as distinct input shapes accumulate in one process?
 
-For each model, one isolated worker (`costlab.isolation.Subprocess`) is sent `--shapes`
+For each model, one isolated worker (`costlab.measurement.executors.Subprocess`) is sent `--shapes`
 inputs of distinct random sizes (batch 1-39, seq_len 8-299, random values, seeded); before
 every `--every`-th of them it measures the reference input (batch 8, seq_len 91, the same
 values each time) with the usual harness. Reported per model: the reference's median warm
 time at the start, its largest, and the ratio of the last three readings to the first
 three. A server that lets one process see many shapes pays that slowdown on every request;
 the policy's `shapes.max_distinct` caps the shapes per process, and `costlab verify` runs
-its probes in workers that each take at most that many (`costlab.verify.ShapeCapped`).
+its probes in workers that each take at most that many (`costlab.checks.verify.ShapeCapped`).
 
 Run: .venv/bin/python benchmarks/shape_drift.py [--models attention,masked,recurrent]
      [--shapes 240] [--every 20] [--out benchmarks/results/shape_drift.md]
@@ -25,10 +25,10 @@ REF = {"batch": 8, "seq_len": 91}
 
 
 def drift(name: str, shapes: int, every: int) -> list[dict]:
-    from costlab import InputSpace, adapters
-    from costlab.isolation import Subprocess
+    from costlab import InputSpace, loading
+    from costlab.measurement.executors import Subprocess
 
-    adapter = adapters.load(f"zoo:{name}")
+    adapter = loading.load(f"zoo:{name}")
     space = InputSpace.from_model(adapter)
     rng = np.random.default_rng(0)
     out = []

@@ -2,14 +2,14 @@
 
 `zoo:sponge` loops once per repeat of each row's first token; each pass works on the whole
 (batch, seq_len, 64) embedding. With every token the same (`min`, the pattern its run is
-measured with), one isolated worker (`costlab.isolation.Subprocess`, the usual harness)
+measured with), one isolated worker (`costlab.measurement.executors.Subprocess`, the usual harness)
 measures batch 2, 5 and 8 at sequence lengths putting batch × seq_len between 480 and 640.
 Reported per input: the median warm time, the CPU time over the wall time, and the time over
 the smooth growth of the two sizes below the step (`time / (b·s²)`, the loop's class,
 relative to the first row of that batch). A jump in that ratio between two adjacent sizes is
 a kernel or threading step (TensorFlow parallelising the loop body past a cost threshold),
 which a smooth cost curve cannot follow and which `costlab verify`'s joint tightness search
-has to measure across (`costlab.verify.JOINT_SPREAD`).
+has to measure across (`costlab.checks.verify.JOINT_SPREAD`).
 
 Run: .venv/bin/python benchmarks/sponge_step.py [--out benchmarks/results/sponge_step.md]
 """
@@ -25,10 +25,10 @@ POSITIONS = (480, 500, 520, 540, 550, 560, 570, 580, 600, 640)
 
 
 def measure(batches) -> list[dict]:
-    from costlab import InputSpace, adapters
-    from costlab.isolation import Subprocess
+    from costlab import InputSpace, loading
+    from costlab.measurement.executors import Subprocess
 
-    adapter = adapters.load("zoo:sponge")
+    adapter = loading.load("zoo:sponge")
     space = InputSpace.from_model(adapter)
     out = []
     with Subprocess(adapter, memory_cap_mib=4096, timeout_s=60, min_repeats=5, max_repeats=50,

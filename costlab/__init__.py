@@ -1,30 +1,33 @@
 """costlab: what each input costs your model, and the limits that keep it alive.
 
-The pipeline, one stage per module, data flowing one way:
+The package layout is the pipeline, one subpackage per stage, data flowing one way (the
+layers contract in `.importlinter`, checked by `make lint`; docs/architecture.md):
 
-    zoo / adapters  →  space  →  strategies, sweep  →  measure, isolation, profile
-    (worst: value search, churn: shape churn)  →  curves  →  policy  →  verify, guard
-    (plots, run, cli on top)
+    adapters → inputs → zoo, loading → measurement → profiling → curves → policy
+    → runtime → checks → viz, testing → pipeline → cli
+
+Importing costlab changes nothing in the environment; `costlab.cli` and the probe workers
+set TensorFlow's variables (`costlab._env.TF_DEFAULTS`).
+
+Example:
+    >>> import costlab
+    >>> model = costlab.zoo.build("mlp")
+    >>> prof = costlab.profile(model, points=3, examples=2)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import os as _os
+import sys as _sys
 
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# TensorFlow's CPU allocator statistics (the tensor peak, `costlab.memory.TFAllocatorPeak`)
-# exist only with oneDNN on. TF turns it on by default on some x86 CPUs and not on others:
-# on an AMD EPYC host (AVX2, no AVX-512) it is off, every tensor peak then fell back to the
-# process high-water mark, and the memory bounds came out far too high. So it is on unless
-# the user set it (before TensorFlow is imported; the workers inherit it). A deployment whose
-# times should match the measured ones runs with the same setting (`env` in profile.csv).
-_os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-
-from . import churn, strategies, worst, zoo  # noqa: E402
-from .curves import CostModel, fit, fit_profile  # noqa: E402
-from .errors import (  # noqa: E402
+from costlab import zoo
+from costlab.checks import guard
+from costlab.checks.guard import Guard
+from costlab.checks.verify import VerifyReport, verify
+from costlab.curves import CostModel, fit, fit_profile
+from costlab.errors import (
     CostlabError,
     CostlabWarning,
+    ExportError,
     FitError,
     InputRejected,
     InvalidSpace,
@@ -32,15 +35,25 @@ from .errors import (  # noqa: E402
     NotFittedError,
     PolicyError,
 )
-from .guard import Guard  # noqa: E402
-from .policy import Budgets, Policy, synthesize  # noqa: E402
-from .profile import Profile, profile  # noqa: E402
-from .run import Run, run  # noqa: E402
-from .space import Dimension, InputSpace, InputSpec, ValueDomain  # noqa: E402
-from .verify import VerifyReport, verify  # noqa: E402
+from costlab.inputs.space import Dimension, InputSpace, InputSpec, ValueDomain
+from costlab.pipeline.run import Run, run
+from costlab.policy import Budgets, Policy, synthesize
+from costlab.profiling import strategies
+from costlab.profiling import values as worst
+from costlab.profiling.session import Profile, profile
+from costlab.profiling.table import load_failure
+from costlab.runtime import churn
+from costlab.viz import plots
+
+# Import paths of earlier releases (docs/changelog.md): `import costlab.strategies`,
+# `from costlab.profiling.values import scan`, `costlab.runtime.churn.churn(...)`, `costlab.checks.guard.Guard`.
+for _old, _module in {"strategies": strategies, "worst": worst, "churn": churn, "guard": guard,
+                      "plots": plots}.items():
+    _sys.modules[f"{__name__}.{_old}"] = _module
 
 __version__ = "0.1.0"
-__all__ = ["Budgets", "CostModel", "CostlabError", "CostlabWarning", "Dimension", "FitError", "Guard", "InputRejected",
-           "InputSpace", "InputSpec", "InvalidSpace", "ModelLoadError", "NotFittedError", "Policy",
-           "PolicyError", "Profile", "Run", "ValueDomain", "VerifyReport", "fit", "fit_profile",
-           "profile", "run", "synthesize", "verify", "zoo", "churn", "strategies", "worst"]
+__all__ = ["Budgets", "CostModel", "CostlabError", "CostlabWarning", "Dimension", "ExportError", "FitError",
+           "Guard", "InputRejected", "InputSpace", "InputSpec", "InvalidSpace", "ModelLoadError",
+           "NotFittedError", "Policy", "PolicyError", "Profile", "Run", "ValueDomain", "VerifyReport",
+           "churn", "fit", "fit_profile", "load_failure", "plots", "profile", "run", "strategies",
+           "synthesize", "verify", "worst", "zoo"]

@@ -9,6 +9,26 @@ _ENV_VARS = ("TF_ENABLE_ONEDNN_OPTS", "TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "MALLOC_
              "OMP_NUM_THREADS", "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES")
 _pinned: dict | None = None
 
+#: TensorFlow's variables costlab runs with, set where costlab owns the process (the CLI,
+#: `cli.main`) and in every probe worker (`with_tf_defaults`), never by `import costlab`.
+#: oneDNN on: TensorFlow's CPU allocator statistics (the tensor peak,
+#: `costlab.adapters.memory.TFAllocatorPeak`) exist only with it, and TF turns it on by
+#: default on some x86 CPUs and not on others (off on an AMD EPYC host without AVX-512,
+#: where every tensor peak fell back to the process high-water mark). A deployment whose
+#: times should match the measured ones runs with the same setting (`env` in profile.csv).
+TF_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "1"}
+
+
+def with_tf_defaults(env: dict) -> dict:
+    """`env` with `TF_DEFAULTS` for every variable it does not set: a worker's environment."""
+    return {**TF_DEFAULTS, **env}
+
+
+def set_tf_defaults() -> None:
+    """Set `TF_DEFAULTS` in this process where unset (before TensorFlow is imported)."""
+    for k, v in TF_DEFAULTS.items():
+        os.environ.setdefault(k, v)
+
 
 def pin_threads(intra: int | None = None, inter: int = 1) -> dict:
     """Pin TensorFlow's thread pools once per process; return what is in force.

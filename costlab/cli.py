@@ -12,8 +12,9 @@ import argparse
 import os
 import sys
 
-from .errors import CostlabError
-from .space import VALUE_PATTERNS
+from costlab import _env
+from costlab.errors import CostlabError
+from costlab.inputs.space import VALUE_PATTERNS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -182,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _formats():
-    from .exports import FORMATS
+    from costlab.checks.exports import FORMATS
 
     return list(FORMATS)
 
@@ -194,10 +195,10 @@ EXPORT_FILES = {"tfserving": "batching_parameters.txt", "triton": "config.pbtxt"
 
 
 def _cmd_run(args) -> int:
-    from . import adapters
-    from .policy import Budgets
-    from .run import run
-    from .space import InputSpace
+    from costlab import loading
+    from costlab.inputs.space import InputSpace
+    from costlab.pipeline.run import run
+    from costlab.policy import Budgets
 
     flags = {"latency_ms": args.latency_ms, "memory_mib": args.memory_mib, "margin": args.margin,
              "latency_p99_ms": args.latency_p99_ms, "process_memory_mib": args.process_memory_mib,
@@ -211,7 +212,7 @@ def _cmd_run(args) -> int:
         budgets = Budgets(**{k: v for k, v in flags.items() if v is not None})
     if args.space and not os.path.isfile(args.space):
         raise CostlabError(f"Input space file not found: {args.space}")
-    adapter = adapters.load(args.model, call=args.call)
+    adapter = loading.load(args.model, call=args.call)
     space = (InputSpace.from_file(args.space).check_model(adapter) if args.space
              else InputSpace.from_model(adapter))
     if args.dim:
@@ -232,7 +233,7 @@ def _cmd_run(args) -> int:
 
 
 def _import_function(spec: str):
-    from .adapters.loading import import_attribute
+    from costlab.loading import import_attribute
 
     if ":" not in spec:
         raise CostlabError(f"Expected MODULE:FUNCTION for --preprocess. Received: {spec!r}")
@@ -243,12 +244,12 @@ def _import_function(spec: str):
 
 
 def _cmd_verify(args) -> int:
-    from . import adapters
-    from .policy import Policy
-    from .verify import verify
+    from costlab import loading
+    from costlab.checks.verify import verify
+    from costlab.policy import Policy
 
     policy = Policy.from_json(args.policy)
-    adapter = adapters.load(args.model, call=policy.data["model"].get("call", "predict_on_batch"))
+    adapter = loading.load(args.model, call=policy.data["model"].get("call", "predict_on_batch"))
     if adapter.describe()["sha256"] != policy.data["model"]["sha256"]:
         print(f"costlab: warning: {args.model} is not the model {args.policy} was made for "
               f"(sha256 differs)", file=sys.stderr)
@@ -271,8 +272,8 @@ def _cmd_verify(args) -> int:
 def _cmd_export(args) -> int:
     from pathlib import Path
 
-    from .exports import FORMATS, export
-    from .policy import Policy
+    from costlab.checks.exports import FORMATS, export
+    from costlab.policy import Policy
 
     policy = Policy.from_json(args.policy)
     formats = list(FORMATS) if args.to == "all" else [args.to]
@@ -292,13 +293,14 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from .report import write_report
+    from costlab.viz.report import write_report
 
     print(write_report(args.run_dir, args.out))
     return 0
 
 
 def main(argv=None) -> int:
+    _env.set_tf_defaults()  # costlab owns this process: before any backend is imported
     args = _parser().parse_args(argv)
     try:
         return {"run": _cmd_run, "verify": _cmd_verify, "export": _cmd_export,

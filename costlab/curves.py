@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
-from .errors import FitError, NotFittedError
+from costlab.errors import FitError, NotFittedError
 
 #: Candidate leading terms per dimension, (power, log power), simplest first.
 EXPONENTS = ((0, 0), (0, 1), (0.5, 0), (1, 0), (1, 1), (1.5, 0), (2, 0), (2, 1), (3, 0))
@@ -308,7 +308,7 @@ class CostModel:
             calibrate: Boolean mask of the rows that calibrate the bound locally
                 (`upper_factors`); the others still fit the curve. Rows measured while the
                 machine ran slower than the speed a policy plans for
-                (`costlab.speed.beyond`) are left out this way. Ignored when fewer than
+                (`costlab.profiling.speed.beyond`) are left out this way. Ignored when fewer than
                 `LOCAL_MIN` rows would remain. Defaults to `None` (every row).
 
         Returns:
@@ -740,7 +740,7 @@ class CostModel:
 
     def _repr_html_(self):
         """An HTML table of the fitted terms with an inline plot, for notebooks."""
-        from .display import cost_model_html
+        from costlab.viz.display import cost_model_html
 
         return cost_model_html(self)
 
@@ -827,7 +827,7 @@ def fit(table: pd.DataFrame, target: str = "wall_s_median", *, dims=None, resolu
             `IDENTIFY`: wall times are classed by `cpu_s_median` where the CPU time
             carries the work (`CPU_SHARE`), else by `wall_s_min`.
         normalise: Where the table has pulses (a reference probe repeated through the
-            run, `costlab.speed`), divide every time by the machine-speed index at the
+            run, `costlab.profiling.speed`), divide every time by the machine-speed index at the
             moment its probe finished: the curve is the cost at the run's median speed.
             Pulse rows are never fitted. Defaults to `True`.
         **params: Passed to `CostModel`.
@@ -852,7 +852,7 @@ def fit(table: pd.DataFrame, target: str = "wall_s_median", *, dims=None, resolu
     missing = [c for c in [*dims, target] if c not in table.columns]
     if missing:
         raise FitError(f"Columns {missing} are not in the table. Received columns: {list(table.columns)}")
-    from . import speed
+    from costlab.profiling import speed
 
     timed = str(target).startswith(speed.TIME_PREFIXES)
     slow = speed.beyond(table) if normalise and timed else pd.Series(False, index=table.index)

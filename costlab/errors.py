@@ -63,3 +63,7 @@ class InputRejected(CostlabError, ValueError):
         """The reason as plain data, e.g. for a JSON response body."""
         return {"error": str(self), "input": self.input, "dimension": self.dimension,
                 "limit": self.limit, "received": self.received}
+
+
+class ExportError(CostlabError, ValueError):
+    """A policy that cannot be exported: unknown format, or a missing or invalid field."""

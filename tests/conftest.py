@@ -1,9 +1,11 @@
-import os
+import pytest
+from hypothesis import HealthCheck, settings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from costlab import _env
 
-import pytest  # noqa: E402
-from hypothesis import HealthCheck, settings  # noqa: E402
+# The tests measure in this process too, with the variables the CLI and the workers use
+# (`import costlab` sets nothing): oneDNN on, for TensorFlow's allocator statistics.
+_env.set_tf_defaults()
 
 # Model calls are slow and their time varies on shared machines: no per-example deadline,
 # and a fixed derandomised profile so CI failures reproduce.
@@ -27,7 +29,7 @@ def sample():
     from pathlib import Path
 
     from costlab import CostModel, Policy
-    from costlab.profile import Profile
+    from costlab.profiling.session import Profile
 
     run = Path(__file__).resolve().parent.parent / "data" / "sample_run"
     models = {t: CostModel.from_dict(d) for t, d in json.loads((run / "cost_models.json").read_text()).items()}

@@ -7,8 +7,8 @@ import pytest
 
 import costlab
 from costlab import InputSpace, profile
-from costlab.adapters import load
-from costlab.memory import JaxDevicePeak, TorchCudaPeak
+from costlab.adapters.memory import JaxDevicePeak, TorchCudaPeak
+from costlab.loading import load
 
 candle = pytest.importorskip("candle", reason="the candle extra (candle-nn) is part of the dev install")
 
@@ -97,7 +97,7 @@ def test_gpu_sources_are_off_on_cpu_hosts():
 def test_jax_throughput_runs_one_process_per_client():
     """Two threads calling a JAX-backed Keras model at once fail ("Buffer has been deleted
     or donated"); the throughput stage measures JAX with one process per client."""
-    from costlab.throughput import measure
+    from costlab.runtime.throughput import measure
 
     out = measure(load("zoo:attention"), {"batch": 2, "seq_len": 32}, concurrency=2, duration_s=0.5, backend="jax")
     assert out["status"] == "ok" and out["mode"] == "processes" and out["copies"] == 2 and out["requests"] > 2

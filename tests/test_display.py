@@ -1,4 +1,4 @@
-"""costlab.display and the notebook reprs: what the HTML says, that it is escaped, that
+"""costlab.viz.display and the notebook reprs: what the HTML says, that it is escaped, that
 its picture is a real PNG, and that a live Jupyter kernel renders it."""
 
 import base64
@@ -11,10 +11,10 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from costlab import display
 from costlab.curves import CostModel
 from costlab.policy import Policy
-from costlab.profile import Profile
+from costlab.profiling.session import Profile
+from costlab.viz import display
 
 RUN = Path(__file__).resolve().parent.parent / "data" / "sample_run"
 

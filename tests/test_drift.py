@@ -10,7 +10,8 @@ import pytest
 import costlab
 from costlab import Policy, synthesize
 from costlab.adapters import CallableAdapter
-from costlab.drift import (
+from costlab.inputs.space import Dimension, InputSpace, InputSpec, ValueDomain
+from costlab.runtime.drift import (
     THRESHOLD,
     Drift,
     admitted_sizes,
@@ -19,7 +20,6 @@ from costlab.drift import (
     frontier_inputs,
     stream_sizes,
 )
-from costlab.space import Dimension, InputSpace, InputSpec, ValueDomain
 
 CHURN = {"shapes": 16, "retraced": 2, "new_shape_cold_over_warm": 3.0, "rss_growth_mib_per_new_shape": 1.0}
 
@@ -106,7 +106,7 @@ def _adapter(tmp_path, monkeypatch, name, per_shape):
     pytest.param(32, False, False, 0, 16, id="down-to-the-floor"),
 ])
 def test_the_next_count_the_drift_is_read_at(n, carried, over_share, padded, expected):
-    from costlab.run import DRIFT_MIN_SHAPES, _next_drift_count
+    from costlab.pipeline.run import DRIFT_MIN_SHAPES, _next_drift_count
 
     assert DRIFT_MIN_SHAPES == 16
     assert _next_drift_count(n, carried=carried, over_share=over_share, padded=padded) == expected
@@ -157,10 +157,10 @@ def test_a_run_plans_for_the_drift_it_measures_in_a_real_worker(tmp_path, monkey
     # (20 µs per shape seen) puts a floor under every search measurement
     import importlib
 
-    from costlab.verify import verify
+    from costlab.checks.verify import verify
 
     # half the shapes left to the search (not an eighth): fewer fresh workers, a shorter test
-    monkeypatch.setattr(importlib.import_module("costlab.verify"), "SEARCH_RESERVE", 0.5)
+    monkeypatch.setattr(importlib.import_module("costlab.checks.verify"), "SEARCH_RESERVE", 0.5)
     cap = pol.data["shapes"]["max_distinct"]
     held = min(cap or d.shapes, d.shapes)  # the plan holds at the cap, or at the count read when lower
     rep = verify(drifty, pol, probes=6, steps=2, draws=1, pulse=0, probe_time_s=0.02, progress=False)
@@ -221,7 +221,7 @@ def test_frontier_drift_checks_its_arguments():
 
 def test_the_shapes_sent_are_distinct_admitted_and_either_spread_or_verify_s():
     from costlab import CostModel
-    from costlab.verify import admitted_stream
+    from costlab.policy import admitted_stream
 
     b, q = np.meshgrid([1, 2, 4, 8], [16, 32, 64, 128, 256])
     X = pd.DataFrame({"batch": b.ravel(), "seq_len": q.ravel()})

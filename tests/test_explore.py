@@ -9,7 +9,7 @@ import pytest
 matplotlib.use("Agg")
 
 from costlab import CostModel, Policy, PolicyError, Profile  # noqa: E402
-from costlab.explore import budget_explorer, draw_region, limits_for, limits_table  # noqa: E402
+from costlab.viz.explore import budget_explorer, draw_region, limits_for, limits_table  # noqa: E402
 
 RUN = Path(__file__).resolve().parent.parent / "data" / "sample_run"
 
@@ -138,7 +138,7 @@ def test_explorer_in_a_live_kernel():
     source = f"""\
 import json
 from costlab import CostModel, Policy, Profile
-from costlab.explore import budget_explorer
+from costlab.viz.explore import budget_explorer
 
 run = {str(RUN)!r}
 models = {{t: CostModel.from_dict(d) for t, d in json.load(open(run + "/cost_models.json")).items()}}

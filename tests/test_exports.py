@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from tritonclient.grpc import model_config_pb2
 
 from costlab import CostlabError
-from costlab.exports import FORMATS, ExportError, export, field_map
+from costlab.checks.exports import FORMATS, ExportError, export, field_map
 
 SHA = "3f5c9a0b1d2e" + "4" * 52
 

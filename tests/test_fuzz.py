@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from costlab import InputSpace, InvalidSpace, profile, worst
-from costlab.churn import churn
-from costlab.profile import load_failure
+from costlab.profiling.table import load_failure
+from costlab.runtime.churn import churn
 
 FAST = dict(examples=2, min_repeats=3, max_repeats=5, probe_time_s=0.05, progress=False)
 
@@ -42,7 +42,7 @@ def test_search_checks_its_arguments(zoo_models):
 
 
 def test_shape_churn_in_a_fresh_worker():
-    from costlab.adapters import load
+    from costlab.loading import load
 
     c = churn(load("zoo:attention"), shapes=8)
     f = c.figures
@@ -72,7 +72,7 @@ def test_a_multi_input_model_with_a_tied_axis_profiles_end_to_end(zoo_models, tm
 
 
 def test_failing_inputs_are_kept_reproducibly(tmp_path):
-    from costlab.adapters import load
+    from costlab.loading import load
 
     adapter = load("zoo:bomb")
     space = adapter.space.with_bounds(mib=(1, 1024))
@@ -137,8 +137,8 @@ def test_the_value_scan_measures_a_sponge_with_its_worst_pattern(zoo_models, tmp
     """A data-dependent loop: a constant row makes every token repeat the first, seq_len
     passes instead of about one. The scan finds a constant pattern, confirms it, and keeps
     every measurement as profile rows that no curve is fitted on."""
-    from costlab import speed
-    from costlab.space import VALUE_PATTERNS
+    from costlab.inputs.space import VALUE_PATTERNS
+    from costlab.profiling import speed
 
     model = zoo_models["sponge"]
     space = InputSpace.from_model(model).with_bounds(batch=(1, 8), seq_len=(8, 256))

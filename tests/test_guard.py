@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from costlab import Guard, InputRejected, Policy
-from costlab.guard import guarded
+from costlab.checks.guard import guarded
 from costlab.policy import SCHEMA_VERSION
 
 
@@ -250,7 +250,7 @@ def _app(policy):
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from costlab.guard import GuardMiddleware
+    from costlab.checks.guard import GuardMiddleware
 
     async def predict(request):
         inputs = request.state.costlab_inputs
@@ -305,7 +305,7 @@ def test_fastapi_dependency():
 
     from fastapi import Depends, FastAPI
 
-    from costlab.guard import fastapi_dependency
+    from costlab.checks.guard import fastapi_dependency
 
     app = FastAPI()
     check = fastapi_dependency(_policy(joint=64))

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from costlab import CostlabError, ModelLoadError, profile, zoo
-from costlab.adapters import CallableAdapter, load
-from costlab.profile import read_log
+from costlab.adapters import CallableAdapter
+from costlab.loading import load
+from costlab.profiling.table import read_log
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux rlimits and /proc")
 
@@ -183,9 +184,9 @@ def test_verify_workers_take_at_most_the_policys_distinct_shapes():
     """`verify.ShapeCapped`: a shape one too many for the current worker goes to a fresh
     worker (a server behind the guard's shape cap never shows one process more); shapes a
     worker has seen stay with it."""
-    from costlab.isolation import Subprocess
-    from costlab.space import InputSpace
-    from costlab.verify import ShapeCapped
+    from costlab.checks.verify import ShapeCapped
+    from costlab.inputs.space import InputSpace
+    from costlab.measurement.executors import Subprocess
 
     adapter = load("zoo:mlp")
     space = InputSpace.from_model(adapter)
@@ -201,9 +202,9 @@ def test_pulses_run_in_a_worker_of_their_own_that_outlives_the_probe_workers():
     it never sees the probes' shapes, so a model that slows as shapes accumulate in a process
     (zoo:masked, benchmarks/shape_drift.py) does not read as a slow machine; and under
     verify's shape cap the reference shape counts against no probe worker."""
-    from costlab.isolation import Subprocess
-    from costlab.space import InputSpace
-    from costlab.verify import ShapeCapped
+    from costlab.checks.verify import ShapeCapped
+    from costlab.inputs.space import InputSpace
+    from costlab.measurement.executors import Subprocess
 
     adapter = load("zoo:mlp")
     space = InputSpace.from_model(adapter).with_bounds(batch=(1, 64))

@@ -3,8 +3,8 @@ import time
 import numpy as np
 import pytest
 
-from costlab.measure import measure, median_ci_halfwidth
-from costlab.memory import ProcessPeak, TFAllocatorPeak
+from costlab.adapters.memory import ProcessPeak, TFAllocatorPeak
+from costlab.measurement.timing import measure, median_ci_halfwidth
 
 
 def test_times_a_call_and_reports_robust_statistics():

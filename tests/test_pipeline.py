@@ -110,7 +110,7 @@ def test_policy_has_request_serving_and_shape_sections(attention_run):
 def test_a_value_independent_model_is_measured_with_random_values(attention_run):
     """The value scan ran first, in the same session, and found no pattern costing 1.25×
     random values: the run measured random values and the policy says so, with evidence."""
-    from costlab import speed
+    from costlab.profiling import speed
 
     t = attention_run.profile.table
     scan = t[speed.is_scan(t)]
@@ -169,7 +169,7 @@ def test_policy_limits_bind_and_verify_passes(attention_run, zoo_models):
 
 
 def test_run_measures_the_machine_speed_and_plans_for_its_slow_quantile(attention_run, zoo_models):
-    from costlab import speed
+    from costlab.profiling import speed
 
     t = attention_run.profile.table
     pulses = t[t["kind"] == "pulse"]
@@ -222,7 +222,7 @@ def test_zoo_classes_match_the_architecture(name, bounds, arch, zoo_models):
     (`ambiguous_`, which the bound covers). How often each happens, also with two busy loops
     beside the profile: benchmarks/zoo_classes.py's table. The profile measures the speed
     pulses as `costlab run` does, so a slow stretch of a shared host is divided out of the
-    times before they are classed (`costlab.speed`).
+    times before they are classed (`costlab.profiling.speed`).
 
     Under load the 3-dimensional conv misses about 1 profile in 5 (zoo_classes_busy.md), so
     a wall-time miss gets one fresh profile; two misses in a row fail (about 1 in 25 under
@@ -272,7 +272,7 @@ def test_a_sponge_is_measured_with_its_worst_values_and_its_policy_holds(zoo_mod
     verify probes over budget in two runs); `run` scans the value patterns first, measures
     every size with the worst, its curves admit less, and the policy it writes holds under
     verify."""
-    from costlab import speed
+    from costlab.profiling import speed
 
     model = zoo_models["sponge"]
     space = InputSpace.from_model(model).with_bounds(batch=(1, 8), seq_len=(8, 256))

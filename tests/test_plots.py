@@ -1,4 +1,4 @@
-"""costlab.plots on the stored sample run: labels and units, failure markers, the policy
+"""costlab.viz.plots on the stored sample run: labels and units, failure markers, the policy
 boundary on the heatmap, residuals, cold against warm, and the files `save_all` writes."""
 
 import json
@@ -17,7 +17,7 @@ from costlab import plots
 from costlab.curves import CostModel, fit
 from costlab.errors import CostlabError
 from costlab.policy import Policy
-from costlab.profile import Profile
+from costlab.profiling.session import Profile
 
 RUN = Path(__file__).resolve().parent.parent / "data" / "sample_run"
 
@@ -259,7 +259,7 @@ from pathlib import Path
 import matplotlib
 from costlab import plots
 from costlab.curves import CostModel
-from costlab.profile import Profile
+from costlab.profiling.session import Profile
 run = Path(sys.argv[1])
 prof = Profile.load(run)
 m = CostModel.from_dict(json.loads((run / "cost_models.json").read_text())["wall_s_median"])

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from costlab import Budgets, CostModel, InputSpace, Policy, PolicyError, synthesize
+from costlab.inputs.space import Dimension, InputSpec, ValueDomain
 from costlab.policy import schema
-from costlab.space import Dimension, InputSpec, ValueDomain
 
 SPACE = InputSpace((InputSpec("tokens", "int32", ("batch", "seq_len"), ValueDomain("int", 0, 999)),),
                    (Dimension("batch", 1, 64), Dimension("seq_len", 8, 1024)))
@@ -227,9 +227,9 @@ def test_each_axis_maximum_reaches_where_its_own_cost_binds():
     for d, lim in pol.limits.items():
         if lim["limited_by"] == "latency":
             # one step further along d, with the joint maximum kept, breaks the budget
-            from costlab.policy import _Region, _worst
+            from costlab.policy.region import Region, _worst
 
-            wider = _Region(region.dims, region.lo, {**region.hi, d: int(lim["max"] * 1.05) + 1}, region.joint,
+            wider = Region(region.dims, region.lo, {**region.hi, d: int(lim["max"] * 1.05) + 1}, region.joint,
                             region.offsets)
             assert _worst({"wall_s_median": model}, {"wall_s_median": model}, budgets, wider)[0] > 1, d
     # batch reaches the joint budget over the shortest sequence (or the range), not less
@@ -245,7 +245,7 @@ def test_a_joint_budget_follows_a_per_step_cost_with_an_offset():
     vanish at batch 1. A plain token budget binds only where sequences are longest; shifted
     by the offset the cost's elasticity gives, it follows the cost along its whole frontier
     and admits more of the space, every admitted input still within margin × budget."""
-    from costlab.guard import Guard, InputRejected
+    from costlab.checks.guard import Guard, InputRejected
     from costlab.policy import joint_expression, joint_value
 
     space, model = _gru_like()
@@ -300,7 +300,7 @@ DRIFT_CHURN = {"shapes": 16, "retraced": 2, "new_shape_cold_over_warm": 3.0, "rs
 
 
 def test_a_policy_planning_for_shape_drift_keeps_its_drifted_frontier_within_budget(models, tmp_path):
-    from costlab.drift import Drift
+    from costlab.runtime.drift import Drift
 
     budgets = Budgets(latency_ms=20, memory_mib=64, margin=0.9)
     plain = synthesize(models, budgets, space=SPACE, churn=DRIFT_CHURN)
@@ -364,7 +364,8 @@ def test_a_small_region_is_searched_input_by_input_where_the_bound_peaks_off_the
     peak on the frontier. A region of at most `EXHAUSTIVE` inputs is read input by input: it
     finds a bump between the grid's points, and every input the policy admits stays within
     margin × budget. The frontier search alone reads that region within budget."""
-    from costlab import policy as P
+    from costlab.policy import region as R
+    from costlab.policy.region import _worst
 
     space = InputSpace(SPACE.inputs, (Dimension("batch", 1, 8), Dimension("seq_len", 8, 64)))
     bump = {"batch": 3, "seq_len": 42}  # between the grid's seq_len 40 and 44
@@ -372,7 +373,7 @@ def test_a_small_region_is_searched_input_by_input_where_the_bound_peaks_off_the
               "peak_bytes": models["peak_bytes"]}
     b, s = np.meshgrid(np.arange(1, 9), np.arange(8, 65))
     every = pd.DataFrame({"batch": b.ravel(), "seq_len": s.ravel()})
-    region = P._Region(("batch", "seq_len"), {"batch": 1, "seq_len": 8}, {"batch": 8, "seq_len": 64})
+    region = R.Region(("batch", "seq_len"), {"batch": 1, "seq_len": 8}, {"batch": 8, "seq_len": 64})
     # the frontier's grid steps over the bump; a budget between the two binds only there
     grid = region.frontier()
     assert not ((grid.batch == bump["batch"]) & (grid.seq_len == bump["seq_len"])).any()
@@ -385,7 +386,7 @@ def test_a_small_region_is_searched_input_by_input_where_the_bound_peaks_off_the
         X = every[pol.region().contains(every)]
         return X[bumped["wall_s_median"].upper(X) * 1e3 > budgets.latency_ms * 0.9 + 1e-9]
 
-    ratio, at, _, up = P._worst(bumped, bumped, budgets, region)
+    ratio, at, _, up = _worst(bumped, bumped, budgets, region)
     assert at == bump, at
     assert up["wall_s_median"] > models["wall_s_median"].upper(pd.DataFrame([at]))[0] * 1.5
     pol = synthesize(bumped, budgets, space=space)
@@ -393,6 +394,6 @@ def test_a_small_region_is_searched_input_by_input_where_the_bound_peaks_off_the
     assert pol.data["worst_admitted"]["budget_fraction"] <= 0.9 + 1e-9
     # the frontier search alone (its sub-box refinement goes round the grid's worst, far
     # from the bump) reads the region within budget
-    monkeypatch.setattr(P, "EXHAUSTIVE", 0)
-    missed, at, _, _ = P._worst(bumped, bumped, budgets, region)
+    monkeypatch.setattr(R, "EXHAUSTIVE", 0)
+    missed, at, _, _ = _worst(bumped, bumped, budgets, region)
     assert missed <= 1 < ratio and at != bump, (missed, ratio, at)

@@ -7,8 +7,8 @@ import costlab
 from costlab import InputSpace
 from costlab.adapters import CallableAdapter
 from costlab.curves import fit_profile_notes
-from costlab.refine import open_powers, refine, settle
-from costlab.space import Dimension, InputSpec, ValueDomain
+from costlab.inputs.space import Dimension, InputSpec, ValueDomain
+from costlab.pipeline.refine import open_powers, refine, settle
 
 QUICK = dict(points=5, examples=0, min_repeats=3, max_repeats=10, probe_time_s=0.1, progress=False)
 
@@ -64,7 +64,7 @@ def test_widening_stops_once_every_cost_is_fitted(zoo_models):
 
 
 def test_widening_is_refused_when_predicted_over_the_caps(mlp_first):
-    from costlab.refine import widening
+    from costlab.pipeline.refine import widening
 
     _, prof, models, _ = mlp_first
     factor, region, seconds = widening(prof, models, "batch", **QUICK)
@@ -146,8 +146,8 @@ MIXED_SPACE = InputSpace((InputSpec("x", "float32", ("b", "s"), ValueDomain("flo
 def test_a_joint_maximum_is_measured_on_its_whole_frontier(share):
     """From a joint maximum half, or twice, what the curves give, the search ends sound and
     tight against the analytic boundary."""
+    from costlab.pipeline.refine import JOINT_BACKOFF, joint_boundary
     from costlab.policy import Budgets, synthesize
-    from costlab.refine import JOINT_BACKOFF, joint_boundary
 
     fn = CallableAdapter(_mixed, MIXED_SPACE)
     prof = costlab.profile(fn, MIXED_SPACE, **SETTLE)

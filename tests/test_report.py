@@ -1,4 +1,4 @@
-"""costlab.report and `costlab report`: one self-contained HTML file per run directory."""
+"""costlab.viz.report and `costlab report`: one self-contained HTML file per run directory."""
 
 import base64
 import html
@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from costlab.errors import CostlabError
-from costlab.report import write_report
+from costlab.viz.report import write_report
 
 RUN = Path(__file__).resolve().parent.parent / "data" / "sample_run"
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from costlab import InputSpace, InvalidSpace
-from costlab.space import Dimension, InputSpec, ValueDomain
+from costlab.inputs.space import Dimension, InputSpec, ValueDomain
 
 
 @pytest.mark.parametrize("name, dims, shape", [
@@ -81,7 +81,7 @@ def test_with_bounds_rejects_unknown_dimension(zoo_models):
 
 def test_a_zoo_model_loaded_by_name_brings_its_declared_ranges():
     from costlab import zoo
-    from costlab.adapters import load
+    from costlab.loading import load
 
     assert InputSpace.from_model(load("zoo:recurrent")).dim("batch").max == zoo.bounds("recurrent")["batch"][1]
     assert InputSpace.from_model(zoo.build("recurrent")).dim("batch").max == 64  # the plain default
@@ -102,7 +102,7 @@ def test_value_domains_can_be_overridden_in_code():
 
 @pytest.mark.parametrize("pattern", ["random", "min", "max", "repeat", "alternate"])
 def test_value_patterns_fill_any_size_inside_the_domain(zoo_models, pattern):
-    from costlab.space import VALUE_PATTERNS
+    from costlab.inputs.space import VALUE_PATTERNS
 
     assert pattern in VALUE_PATTERNS
     space = InputSpace.from_model(zoo_models["masked"])

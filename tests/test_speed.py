@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 import costlab
-from costlab import InputSpace, speed
+from costlab import InputSpace
 from costlab.errors import CostlabError, PolicyError
+from costlab.inputs.space import Dimension, InputSpec, ValueDomain
 from costlab.policy import Budgets, synthesize
-from costlab.space import Dimension, InputSpec, ValueDomain
+from costlab.profiling import speed
 
 
 def _table(slow_from=None, slow=2.0, seed=0, slow_until=None):
@@ -167,7 +168,7 @@ def test_budget_reference_bisects_the_diagonal_to_the_input_nearest_its_target()
 
 
 def test_a_resumed_run_keeps_the_reference_its_log_measured(tmp_path):
-    from costlab.run import _reference
+    from costlab.pipeline.run import _reference
 
     space = InputSpace((InputSpec("x", "float32", ("batch", "seq_len"), ValueDomain("float", 0, 1)),),
                        (Dimension("batch", 1, 64), Dimension("seq_len", 8, 1024)))
@@ -240,7 +241,7 @@ def test_verify_waits_for_the_machine_before_it_calls_a_slow_stretch_a_violation
         slow.unlink(missing_ok=True)
         time.sleep(s)
 
-    monkeypatch.setattr(sys.modules["costlab.verify"], "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+    monkeypatch.setattr(sys.modules["costlab.checks.verify"], "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
     slow.touch()
     back = costlab.verify(adapter, policy, settle_s=30, **kw)
     assert back.ok, back.summary()
@@ -251,7 +252,7 @@ def test_verify_waits_for_the_machine_before_it_calls_a_slow_stretch_a_violation
 
 
 def test_verify_counts_a_measurement_next_to_a_slow_pulse_as_beyond_the_planned_speed():
-    from costlab.verify import _beyond_planned
+    from costlab.checks.verify import _beyond_planned
 
     def row(latency, index, pulse_index):
         return {"latency_ms": latency, "memory_mib": 1.0, "status": "ok", "error": "",

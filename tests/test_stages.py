@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from costlab.adapters.callable import CallableAdapter
+from costlab.inputs.space import Dimension, InputSpace, InputSpec, ValueDomain
 from costlab.policy import synthesize
-from costlab.space import Dimension, InputSpace, InputSpec, ValueDomain
-from costlab.throughput import measure
+from costlab.runtime.throughput import measure
 
 # A busy-wait model (2 µs per element) with a flaw a load test finds: `wearing` fails once
 # its process has answered 200 calls (a leak that kills a long-lived server), `one_thread`
@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from costlab.adapters.callable import CallableAdapter
-from costlab.space import Dimension, InputSpace, InputSpec, ValueDomain
+from costlab.inputs.space import Dimension, InputSpace, InputSpec, ValueDomain
 
 SPACE = InputSpace((InputSpec("x", "float32", ("batch", 16), ValueDomain("float", -1, 1)),),
                    (Dimension("batch", 1, 64),))

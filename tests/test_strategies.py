@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from costlab import InputSpace, strategies
-from costlab.space import Dimension, InputSpec, ValueDomain
+from costlab.inputs.space import Dimension, InputSpec, ValueDomain
 
 PAIR = InputSpace(
     (InputSpec("ids", "int32", ("batch", "seq_len"), ValueDomain("int", 0, 49)),

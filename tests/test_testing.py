@@ -5,7 +5,7 @@ import pytest
 import costlab
 from costlab import Policy, testing
 from costlab.adapters import CallableAdapter
-from costlab.space import Dimension, InputSpace, InputSpec, ValueDomain
+from costlab.inputs.space import Dimension, InputSpace, InputSpec, ValueDomain
 
 pytest_plugins = ["pytester"]
 
@@ -54,7 +54,7 @@ def _suite(pytester, baseline, name):
     pytester.makepyfile(f'''
 from costlab import testing
 from costlab.adapters import CallableAdapter
-from costlab.profile import Profile
+from costlab.profiling.session import Profile
 import cost_models_under_test as m
 
 

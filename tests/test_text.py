@@ -9,9 +9,9 @@ from hypothesis import given, settings
 
 import costlab
 from costlab import strategies
-from costlab.exports import export
-from costlab.guard import Guard
-from costlab.text import Text, count_words, strings
+from costlab.checks.exports import export
+from costlab.checks.guard import Guard
+from costlab.inputs.text import Text, count_words, strings
 
 VOCAB = tuple(f"w{i}" for i in range(200))
 

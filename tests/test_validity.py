@@ -7,9 +7,9 @@ import pytest
 import costlab
 import costlab.adapters
 from costlab.adapters.callable import CallableAdapter
-from costlab.guard import Guard
-from costlab.space import Dimension, InputSpace, InputSpec, ValueDomain
-from costlab.validity import hints
+from costlab.checks.guard import Guard
+from costlab.inputs.space import Dimension, InputSpace, InputSpec, ValueDomain
+from costlab.profiling.validity import hints
 
 # A busy-wait model (2 µs per element) that refuses sequences over 200 (a position
 # table) and under 12 (a kernel longer than the input), except that under 12 works in a
@@ -132,8 +132,8 @@ def test_refinement_never_plans_past_a_validity_maximum():
     import pandas as pd
 
     from costlab.curves import fit
-    from costlab.profile import Profile
-    from costlab.refine import widening
+    from costlab.pipeline.refine import widening
+    from costlab.profiling.session import Profile
 
     sizes = [(b, n) for b in (1, 2, 4, 8) for n in (16, 32, 64, 128)]
     table = pd.DataFrame({"batch": [b for b, _ in sizes], "seq_len": [n for _, n in sizes], "status": "ok",

@@ -1,12 +1,12 @@
-"""The tightness search of `costlab verify` (`costlab.verify._tightness`), on a known cost."""
+"""The tightness search of `costlab verify` (`costlab.checks.verify._tightness`), on a known cost."""
 
 import numpy as np
 import pandas as pd
 
 from costlab import Budgets, CostModel, InputSpace, synthesize
-from costlab.policy import _Region
-from costlab.space import Dimension, InputSpec, ValueDomain
-from costlab.verify import _bisect, _spread, _tightness, edge_points
+from costlab.checks.verify import _bisect, _spread, _tightness
+from costlab.inputs.space import Dimension, InputSpec, ValueDomain
+from costlab.policy import Region, edge_points
 
 SPACE = InputSpace((InputSpec("tokens", "int32", ("batch", "seq_len"), ValueDomain("int", 0, 999)),),
                    (Dimension("batch", 1, 64), Dimension("seq_len", 8, 1024)))
@@ -65,7 +65,7 @@ def test_a_joint_boundary_admits_no_input_past_a_step_the_ranking_cannot_see():
     (found,) = [r for r in out if r["limit"] == j["name"]]
     assert any(16 <= r["batch"] <= 32 for r in searched), "the search never measured inside the step"
     # every input the reported boundary admits (a fine grid of its region) is within budget
-    wider = _Region(region.dims, region.lo, region.hi, [(j["dims"], found["boundary"])], region.offsets)
+    wider = Region(region.dims, region.lo, region.hi, [(j["dims"], found["boundary"])], region.offsets)
     b, s = np.meshgrid(np.arange(1, 65), np.unique(np.geomspace(8, 1024, 300).astype(int)))
     G = pd.DataFrame({"batch": b.ravel(), "seq_len": s.ravel()})
     assert found["boundary"] > j["max"], found  # the smooth part leaves room to grow
@@ -98,7 +98,7 @@ def test_a_limit_past_its_boundary_reads_a_tightness_over_one():
     G = pd.DataFrame({"batch": b.ravel(), "seq_len": s.ravel()})
 
     def worst(value):
-        wider = _Region(region.dims, region.lo, region.hi, [(j["dims"], value)], region.offsets)
+        wider = Region(region.dims, region.lo, region.hi, [(j["dims"], value)], region.offsets)
         return max(cost_ms(r) for r in G[wider.contains(G)].to_dict("records"))
 
     assert worst(found["boundary"]) <= 0.9 * 20 + 1e-9, found

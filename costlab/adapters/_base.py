@@ -3,6 +3,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from costlab.adapters.memory import ProcessPeak
+
 
 @dataclass(frozen=True)
 class InputSignature:
@@ -17,6 +19,12 @@ class InputSignature:
     shape: tuple[int | None, ...]
     values: tuple[float, float] | None = None
     text: dict | None = None  # a string input: the vectorizer's {"vocabulary", "split", "standardize"}
+
+
+def is_space(obj) -> bool:
+    """Whether `obj` is an input space (a `costlab.InputSpace`): adapters sit below the
+    inputs layer, so they know a space by what it has, not by its class."""
+    return all(hasattr(obj, a) for a in ("inputs", "dims", "dim", "with_bounds"))
 
 
 class Adapter(Protocol):
@@ -47,8 +55,6 @@ class SpaceAdapter:
                                (i.values.min, i.values.max)) for i in self.space.inputs]
 
     def memory_source(self):
-        from ..memory import ProcessPeak
-
         if self._memory is None:
             self._memory = ProcessPeak() if ProcessPeak.available() else None
         return self._memory

@@ -5,15 +5,15 @@ from __future__ import annotations
 import hashlib
 import inspect
 
-from ..errors import CostlabError
-from ._base import SpaceAdapter
+from costlab.adapters._base import SpaceAdapter, is_space
+from costlab.errors import CostlabError
 
 
 class CallableAdapter(SpaceAdapter):
     """Profile a plain Python function `fn(inputs) -> outputs` over an explicit space.
 
     `inputs` is a dict `{input name: numpy array}` shaped by `space`. There are no
-    allocator statistics, so memory is the process peak (`costlab.memory.ProcessPeak`);
+    allocator statistics, so memory is the process peak (`costlab.adapters.memory.ProcessPeak`);
     it is exact in isolated probes (`isolation="subprocess"`).
 
     Args:
@@ -28,11 +28,9 @@ class CallableAdapter(SpaceAdapter):
     call_path = "callable"
 
     def __init__(self, fn, space, *, name=None, ref=None):
-        from ..space import InputSpace
-
         if not callable(fn):
             raise CostlabError(f"Expected a callable. Received: {type(fn).__name__}")
-        if not isinstance(space, InputSpace):
+        if not is_space(space):
             raise CostlabError(f"Expected a costlab.InputSpace for `space`. Received: {type(space).__name__}")
         self.fn, self.space = fn, space
         self.name = name or getattr(fn, "__name__", "callable")

@@ -6,12 +6,33 @@ import hashlib
 
 import numpy as np
 
-from .._env import pin_threads
-from ..errors import CostlabError
-from ..memory import JaxDevicePeak, ProcessPeak, TFAllocatorPeak, TorchCudaPeak
-from ._base import InputSignature
+from costlab._env import pin_threads
+from costlab.adapters._base import InputSignature
+from costlab.adapters.memory import JaxDevicePeak, ProcessPeak, TFAllocatorPeak, TorchCudaPeak
+from costlab.errors import CostlabError, ModelLoadError
 
 CALL_PATHS = ("predict_on_batch", "call", "predict")
+
+#: The extra that installs each Keras backend (docs/install.md).
+BACKEND_EXTRAS = {"tensorflow": "tensorflow-cpu", "jax": "jax", "torch": "torch"}
+
+
+def import_keras():
+    """`keras`, or a `ModelLoadError` naming the extra to install when its backend is missing.
+
+    Example:
+        >>> keras = import_keras()  # with KERAS_BACKEND=jax and no jax: "pip install 'costlab[jax]'"
+    """
+    import os
+
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow") or "tensorflow"
+    try:
+        import keras
+    except ImportError as exc:
+        extra = BACKEND_EXTRAS.get(backend, "tensorflow-cpu")
+        raise ModelLoadError(f"Keras models need a Keras backend; {backend!r} is not installed ({exc}). "
+                             f"Install one: pip install 'costlab[{extra}]' (docs/install.md lists the extras)") from None
+    return keras
 
 
 class KerasAdapter:

@@ -1,0 +1,652 @@
+"""The main job: profile → fit → synthesize → write a run directory and a summary."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from costlab.curves import fit_profile_notes
+from costlab.errors import CostlabError, FitError, PolicyError
+from costlab.measurement.timing import first_line
+from costlab.pipeline.refine import below_floor, open_powers, to_multiples, to_validity, widening
+from costlab.pipeline.refine import boundary as _boundary
+from costlab.pipeline.refine import joint_boundary as _joint_boundary
+from costlab.pipeline.refine import refine as _refine
+from costlab.pipeline.refine import settle as _settle
+from costlab.policy import Budgets, Policy, joint_expression, synthesize
+from costlab.profiling.session import Profile, profile
+from costlab.profiling.speed import (
+    KIND,
+    PULSE_EVERY,
+    REFERENCE_SHARE,
+    Speed,
+    budget_reference,
+    is_pulse,
+)
+from costlab.profiling.speed import speed as _speed
+from costlab.runtime.drift import CHECKS as DRIFT_CHECKS
+from costlab.runtime.drift import SHAPES as DRIFT_SHAPES
+from costlab.viz import plots
+
+#: The fewest distinct shapes per process a run reads drift at when a higher count's drift
+#: cannot be carried within the budgets (it halves the count down to this).
+DRIFT_MIN_SHAPES = 16
+#: The largest share of margin × latency budget a planned drift may take before `run` reads
+#: it again at half the count (`run`'s `drift_share`).
+DRIFT_SHARE = 0.25
+
+
+@dataclass
+class Run:
+    """What `run` produced, and where."""
+
+    profile: Profile
+    cost_models: dict
+    policy: Policy
+    out_dir: Path
+    notes: dict
+    refined: dict
+    undetermined: dict  # dimension -> (consistent powers, what would decide it)
+    churn: object = None  # costlab.runtime.churn.Churn, or None when not measured
+    boundary: dict | None = None  # dimension -> {"limit", "boundary", "exact"}
+    values: object = None  # costlab.profiling.values.ValueScan, or None when the pattern was given
+    drift: object = None  # costlab.runtime.drift.Drift, or None when not measured
+    skipped: list = field(default_factory=list)  # stages that failed: {"stage", "error", "sizes", "without"}
+    validity: object = None  # costlab.profiling.validity.Validity, or None when not searched
+
+    @property
+    def exit_status(self) -> int:
+        """`costlab run`'s exit status: 0, a policy was written; 3, a policy was written with
+        stages skipped (`skipped`, `skipped.json`)."""
+        return 3 if self.skipped else 0
+
+    def summary(self) -> str:
+        b = self.policy.budgets
+        t = self.profile.table
+        pulses = int(is_pulse(t).sum())
+        lines = [f"costlab run: {self.profile.model.get('name')} "
+                 f"({len(t) - pulses} probes, {int((t['status'] != 'ok').sum())} failed"
+                 + (f", {pulses} pulses" if pulses else "") + ")",
+                 f"budgets: latency {b.latency_ms:g} ms (median), memory {b.memory_mib:g} MiB (peak), "
+                 f"margin {b.margin:g}",
+                 "complexity:"]
+        for t, m in self.cost_models.items():
+            more = f" and {len(m.ambiguous_) - 2} more" if len(m.ambiguous_) > 2 else ""
+            amb = f"  (also consistent: {', '.join(m.ambiguous_[:2])}{more})" if m.ambiguous_ else ""
+            bound = f"; bounded beyond the range as {m.bound_complexity_}" if m.bound_complexity_ != m.complexity_ else ""
+            lines.append(f"  {t:14s} {m.complexity_}{amb}{bound}")
+        for t, why in self.notes.items():
+            lines.append(f"  {t:14s} not fitted: {why}")
+        for d, what in self.refined.items():
+            lines.append(f"  {d}: {what}")
+        for d, (powers, how) in self.undetermined.items():
+            if "power undetermined" in self.refined.get(d, ""):
+                continue  # said above, with what was measured to decide it
+            lines.append(f"  {d}: power undetermined over the measured range (consistent: "
+                         f"{', '.join(f'{p:g}' for p in sorted(powers))}); limits use the steepest; {how}")
+        if self.values is not None:
+            lines.append(self.values.summary())
+        elif (self.policy.data.get("value_pattern") or {}).get("pattern", "random") != "random":
+            lines.append(f"values: measured with the {self.policy.data['value_pattern']['pattern']!r} pattern "
+                         "(given); every limit is set for it")
+        lines.append("limits:")
+        for d, lim in self.policy.limits.items():
+            lines.append(f"  {d:10s} {lim['min']}..{lim['max']}  (limited by {lim['limited_by']})")
+        if self.validity is not None:
+            lines.append(self.validity.summary())
+        data = self.policy.data
+        frac = data.get("admitted_fraction") or {}
+        for j in data.get("joint") or []:
+            expr = f" = {joint_expression(j)}" if any((j.get("offsets") or {}).values()) else ""
+            lines.append(f"  {j['name']:10s} ≤ {j['max']}  (joint budget{expr} on {j['input']}; the per-axis box alone "
+                         f"would stop at {j['box_max']}; admits {frac.get('policy', 0):.0%} of the profiled "
+                         f"space against {frac.get('box', 0):.0%})")
+        worst = data.get("worst_admitted") or {"sizes": {}, "predicted": {}, "upper": {}}
+        pred, up = worst["predicted"], worst["upper"]
+        units = {"wall_s_median": (1e3, "ms"), "wall_s_p99": (1e3, "ms p99"), "peak_bytes": (1 / 2**20, "MiB")}
+        shown = [(t, *units[t]) for t in units if t in pred]
+        lines.append(f"worst admitted input {worst['sizes']}: predicted "
+                     + ", ".join(f"{pred[t] * k:.2f} {u}" for t, k, u in shown)
+                     + "; upper bound " + ", ".join(f"{up[t] * k:.2f} {u}" for t, k, u in shown))
+        req, srv = data.get("request") or {}, data.get("serving") or {}
+        if req:
+            lines.append(f"request: max payload {req['max_payload_bytes']} bytes (raw {req['max_payload_bytes_raw']}, "
+                         f"JSON {req['max_payload_bytes_json']})"
+                         + (f", timeout {req['timeout_ms']:g} ms" if "timeout_ms" in req else ""))
+        if srv:
+            mem = (f", container memory {srv['container_memory_mib']} MiB (request {srv['container_memory_request_mib']})"
+                   if "container_memory_mib" in srv else "")
+            rate = (f", rate limit {srv['rate_limit_rps']:g} req/s burst {srv['burst']} (measured "
+                    f"{srv['throughput']['rps']:.1f} req/s with {srv['throughput']['concurrency']} concurrent clients "
+                    f"at the worst admitted input)" if "rate_limit_rps" in srv else "")
+            lines.append(f"serving: {srv['max_concurrency']} in flight ({srv['concurrency_from']}), queue "
+                         f"{srv['max_queue']}{mem}{rate}")
+        shapes = data.get("shapes")
+        if shapes and shapes.get("buckets"):
+            lines.append(f"shapes: pad to buckets {shapes['buckets']}, at most {shapes['max_distinct']} distinct "
+                         f"shapes ({shapes['reason']})")
+        if data.get("machine_speed"):
+            lines.append(Speed.from_dict(data["machine_speed"]).summary())
+        if self.profile.memory_fallback:
+            lines.append(f"WARNING memory: {self.profile.memory_fallback}")
+        cal = self.profile.calibration()
+        if cal["process_peak_mib"] is not None:
+            ratio = (f"; process growth / tensor peak: median {cal['ratio_median']:.2f}, "
+                     f"max {cal['ratio_max']:.2f} over {cal['rows']} probes" if cal["rows"] else "")
+            lines.append(f"process memory: {cal['baseline_rss_mib']:.0f} MiB before any probe, "
+                         f"{cal['process_peak_mib']:.0f} MiB at most{ratio}")
+        failed = self.profile.failures
+        if len(failed):
+            lines.append(f"failing inputs ({len(failed)}, kept in {self.out_dir}/failures/):")
+            for _, r in failed.head(10).iterrows():
+                lines.append(f"  {r['status']:8s} {r['input_shapes']} {r['kind']}: {r['error']}")
+            if len(failed) > 10:
+                lines.append(f"  … and {len(failed) - 10} more (failures/failures.jsonl)")
+        if self.boundary:
+            lines.append("budget boundary measured by bisection (largest size within margin × budget along one "
+                         "axis; from the box corner of the first limits, then from the joint region's edges):")
+            for key, b in self.boundary.items():
+                d = b.get("dim", key.split("@")[0])
+                if b.get("from") == "joint frontier":
+                    now = next((j["max"] for j in self.policy.data.get("joint") or [] if j["name"] == d), None)
+                    lines.append(f"  {d} on its whole frontier ({b['probes']} probes, latency read at "
+                                 f"{b['scale']:.2f}×): the curves gave {b['limit']}, measured boundary "
+                                 f"{'' if b['exact'] else '≥ '}{b['boundary']}; final limit "
+                                 f"{now if now is not None else 'none (it constrains nothing)'}")
+                    continue
+                start = f" at {b['start']}" if "start" in b and b.get("from") != "box corner" else ""
+                lines.append(f"  {d:10s} from the {b.get('from', 'box corner')}{start}: started at {b['limit']}, "
+                             f"measured boundary {'' if b['exact'] else '≥ '}{b['boundary']}; final limit "
+                             f"{self.policy.limits[d]['max']}")
+        if self.profile.not_launched:
+            worst = max(self.profile.not_launched, key=lambda p: math.prod(p["sizes"].values()))
+            lines.append(f"not launched: {len(self.profile.not_launched)} probes their slice predicted over the "
+                         f"hard caps (largest {worst['sizes']}, predicted over the {worst['over']} cap)")
+        if self.churn is not None:
+            lines.append(self.churn.summary())
+        if self.drift is not None:
+            lines.append(self.drift.summary())
+        if self.skipped:
+            lines.append(f"stages skipped ({len(self.skipped)}; the policy was written without them, "
+                         f"{self.out_dir}/skipped.json):")
+            for k in self.skipped:
+                at = f" at {k['sizes']}" if k.get("sizes") else ""
+                lines.append(f"  {k['stage']}{at}: {k['error']}; so {k['without']}")
+        if self.profile.resumed:
+            lines.append(f"resumed: {self.profile.resumed} probes taken from {self.out_dir}/probes.jsonl")
+        lines.append(f"files: {self.out_dir}/policy.json, profile.csv, cost_models.json, plots/, report.html")
+        return "\n".join(lines)
+
+
+def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine: bool = True,
+        resume: bool = False, settle: int = 1, churn: int = 16, boundary: bool = True, throughput_s: float = 3.0,
+        joint: bool = True, timeout_factor: float = 3.0, pulse: int = PULSE_EVERY, joint_offsets: bool = True,
+        values: str = "auto", drift_shapes: int = DRIFT_SHAPES, drift_checks: int = DRIFT_CHECKS,
+        drift_share: float = DRIFT_SHARE, validity: bool = True, hard_min: bool = False, **profile_kw) -> Run:
+    """Profile `model`, fit its cost curves, synthesise a policy and write them to `out_dir`.
+
+    Writes `profile.csv` (one row per probe), `profile.json` (space, model, machine),
+    `probes.jsonl` (each probe as it finished), `failures/` (the inputs of every failing
+    probe, `failures.jsonl` listing them), `churn.json`, `throughput.json`, `drift.json`, `cost_models.json`
+    (`{target: CostModel.to_dict()}`), `policy.json`, `plots/*.png` and `report.html`
+    (`costlab.viz.report.write_report`).
+
+    Args:
+        model: A Keras model or adapter.
+        budgets: `Budgets` or a dict of its fields.
+        out_dir: Run directory, created if missing.
+        space: The input space. Defaults to the model's own.
+        extrapolate: See `synthesize`. Defaults to `1.0`.
+        refine: Where a dimension's power is undetermined or a cost could not be fitted,
+            widen the range and measure the plan again (`costlab.pipeline.refine`). Defaults to `True`.
+        settle: While a dimension's power is undetermined, measure more (larger sizes
+            within the caps, else replicates), at most this many times per dimension
+            (`costlab.pipeline.refine.settle`); `0` only reports it. Defaults to `1`.
+        resume: Continue a run into the same `out_dir` that was interrupted (even by
+            SIGKILL): probes already in its `probes.jsonl` are not measured again.
+            Without it, an existing `probes.jsonl` is replaced. Defaults to `False`.
+        churn: Distinct shapes sent to one fresh process to measure retracing and memory
+            growth per new shape (`costlab.churn`, written to `churn.json`); `0` skips
+            it. Defaults to `16`.
+        boundary: After a first synthesis, bisect each limited axis from the policy's
+            corner toward the measured budget boundary (`costlab.pipeline.refine.boundary`), then
+            fit and synthesise again with those probes; then measure each joint budget's
+            maximum on its whole frontier (`costlab.pipeline.refine.joint_boundary`) and lower it to
+            the measured boundary where that is under it. Defaults to `True`.
+        throughput_s: Seconds of a concurrent run at the worst admitted input with the
+            policy's `max_concurrency` clients (`costlab.runtime.throughput`, written to
+            `throughput.json`): the rate limit comes from it; `0` skips it (no rate
+            limit). Defaults to `3`.
+        joint: Look for joint budgets (`synthesize`). Defaults to `True`.
+        joint_offsets: Let joint budgets shift a dimension, `(batch + c) × seq_len`
+            (`synthesize`). Defaults to `True`.
+        timeout_factor: See `synthesize`. Defaults to `3`.
+        pulse: Measure a reference input (sized to half the latency budget:
+            `_reference`) before every `pulse`-th probe of every stage, in a worker of its
+            own: the machine-speed index
+            (`costlab.profiling.speed`). Times are fitted at the run's median speed and the policy
+            plans for the index's slow quantile (`machine_speed`); `costlab verify` reads
+            its own pulses against it. `0` turns it off. Defaults to `3`.
+        values: The values every size is measured with: `"auto"` runs
+            `costlab.profiling.values.scan` first (each value pattern against random values, in the
+            same workers, written to `values.json`) and measures the whole run with the
+            pattern that costs the model most when it costs at least 1.25× random values
+            (a data-dependent loop's sponge inputs), else with random values; or one of
+            `costlab.inputs.space.VALUE_PATTERNS` to measure with it. The policy records it
+            (`value_pattern`). Defaults to `"auto"`.
+        drift_shapes: With shape churn measured in isolated workers, read the policy's
+            frontier before and after this many distinct shapes in one worker, at most
+            the policy's `shapes.max_distinct` (`costlab.runtime.drift.frontier_drift`, written to
+            `drift.json`): when it drifts (median ratio ≥ `costlab.runtime.drift.THRESHOLD`) the
+            policy is synthesised again with the added time on every time curve
+            (`shapes.drift`). `0` skips it. Defaults to `300`.
+        drift_checks: Drift checks made, each in its own pair of workers; the largest
+            reading is kept (`costlab.runtime.drift.checked_drift`: one check can read far under
+            the drift). Defaults to `2`. When no input carries the drift read at a count,
+            the check is made again at half of it (the policy's `max_distinct` is then
+            held to that count), down to `DRIFT_MIN_SHAPES` (16); below it `run` stops
+            with a `PolicyError` naming each count tried.
+        drift_share: Read the drift again at half the count while the planned drift is
+            over this share of margin × latency budget: there a limit hangs on one noisy
+            reading of the drift more than on the fitted curves (fewer shapes per process
+            for larger, better-founded limits). Not below `DRIFT_MIN_SHAPES`, nor below
+            the policy's `shapes.padded_shapes` (a server padding to the buckets holds no
+            more). `drift.json`'s `higher` lists each count read first and why. `1` reads again only
+            when no input carries the drift. Defaults to `DRIFT_SHARE` (0.25).
+        validity: Search the model's own validity limits after the measurements
+            (`costlab.profiling.validity.find`: the admitted corners in a fresh process, bisection
+            where the model refuses inputs): limits never pass them. Defaults to `True`.
+        hard_min: Treat the space's minima as hard floors. Without it (and with
+            `validity`), sizes under the declared range down to the model's validity
+            minimum (1 where the model takes it) are admitted when a probe there costs no
+            more than at the declared minimum (`costlab.pipeline.refine.below_floor`): the cheapest
+            requests are never refused. Defaults to `False`.
+        **profile_kw: Passed to `profile`.
+
+    Returns:
+        A `Run`.
+    """
+    from costlab.adapters import adapt
+
+    budgets = Budgets(**budgets) if isinstance(budgets, dict) else budgets
+    if isinstance(drift_share, bool) or not isinstance(drift_share, (int, float)) or not 0 < drift_share <= 1:
+        raise CostlabError(f"Expected `drift_share` in (0, 1]. Received: drift_share={drift_share!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "probes.jsonl"
+    if not resume:
+        log.unlink(missing_ok=True)
+    adapter = adapt(model)
+    if profile_kw.get("preprocess") is not None:  # every stage (churn, throughput, drift) runs what a server runs
+        from costlab.adapters.preprocessed import Preprocessed
+
+        adapter = adapter if isinstance(adapter, Preprocessed) else Preprocessed(adapter, profile_kw["preprocess"])
+    if not resume:
+        for old in (out / "failures").glob("*"):
+            old.unlink()
+        (out / "drift.json").unlink(missing_ok=True)  # rewritten only when measured
+    (out / "skipped.json").unlink(missing_ok=True)  # rewritten only when a stage fails
+    (out / "validity.json").unlink(missing_ok=True)
+    if not isinstance(pulse, int) or isinstance(pulse, bool) or pulse < 0:
+        raise CostlabError(f"Expected a non-negative integer `pulse`. Received: pulse={pulse!r}")
+    if pulse:  # one reference for every stage, so their pulses compare
+        from costlab.inputs.space import InputSpace
+
+        ref_space = space or InputSpace.from_model(adapter)
+        profile_kw["pulse"] = {"sizes": _reference(adapter, ref_space, budgets, log, resume, profile_kw),
+                               "every": pulse}
+    profile_kw = {**profile_kw, "resume": resume, "failures_dir": out / "failures"}
+    stages = _Stages(out, seed=profile_kw.get("seed", 0))
+    found_values, value_pattern = None, None
+    if values == "auto":
+        from costlab.profiling.values import scan
+
+        found_values = stages.attempt(
+            "value scan", "every size was measured with random values",
+            lambda: scan(adapter, space, log_path=log, seed=profile_kw.get("seed", 0),
+                         **{k: v for k, v in profile_kw.items() if k != "seed"}))
+        if found_values is not None:
+            value_pattern = found_values.to_dict()
+            (out / "values.json").write_text(json.dumps(value_pattern, indent=2) + "\n")
+        profile_kw["values"] = found_values.pattern if found_values is not None else "random"
+    else:
+        from costlab.inputs.space import VALUE_PATTERNS
+
+        if values not in VALUE_PATTERNS:
+            raise CostlabError(f"Expected `values` to be 'auto' or one of {', '.join(VALUE_PATTERNS)}. "
+                               f"Received: values={values!r}")
+        value_pattern = {"pattern": values, "chosen_by": "given"}
+        profile_kw["values"] = values
+    prof = profile(adapter, space, log_path=log, **profile_kw)
+    if found_values is not None and found_values.probes is not None and len(found_values.probes):
+        import pandas as pd  # the scan's rows first, as measured; `fit` leaves them out
+
+        prof.table = pd.concat([found_values.probes, prof.table], ignore_index=True)
+    asked = prof.space  # the range the user asked for: limits stay inside it
+    models, skipped = fit_profile_notes(prof)
+    refined = {}
+    prof.save(out)  # before anything can fail: nothing measured is lost
+    valid = None
+    if validity:
+        from costlab.profiling.validity import find as find_validity
+
+        valid = stages.attempt(
+            "validity search", "the model's own limits were not searched in a fresh process",
+            lambda: find_validity(adapter, prof, space=asked, values=profile_kw["values"],
+                                  seed=profile_kw.get("seed", 0), floor=None if hard_min else dict.fromkeys(asked.dim_names, 1),
+                                  memory_cap_mib=profile_kw.get("memory_cap_mib") or 4096,
+                                  timeout_s=profile_kw.get("timeout_s") or 120.0, backend=profile_kw.get("backend")))
+        if valid is not None:
+            (out / "validity.json").write_text(json.dumps({**valid.to_dict(), "verdicts": valid.verdicts},
+                                                          indent=2) + "\n")
+            if valid.limits:
+                # nothing past them (or off a divisor rule) is admitted or searched
+                asked = asked.with_bounds(**valid.bounds(asked)).with_multiples(**valid.multiples())
+                if valid.multiples():  # later plans (refinement, settling) step through the multiples
+                    prof = replace(prof, space=prof.space.with_multiples(**valid.multiples()))
+                    prof, models, skipped, again = to_multiples(adapter, prof, asked, log_path=log, **profile_kw)
+                    refined = {**refined, **again}
+                prof, models, skipped, reached = to_validity(adapter, prof, valid, asked, log_path=log, **profile_kw)
+                refined = {**refined, **{d: f"{refined[d]}; {n}" if d in refined else n for d, n in reached.items()}}
+                prof.save(out)
+            below = {d: valid.floor[d] for d in asked.dim_names
+                     if valid.floor and valid.floor[d] < asked.dim(d).min}
+            measured = (stages.attempt("floor", "nothing under the declared minima is admitted",
+                                       lambda: below_floor(adapter, prof, valid.floor, asked, log_path=log,
+                                                           **profile_kw))
+                        if below and not hard_min else None)
+            if measured is not None:
+                prof, accepted, note = measured
+                prof.save(out)
+                models, skipped = fit_profile_notes(prof)
+                for d in below:
+                    refined[d] = (f"admitted from {d}={below[d]}, under the declared {asked.dim(d).min}: "
+                                  if accepted else f"not admitted under the declared {d}={asked.dim(d).min}: ") + note
+                if accepted:
+                    asked = asked.with_bounds(**{d: (v, asked.dim(d).max) for d, v in below.items()})
+    ceiling = {d: lim["max"] for d, lim in (valid.limits if valid is not None else {}).items()
+               if lim.get("max") is not None}
+    if refine:
+        prof, models, skipped, widened = _refine(adapter, prof, models, skipped, log_path=log, ceiling=ceiling,
+                                                 **profile_kw)
+        refined = {**refined, **{d: f"{refined[d]}; {n}" if d in refined else n for d, n in widened.items()}}
+    if settle:
+        prof, models, skipped, settled = _settle(adapter, prof, models, skipped, passes=settle, log_path=log,
+                                                 ceiling=ceiling, **profile_kw)
+        refined = {**refined, **{d: f"{refined[d]}; {n}" if d in refined else n for d, n in settled.items()}}
+    prof.save(out)  # before anything can fail: nothing measured is lost
+    if not any(t in models for t in ("wall_s_median", "peak_bytes")):
+        raise FitError("No cost curve could be fitted: " + "; ".join(f"{t}: {r}" for t, r in skipped.items()))
+    synth_kw = dict(space=asked, extrapolate=extrapolate, joint=joint, timeout_factor=timeout_factor,
+                    joint_offsets=joint_offsets, value_pattern=value_pattern,
+                    validity=valid.to_dict() if valid is not None else None,
+                    memory_source=_memory_source(prof))
+    # The boundary search starts from the corner of a per-axis box: no joint budget yet.
+    pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
+                     calibration=prof.calibration(), speed=_speed(prof.table), **{**synth_kw, "joint": False})
+    found = None
+    searched = (stages.attempt("boundary search", "the limits rest on the curves alone, with no bisection of "
+                               "the budget boundary",
+                               lambda: _boundary(adapter, prof, pol, asked=asked, log_path=log, **profile_kw))
+                if boundary else None)
+    if searched is not None:
+        prof, found = searched
+        found = {d: {**b, "from": "box corner"} for d, b in found.items()}
+        prof.save(out)
+        models, skipped = fit_profile_notes(prof)
+        pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
+                         calibration=prof.calibration(), speed=_speed(prof.table), **synth_kw)
+        if pol.data["joint"]:
+            # Joint budgets cut the box's corner off: search again from the most expensive
+            # admitted input with each budget-limited dimension at its new limit, and from
+            # the most expensive input on each joint budget along each of its dimensions.
+            from costlab.policy import edge_points, worst_on_joint
+
+            region = pol.region()
+            searches = {f"{d}@edge": (d, start) for d, start in edge_points(region).items()
+                        if pol.limits[d]["limited_by"] in ("latency", "latency p99", "memory")}
+            for j in pol.data["joint"]:
+                w = worst_on_joint(models, budgets, region, j["dims"], j["max"])
+                searches.update({f"{d}@{j['name']}": (d, w) for d in j["dims"] if w[d] < asked.dim(d).max})
+            searched = stages.attempt(
+                "boundary search", "the joint region's edges were not bisected",
+                lambda: _boundary(adapter, prof, pol, asked=asked, log_path=log, searches=searches, **profile_kw))
+            if searched is not None:
+                prof, again = searched
+                found.update({k: {**b, "from": "joint edge" if k.endswith("@edge") else
+                                  "joint budget " + k.split("@")[1]} for k, b in again.items()})
+                prof.save(out)
+                models, skipped = fit_profile_notes(prof)
+                pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
+                                 calibration=prof.calibration(), speed=_speed(prof.table), **synth_kw)
+        if pol.data["joint"]:
+            # Each joint maximum measured on its whole frontier: the curves' product form
+            # cannot follow a cost that depends on the mix of sizes at one product. The
+            # policy is synthesised from the same curves with the measured maxima, so the
+            # offsets and axis maxima the search measured are the policy's.
+            measured = stages.attempt(
+                "joint boundary search", "the joint budgets rest on the curves alone",
+                lambda: _joint_boundary(adapter, prof, pol, models, asked=asked, log_path=log, **profile_kw))
+            if measured is not None:
+                prof, joints = measured
+                prof.save(out)
+                found.update({f"{k}@frontier": {"limit": b["curve"], "boundary": b["boundary"],
+                                                 "exact": b["exact"], "dim": k, "from": "joint frontier",
+                                                 "probes": b["probes"], "scale": b["scale"]}
+                              for k, b in joints.items()})
+                # lowered where the frontier measured over budget; never raised past the curves:
+                # a boundary measured in one stretch of a shared host reads up to 1.3× apart in
+                # another (benchmarks/results/realworld.md), and the curves' bound carries it
+                synth_kw["joint_max"] = {k: min(b["curve"], b["boundary"]) for k, b in joints.items()}
+                pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
+                                 calibration=prof.calibration(), speed=_speed(prof.table), **synth_kw)
+        (out / "boundary.json").write_text(json.dumps(found, indent=2) + "\n")
+    else:
+        pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
+                         calibration=prof.calibration(), speed=_speed(prof.table), **synth_kw)
+    (out / "cost_models.json").write_text(json.dumps({t: m.to_dict() for t, m in models.items()}, indent=2) + "\n")
+    pol.to_json(out / "policy.json")  # written now, rewritten below with the serving figures
+    isolation = profile_kw.get("isolation", "inprocess")
+    shape_churn = None
+    if churn:
+        from costlab.runtime.churn import churn as measure_churn
+
+        seen = [{d: int(r[d]) for d in prof.dims} for _, r in prof.table.iterrows()]
+        shape_churn = stages.attempt(
+            "shape churn", "the policy has no shape buckets and no cap on distinct shapes",
+            lambda: measure_churn(adapter, asked, shapes=churn, seed=profile_kw.get("seed", 0),
+                                  isolation=isolation, avoid=seen, backend=profile_kw.get("backend")))
+        if shape_churn is not None:
+            shape_churn.save(out)
+    rate = None
+    if throughput_s:
+        from costlab.runtime.throughput import measure as measure_throughput
+
+        worst = pol.data["worst_admitted"]["sizes"]
+        rate = stages.attempt(
+            "throughput", "the policy has no measured rate limit",
+            lambda: measure_throughput(adapter, worst, space=asked,
+                                       concurrency=pol.data["serving"]["max_concurrency"], duration_s=throughput_s,
+                                       isolation=isolation, backend=profile_kw.get("backend"),
+                                       seed=profile_kw.get("seed", 0), values=profile_kw["values"]),
+            sizes=worst, inputs=lambda: asked.pattern_inputs(worst, seed=profile_kw.get("seed", 0),
+                                                            values=profile_kw["values"]),
+            values=profile_kw["values"])
+        if rate is not None:
+            (out / "throughput.json").write_text(json.dumps(rate, indent=2) + "\n")
+    if shape_churn is not None or rate is not None:
+        pol = synthesize(models, budgets, model=prof.model, measured_on=prof.machine, calibration=prof.calibration(),
+                         speed=_speed(prof.table), churn=shape_churn.figures if shape_churn is not None else None, throughput=rate, **synth_kw)
+        pol.to_json(out / "policy.json")
+    drift = None
+    if drift_shapes and shape_churn is not None and (isolation == "subprocess" or profile_kw.get("backend")):
+        from costlab.runtime.drift import checked_drift
+
+        cap = (pol.data.get("shapes") or {}).get("max_distinct")
+        n, higher = min(cap or drift_shapes, drift_shapes), []
+        allowed_s = drift_share * budgets.margin * budgets.latency_ms / 1e3
+
+        def plan(drift):
+            # the joint maxima were measured without drift: with drift planned, the curves decide
+            kw = {k: v for k, v in synth_kw.items() if k != "joint_max" or not drift.planned_s > 0}
+            return synthesize(models, budgets, model=prof.model, measured_on=prof.machine,
+                              calibration=prof.calibration(), speed=_speed(prof.table), churn=shape_churn.figures,
+                              throughput=rate, drift=drift.to_dict(), **kw)
+
+        while True:
+            # Read the drift at `n` shapes per process, and again at a lower count (the
+            # policy then holds a process to it) while no input can carry it, or while it
+            # takes more than `drift_share` of margin × latency budget (`_next_drift_count`).
+            drift = stages.attempt(
+                "shape drift", "nothing is planned for drift", lambda n=n: checked_drift(
+                    adapter, pol, checks=drift_checks, shapes=n, seed=profile_kw.get("seed", 0),
+                    values=profile_kw["values"], memory_cap_mib=profile_kw.get("memory_cap_mib") or 4096,
+                    timeout_s=profile_kw.get("timeout_s") or 120.0, backend=profile_kw.get("backend")))
+            if drift is None:
+                planned = pol
+                break
+            drift.higher = list(higher)
+            drift.save(out)
+            try:
+                planned, failed = plan(drift), None
+            except PolicyError as exc:
+                planned, failed = None, exc
+            over = planned is not None and drift.planned_s > allowed_s
+            padded = ((planned.data.get("shapes") or {}).get("padded_shapes") or 0) if planned is not None else 0
+            lower = _next_drift_count(n, carried=planned is not None, over_share=over, padded=padded)
+            why = (f"over {drift_share:g} of margin × latency budget, {allowed_s * 1e3:.2f} ms" if over
+                   else "no input meets the budgets with it")
+            if lower == n and planned is None:
+                tried = " or ".join(f"{h['shapes']} shapes per process" for h in higher) or "a higher count"
+                (out / "policy.json").replace(out / "policy_without_drift.json")  # not a policy to deploy
+                raise PolicyError(
+                    f"{drift.summary()}; with that added, no input meets the budgets ({failed}), nor at "
+                    f"{tried}. "
+                    "Raise the budgets; or, if each serving process is restarted after fewer distinct shapes, "
+                    f"measure at that count (--drift-shapes N). The measurements are kept in {out}: "
+                    "profile.csv, drift.json, and the policy before drift as policy_without_drift.json") from None
+            if lower == n:
+                if over:  # the fewest it is read at: kept, over the share
+                    drift.notes.append(f"kept at {n} shapes per process though {why}: not read lower than "
+                                       f"{DRIFT_MIN_SHAPES} shapes, nor than the policy's {padded} padded shapes")
+                    drift.save(out)
+                    planned = plan(drift)  # the policy's shapes.drift carries the note
+                break
+            higher.append({"shapes": drift.shapes, "planned_ms": round(drift.planned_s * 1e3, 4), "why": why})
+            n = lower
+        pol = planned
+        pol.to_json(out / "policy.json")
+    elif drift_shapes and shape_churn is not None:
+        from costlab.runtime.drift import Drift
+
+        drift = Drift({}, 0, 0, {}, {}, {}, {}, notes=[
+            "this run's probes ran in one process (isolation='inprocess'), and the check needs a fresh isolated "
+            "worker and a control: --isolation subprocess"])
+    stages.attempt("plots", "plots/ is incomplete",
+                   lambda: plots.save_all(prof, {t: m for t, m in models.items() if t not in ("wall_s_p95", "wall_s_p99")},
+                                          out / "plots", policy=pol))
+    from costlab.viz.report import write_report
+
+    # report.html: everything above in one self-contained file (it lists the stages skipped)
+    stages.attempt("report", "there is no report.html", lambda: write_report(out))
+    return Run(prof, models, pol, out, skipped, refined, _undetermined(prof, models, profile_kw, ceiling), shape_churn,
+               found, found_values, drift, skipped=stages.skipped, validity=valid)
+
+
+class _Stages:
+    """Runs the stages around the measurements (value scan, boundary search, churn,
+    throughput, drift, plots, report) so that one that fails is recorded and the run goes on
+    to its policy: `skipped` (in `skipped.json`) lists each with its error and what the
+    policy lacks for it; the input it failed on, when known, is kept under `failures/`."""
+
+    def __init__(self, out: Path, *, seed: int):
+        self.out, self.seed, self.skipped = out, seed, []
+
+    def attempt(self, stage: str, without: str, fn, *, sizes=None, inputs=None, values="random"):
+        """`fn()`, or `None` when it raised (recorded)."""
+        try:
+            return fn()
+        except PolicyError:
+            raise  # budgets no input meets: a verdict on the budgets, not a stage failing
+        except Exception as exc:  # noqa: BLE001 - a stage's failure is data: the run goes on to its policy
+            text = str(exc).strip() if isinstance(exc, CostlabError) else first_line(exc)
+            entry = {"stage": stage, "error": text.splitlines()[0] if text else type(exc).__name__,
+                     "sizes": {k: int(v) for k, v in sizes.items()} if sizes else None, "without": without,
+                     "repro": ""}
+            if inputs is not None:
+                entry["repro"] = self._keep(stage, entry, inputs(), values)
+            self.skipped.append(entry)
+            (self.out / "skipped.json").write_text(json.dumps(self.skipped, indent=2) + "\n")
+            return None
+
+    def _keep(self, stage, entry, inputs, values) -> str:
+        from costlab.profiling.table import save_failure
+
+        row = {"plan": "stage", "probe": f"{stage.replace(' ', '_')}/{len(self.skipped)}", "kind": stage,
+               "status": "error", "error": entry["error"], "seed": self.seed, "values": values,
+               "input_shapes": json.dumps({k: list(v.shape) for k, v in inputs.items()}), **entry["sizes"]}
+        return save_failure(self.out / "failures", row, inputs, list(entry["sizes"]))
+
+
+def _memory_source(prof) -> str | None:
+    """The memory source most of the profile's successful probes read (`peak_bytes`)."""
+    ok = prof.ok
+    if "memory_source" not in ok.columns or ok["memory_source"].dropna().empty:
+        return None
+    return str(ok["memory_source"].dropna().mode().iloc[0])
+
+
+def _next_drift_count(n: int, *, carried: bool, over_share: bool, padded: int) -> int:
+    """The count of shapes per process to read the drift at after reading it at `n`; `n`
+    itself to keep the reading (or, when not `carried`, to give up).
+
+    Not `carried` (no input meets the budgets with the drift added): half of `n`. Carried but
+    `over_share` (the planned drift takes more than `run`'s `drift_share` of margin ×
+    latency budget): half of `n`, but not below the policy's `padded` shapes, as a server
+    padding to the buckets holds no more. Never below `DRIFT_MIN_SHAPES`: where the half is
+    under it, `n` is returned.
+    """
+    half = n // 2 if n // 2 >= DRIFT_MIN_SHAPES else n
+    if not carried:
+        return half
+    if not over_share:
+        return n
+    return max(half, min(padded, n))
+
+
+def _reference(adapter, space, budgets, log: Path, resume: bool, profile_kw: dict) -> dict:
+    """The pulses' reference sizes: a resumed run's own (its log's first pulse), else the
+    input on the space's diagonal costing `REFERENCE_SHARE` of the latency budget
+    (`costlab.profiling.speed.budget_reference`, measured in a session like the run's, so in its
+    isolation)."""
+    if resume:
+        from costlab.profiling.table import read_log
+
+        for row in read_log(log):
+            if row.get("kind") == KIND and all(d in row for d in space.dim_names):
+                return {d: int(row[d]) for d in space.dim_names}
+    from costlab.profiling.session import session
+
+    kw = {k: v for k, v in profile_kw.items() if k not in ("resume", "log_path", "failures_dir", "pulse", "progress")}
+    with session(adapter, space, plan="reference", total=0, progress=False, **kw) as s:
+        sizes, _ = budget_reference(s.executor.pulse, space, REFERENCE_SHARE * budgets.latency_ms / 1e3)
+    return sizes
+
+
+def _undetermined(prof, models, profile_kw, ceiling=None) -> dict:
+    """Dimensions whose power the data leave open, and whether larger sizes could be
+    measured safely (checked with the same prediction `refine` uses)."""
+    out = {}
+    for d in prof.dims:
+        powers = open_powers(models, d)
+        if not powers:
+            continue
+        found = widening(prof, models, d, ceiling=ceiling, **profile_kw)
+        how = ("larger sizes are at the model's validity limit" if found is None and d in (ceiling or {})
+               and prof.space.dim(d).max >= ceiling[d] else
+               "larger sizes are predicted over the hard caps" if found is None else
+               f"to decide it, measure larger sizes: --dim {d}={prof.space.dim(d).min}:{found[1].dim(d).max}")
+        out[d] = (powers, how)
+    return out
