@@ -35,7 +35,7 @@ lint: $(STAMP)
 # the docs site (mkdocs.yml), strict: a warning fails the build; offline (no plugins fetch)
 docs: $(STAMP)
 	$(BIN)/python docs/_index.py
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf runs .pytest_cache .hypothesis
