@@ -23,6 +23,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	COSTLAB_SMOKE=1 $(BIN)/python -m pytest --costlab-baseline data/sample_run
 
+# the unit tier alone: no TensorFlow, under 2 minutes
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -p no:nbmake -o addopts="-ra --durations=5"
+
 lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[notebooks]"
 	$(BIN)/jupyter lab notebooks/
@@ -34,7 +38,7 @@ lint: $(STAMP)
 
 # the docs site (mkdocs.yml), strict: a warning fails the build; offline (no plugins fetch)
 docs: $(STAMP)
-	$(BIN)/python docs/_index.py
+	$(BIN)/python docs/_generate.py
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 clean:

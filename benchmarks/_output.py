@@ -12,3 +12,9 @@ def emit(text: str, data, out: str | None) -> None:
     if out:
         Path(out).write_text(text)
         Path(out).with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")
+
+
+def finish(lines: list[str], data, out: str | None) -> int:
+    """`emit` a benchmark's markdown lines and its data; the exit status, 0."""
+    emit("\n".join(lines) + "\n", data, out)
+    return 0

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
+from _output import finish  # benchmarks/_output.py: run as a script, its folder is on the path
 
 
 def local_linear(r: np.ndarray, Z: np.ndarray, q: float) -> float:
@@ -103,9 +103,7 @@ def main(argv=None) -> int:
     allc = np.mean([r["covered"] for r in results]) if results else float("nan")
     alta = np.mean([r["alt_covered"] for r in results]) if results else float("nan")
     lines.append(f"\nMean coverage: {allc:.3f} (local calibration), {alta:.3f} (local linear).")
-    text = "\n".join(lines) + "\n"
-    emit(text, results, args.out)
-    return 0
+    return finish(lines, results, args.out)
 
 
 if __name__ == "__main__":

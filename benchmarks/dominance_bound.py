@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
+from _output import finish  # benchmarks/_output.py: run as a script, its folder is on the path
 from bound_coverage import loo_log_factors  # the same folder
 
 
@@ -167,8 +167,7 @@ def main(argv=None) -> int:
             lines.append(f"| {r['run']} | {j['name']} | {j['resynthesised']} | {j['with_envelope']} | "
                          f"{f(j['boundary'], '{:g}')} | {f(j['tightness'], '{:.2f}')} | "
                          f"{f(j['tightness_with_envelope'], '{:.2f}')} | {r['share'][0]:.0%} / {r['share'][1]:.0%} |")
-    emit("\n".join(lines) + "\n", results, args.out)
-    return 0
+    return finish(lines, results, args.out)
 
 
 if __name__ == "__main__":

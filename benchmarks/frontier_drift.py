@@ -44,7 +44,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
+from _output import finish  # benchmarks/_output.py: run as a script, its folder is on the path
 
 
 def one(run_dir: Path, readings: int, shapes: int | None, checkpoints=(), seed: int = 0,
@@ -121,8 +121,7 @@ def main(argv=None) -> int:
                              f"{_moved(k, ''):.2f} | {_moved(k, 'control_'):.2f} | {k['planned_ms']:.2f} |")
         lines.append(f"| {r['model']} | {r['stream']}, seed {r['seed']} | {r['median_ratio']:.2f} | "
                      f"{_moved(r, ''):.2f} | {_moved(r, 'control_'):.2f} | {r['planned_ms']:.2f} |")
-    emit("\n".join(lines) + "\n", results, args.out)
-    return 0
+    return finish(lines, results, args.out)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
+from _output import finish  # benchmarks/_output.py: run as a script, its folder is on the path
 
 
 def tracking(run: Path) -> dict | None:
@@ -86,8 +86,7 @@ def main(argv=None) -> int:
         lines.append(f"| {r['model']} | {r['steps']} | {r['draws']} | {r['slope_index']:.2f} | {r['corr_index']:.2f} | "
                      f"{r['slope_pulse']:.2f} | {r['corr_pulse']:.2f} | {r['sd_latency']:.3f} | {r['sd_planned']:.3f} | "
                      f"{level} |")
-    emit("\n".join(lines) + "\n", rows, args.out)
-    return 0
+    return finish(lines, rows, args.out)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import argparse
 import json
 from pathlib import Path
 
-from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
+from _output import finish  # benchmarks/_output.py: run as a script, its folder is on the path
 
 #: (label, sizes) of the inputs read: a small one and one of the policy's worst admitted size.
 SMALL = {"batch": 1, "seq_len": 9}
@@ -98,8 +98,7 @@ def main(argv=None) -> int:
         lines.append(f"| {r['model']} | {r['held']} | {r['input']} | {json.dumps(r['early_sizes'])}, "
                      f"{r['early_ms']:.2f} | {json.dumps(r['late_sizes'])}, {r['late_ms']:.2f} | "
                      f"{r['control_late_ms']:.2f} | {r['late_ms'] / r['control_late_ms']:.2f} |")
-    emit("\n".join(lines) + "\n", rows, args.out)
-    return 0
+    return finish(lines, rows, args.out)
 
 
 if __name__ == "__main__":

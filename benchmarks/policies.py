@@ -110,7 +110,7 @@ def _contrast(name: str, base: Path, probes: int) -> dict:
     random`), verified as the others are but without the tightness search."""
     lat, mem = BUDGETS[name]
     out = base / f"{name}-random-values"
-    r = _run(["run", f"zoo:{name}", "--latency-ms", lat, "--memory-mib", mem, "--values", "random", "--out", out])
+    r = _run(["run", f"zoo:{name}", "--latency-ms", lat, "--memory-mib", mem, "--set", "values=random", "--out", out])
     if r.returncode != 0:
         print(r.stdout, r.stderr, file=sys.stderr)
         return {"model": name, "error": f"run failed ({r.returncode})"}

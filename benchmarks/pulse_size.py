@@ -37,7 +37,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
+from _output import finish  # benchmarks/_output.py: run as a script, its folder is on the path
 
 HOGS = {"cpu": "while True: pass",
         "mem": "import numpy as np\na = np.ones(1 << 25); b = np.empty_like(a)\nwhile True: np.copyto(b, a)"}
@@ -165,8 +165,7 @@ def main(argv=None) -> int:
                  f"{np.mean(miss['budget']):.3f}, max {np.max(miss['budget']):.3f}.")
     lines.append("\nProbes: " + "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in r["probes"].items())
                                            for name, r in results.items()))
-    emit("\n".join(lines) + "\n", results, args.out)
-    return 0
+    return finish(lines, results, args.out)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import argparse
 import sys
 
 import numpy as np
-from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
+from _output import finish  # benchmarks/_output.py: run as a script, its folder is on the path
 
 
 def offsets(name: str, workers: int, rounds: int, probe: int) -> dict:
@@ -99,9 +99,7 @@ def main(argv=None) -> int:
             f"{r['spread_reference']:.2f} | {r['spread_probe']:.2f} | {r['correlation']:.2f} | "
             f"{r['spread_same_worker']:.2f} | {r['host_correlation']:.2f} | {', '.join(f'{x:.2f}' for x in r['offset_reference'])}; "
             f"{', '.join(f'{x:.2f}' for x in r['offset_probe'])} |")
-    text = "\n".join(lines) + "\n"
-    emit(text, results, args.out)
-    return 0
+    return finish(lines, results, args.out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import argparse
 import sys
 
 import numpy as np
-from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
+from _output import finish  # benchmarks/_output.py: run as a script, its folder is on the path
 
 REF = {"batch": 8, "seq_len": 91}
 
@@ -62,9 +62,7 @@ def main(argv=None) -> int:
         ratio = float(np.median(t[-3:]) / np.median(t[:3]))
         lines.append(f"| {name} | {t[0]:.2f} | {max(t):.2f} | {ratio:.2f} | "
                      f"{rows[-1]['rss_mib'] - rows[0]['rss_mib']:.0f} | {', '.join(f'{x:.1f}' for x in t)} |")
-    text = "\n".join(lines) + "\n"
-    emit(text, results, args.out)
-    return 0
+    return finish(lines, results, args.out)
 
 
 if __name__ == "__main__":

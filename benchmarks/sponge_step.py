@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _output import emit  # benchmarks/_output.py: run as a script, its folder is on the path
+from _output import finish  # benchmarks/_output.py: run as a script, its folder is on the path
 
 POSITIONS = (480, 500, 520, 540, 550, 560, 570, 580, 600, 640)
 
@@ -58,9 +58,7 @@ def main(argv=None) -> int:
         r["relative"] = unit / first[r["batch"]]
         lines.append(f"| {r['batch']} | {r['seq_len']} | {r['positions']} | {r['ms']:.1f} | "
                      f"{r['parallelism']:.2f} | {r['relative']:.2f} |")
-    text = "\n".join(lines) + "\n"
-    emit(text, rows, args.out)
-    return 0
+    return finish(lines, rows, args.out)
 
 
 if __name__ == "__main__":

@@ -36,12 +36,13 @@ from costlab.errors import (
     PolicyError,
 )
 from costlab.inputs.space import Dimension, InputSpace, InputSpec, ValueDomain
-from costlab.pipeline.run import Run, run
+from costlab.pipeline.run import run
 from costlab.policy import Budgets, Policy, synthesize
 from costlab.profiling import strategies
 from costlab.profiling import values as worst
 from costlab.profiling.session import Profile, profile
 from costlab.profiling.table import load_failure
+from costlab.rundir import Run
 from costlab.runtime import churn
 from costlab.viz import plots
 

@@ -9,12 +9,13 @@ why), 2 on an error with no policy written.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
 from costlab import _env
 from costlab.errors import CostlabError
-from costlab.inputs.space import VALUE_PATTERNS
+from costlab.pipeline.settings import PRESETS, resolve
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +49,17 @@ def _number(kind, *, allow_zero=False):
 
 
 
+def _setting(text):
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. churn=0), received {text!r}")
+    try:
+        value = json.loads(raw)  # numbers, true/false, null
+    except ValueError:
+        value = raw  # a word: a preset's name, a value pattern
+    return key.strip().replace("-", "_"), value
+
+
 def _dim(text):
     try:
         name, rng = text.split("=", 1)
@@ -64,90 +76,38 @@ def _parser() -> argparse.ArgumentParser:
                   "(a Keras model, an adapter, or a factory returning one)")
 
     r = sub.add_parser("run", help="profile a model, fit cost curves, write a policy",
-                       epilog="exit status: 0 a policy was written; 3 a policy was written with stages skipped "
+                       epilog="Every other setting is in --settings FILE or --set KEY=VALUE (docs/settings.md). "
+                              "Exit status: 0 a policy was written; 3 a policy was written with stages skipped "
                               "(skipped.json says which and why); 2 an error, no policy")
     r.add_argument("model", help=model_help)
     r.add_argument("--latency-ms", type=_number(float), help="median (p50) latency budget per request")
     r.add_argument("--memory-mib", type=_number(float), help="peak tensor memory budget per request")
-    r.add_argument("--latency-p99-ms", type=_number(float), help="tail (p99) latency budget per request")
-    r.add_argument("--process-memory-mib", type=_number(float),
-                   help="memory of the whole serving process (container limit): bounds concurrency")
-    r.add_argument("--cores", type=_number(int), help="cores the server gets (default: this host's)")
     r.add_argument("--budgets", metavar="FILE",
-                   help="budgets from a JSON or YAML file (fields of costlab.Budgets); flags given win")
+                   help="budgets from a JSON or YAML file (fields of costlab.Budgets: latency_p99_ms, "
+                        "process_memory_mib, cores, margin, ...); the two flags above win")
     r.add_argument("--out", required=True, help="run directory to write")
-    r.add_argument("--margin", type=_number(float), default=None, help="keep upper bounds under margin × budget (default 0.9)")
-    r.add_argument("--no-joint", action="store_true", help="per-axis limits only, no joint budgets (tokens = batch × seq_len)")
-    r.add_argument("--plain-joint", action="store_true",
-                   help="joint budgets as plain products only, no offsets such as (batch + 185) × seq_len")
-    r.add_argument("--hard-min", action="store_true",
-                   help="the space's minima are hard floors: admit nothing under them (by default sizes under "
-                        "them down to the model's validity minimum are admitted where a probe shows they cost no more)")
-    r.add_argument("--throughput-s", type=_number(float, allow_zero=True), default=3.0,
-                   help="seconds of the concurrent run the rate limit comes from; 0 skips it (default 3)")
-    r.add_argument("--timeout-factor", type=_number(float), default=3.0,
-                   help="request timeout over the worst admitted tail latency (default 3)")
+    r.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help="quick: the fastest path to a policy; standard (default); thorough: more rounds, "
+                        "the drift check always")
+    r.add_argument("--settings", metavar="FILE", help="settings from a JSON or YAML file (docs/settings.md), "
+                                                      "over the preset")
+    r.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
+                   help="one setting over the preset and the file, e.g. --set churn=0 (repeatable)")
     r.add_argument("--dim", type=_dim, action="append", default=[], metavar="NAME=MIN:MAX",
                    help="range to explore for a dimension (repeatable)")
     r.add_argument("--space", help="input space file, JSON or YAML (the layout of InputSpace.to_json), "
                                    "overriding the model's")
-    r.add_argument("--points", type=_number(int), default=7, help="sizes per dimension slice (default 7)")
-    r.add_argument("--examples", type=_number(int, allow_zero=True), default=8, help="Hypothesis-drawn probes (default 8)")
-    r.add_argument("--rounds", type=_number(int), default=2,
-                   help="times the size plan is measured; replicates are pooled by median (default 2)")
-    r.add_argument("--probe-time", type=_number(float), default=0.5, help="seconds of repeats per probe (default 0.5)")
-    r.add_argument("--extrapolate", type=_number(float), default=1.0,
-                   help="limits may reach this multiple of the largest measured size (default 1)")
-    r.add_argument("--no-refine", action="store_true",
-                   help="do not widen ranges where a cost could not be fitted (peaks under the resolution)")
-    r.add_argument("--settle", type=_number(int, allow_zero=True), default=1,
-                   help="while a dimension's growth class is undetermined, measure more (larger sizes "
-                        "within the caps, else replicates) up to N times per dimension; 0 only reports it "
-                        "(default 1)")
-    r.add_argument("--no-boundary", action="store_true",
-                   help="do not bisect each limited axis toward the measured budget boundary before "
-                        "the final fit")
     r.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
-                   help="Keras backend to profile a Keras model under, in isolated workers "
-                        "(default: tensorflow, in the workers' default environment)")
-    r.add_argument("--call", default="predict_on_batch", choices=["predict_on_batch", "call", "predict"])
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--isolation", choices=["subprocess", "inprocess"], default="subprocess",
-                   help="run probes in worker processes under a memory cap and a timeout (default), "
+                   help="Keras backend to profile a Keras model under, in isolated workers (default: tensorflow)")
+    r.add_argument("--isolation", choices=["subprocess", "inprocess"], default=None,
+                   help="probes in worker processes under a memory cap and a timeout (default), "
                         "or in this process (faster; a hostile probe can take it down)")
-    r.add_argument("--memory-cap-mib", type=_number(float), default=None,
-                   help="hard cap on the memory one isolated probe may add (default 8192)")
-    r.add_argument("--timeout", type=_number(float), default=None,
-                   help="seconds one isolated probe may take in all (default 60)")
-    r.add_argument("--probes-per-worker", type=_number(int), default=None,
-                   help="start a fresh worker after this many probes (1: a process per probe)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out with the same settings: its probes are kept")
+    r.add_argument("--seed", type=int, default=None, help="seed of every draw (default 0)")
     r.add_argument("--preprocess", metavar="MODULE:FUNCTION",
                    help="a Python function applied to the inputs before the model, as your serving code "
                         "does: measured with it, and its memory line by line (preprocess_memory.csv)")
-    r.add_argument("--churn", type=_number(int, allow_zero=True), default=16,
-                   help="distinct shapes sent to one fresh process to measure retracing and memory "
-                        "growth per new shape (default 16; 0 skips it)")
-    r.add_argument("--drift-shapes", type=_number(int, allow_zero=True), default=300,
-                   help="read the policy's frontier before and after this many distinct shapes in one "
-                        "isolated worker (at most shapes.max_distinct) and plan for the time they add "
-                        "(drift.json, shapes.drift; default 300; 0 skips it; read again at half the count, "
-                        "down to 16, while no input carries it or it is over --drift-share)")
-    r.add_argument("--drift-share", type=_share, default=0.25,
-                   help="read the drift again at half the count while it takes more than this share of "
-                        "margin × latency budget, not below the policy's padded shapes (default 0.25; "
-                        "1: only when no input carries it)")
-    r.add_argument("--drift-checks", type=_number(int), default=2,
-                   help="drift checks made, each in its own pair of workers: the largest reading is kept "
-                        "(one check can read far under the drift; default 2)")
-    r.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run in --out: probes in its probes.jsonl are kept")
-    r.add_argument("--pulse", type=_number(int, allow_zero=True), default=3,
-                   help="measure a reference input before every N-th probe: the machine-speed index times "
-                        "are fitted against, the policy's machine_speed (default 3; 0: off)")
-    r.add_argument("--values", choices=("auto", *VALUE_PATTERNS), default="auto",
-                   help="values every size is measured with: auto (default) scans each value pattern against "
-                        "random values and measures with the one that costs the model most, when it costs "
-                        "≥ 1.25× random (values.json); or a pattern")
 
     v = sub.add_parser("verify", help="re-measure inputs at and inside a policy's limits")
     v.add_argument("model", help=model_help)
@@ -200,34 +160,26 @@ def _cmd_run(args) -> int:
     from costlab.pipeline.run import run
     from costlab.policy import Budgets
 
-    flags = {"latency_ms": args.latency_ms, "memory_mib": args.memory_mib, "margin": args.margin,
-             "latency_p99_ms": args.latency_p99_ms, "process_memory_mib": args.process_memory_mib,
-             "cores": args.cores}
+    flags = {"latency_ms": args.latency_ms, "memory_mib": args.memory_mib}
     if args.budgets:
         budgets = Budgets.from_file(args.budgets, **flags)
     else:
         missing = [f"--{k.replace('_', '-')}" for k in ("latency_ms", "memory_mib") if flags[k] is None]
         if missing:
             raise CostlabError(f"the budgets {' and '.join(missing)} are required (or --budgets FILE)")
-        budgets = Budgets(**{k: v for k, v in flags.items() if v is not None})
+        budgets = Budgets(**flags)
+    overrides = {k: v for k, v in (("seed", args.seed), ("isolation", args.isolation), ("backend", args.backend))
+                 if v is not None}
+    chosen = resolve(args.preset, args.settings, **{**dict(args.set), **overrides})
     if args.space and not os.path.isfile(args.space):
         raise CostlabError(f"Input space file not found: {args.space}")
-    adapter = loading.load(args.model, call=args.call)
+    adapter = loading.load(args.model, call=chosen.call)
     space = (InputSpace.from_file(args.space).check_model(adapter) if args.space
              else InputSpace.from_model(adapter))
     if args.dim:
         space = space.with_bounds(**dict(args.dim))
     preprocess = _import_function(args.preprocess) if args.preprocess else None
-    result = run(adapter, budgets, args.out, preprocess=preprocess, space=space, points=args.points, examples=args.examples,
-                 rounds=args.rounds, refine=not args.no_refine, settle=args.settle, probe_time_s=args.probe_time,
-                 extrapolate=args.extrapolate, seed=args.seed, isolation=args.isolation,
-                 memory_cap_mib=args.memory_cap_mib, timeout_s=args.timeout,
-                 probes_per_worker=args.probes_per_worker, resume=args.resume, churn=args.churn,
-                 boundary=not args.no_boundary, backend=args.backend, joint=not args.no_joint,
-                 joint_offsets=not args.plain_joint,
-                 throughput_s=args.throughput_s, timeout_factor=args.timeout_factor, pulse=args.pulse,
-                 values=args.values, drift_shapes=args.drift_shapes,
-                 drift_checks=args.drift_checks, drift_share=args.drift_share, hard_min=args.hard_min)
+    result = run(adapter, budgets, args.out, space=space, settings=chosen, resume=args.resume, preprocess=preprocess)
     print(result.summary())
     return result.exit_status  # 0: a policy; 3: a policy, with stages skipped
 
@@ -249,8 +201,8 @@ def _cmd_verify(args) -> int:
     from costlab.policy import Policy
 
     policy = Policy.from_json(args.policy)
-    adapter = loading.load(args.model, call=policy.data["model"].get("call", "predict_on_batch"))
-    if adapter.describe()["sha256"] != policy.data["model"]["sha256"]:
+    adapter = loading.load(args.model, call=policy.model.get("call", "predict_on_batch"))
+    if adapter.describe()["sha256"] != policy.model["sha256"]:
         print(f"costlab: warning: {args.model} is not the model {args.policy} was made for "
               f"(sha256 differs)", file=sys.stderr)
     report = verify(adapter, policy, probes=args.probes, seed=args.seed, tightness=not args.no_tightness,

@@ -14,6 +14,17 @@ settings.register_profile("costlab-tests", deadline=None, derandomize=True, data
 settings.load_profile("costlab-tests")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tiers: tests/unit has no TensorFlow (`make test-fast`); every other test is marked
+    `integration`, and the notebooks `notebook`."""
+    for item in items:
+        path = str(item.path)
+        if path.endswith(".ipynb"):
+            item.add_marker(pytest.mark.notebook)
+        elif "/tests/unit/" not in path:
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def zoo_models():
     """Every zoo model, built once per session (fixed seeds)."""
@@ -25,12 +36,9 @@ def zoo_models():
 @pytest.fixture(scope="module")
 def sample():
     """`(profile, {target: CostModel}, policy)` of the stored run in data/sample_run."""
-    import json
     from pathlib import Path
 
-    from costlab import CostModel, Policy
-    from costlab.profiling.session import Profile
+    from costlab import Run
 
-    run = Path(__file__).resolve().parent.parent / "data" / "sample_run"
-    models = {t: CostModel.from_dict(d) for t, d in json.loads((run / "cost_models.json").read_text()).items()}
-    return Profile.load(run), models, Policy.from_json(run / "policy.json")
+    run = Run.load(Path(__file__).resolve().parent.parent / "data" / "sample_run")
+    return run.profile, run.cost_models, run.policy

@@ -57,7 +57,7 @@ def test_candle_bert_policy_respects_max_position_embeddings(tmp_path):
     bert = load("candle:bert")
     space = InputSpace.from_model(bert, bounds={"batch": (1, 2), "seq_len": (8, 512)})
     run = costlab.run(bert, {"latency_ms": 5000, "memory_mib": 4096}, tmp_path, space=space, points=4,
-                      rounds=1, churn=0, **FAST)
+                      rounds=1, churn=0, isolation="inprocess", **FAST)
     lim = run.policy.limits["seq_len"]
     assert lim["max"] == 512 and lim["limited_by"] == "model limit"
     assert run.policy.data["model"]["hard_limits"] == {"seq_len": 512}

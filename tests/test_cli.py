@@ -48,8 +48,14 @@ def _one_line_error(proc, *needles):
                  ["Unknown dimension 'seq_len'", "batch"], id="unknown-dim"),
     pytest.param(["run", "zoo:mlp", "--latency-ms", "5", "--memory-mib", "5", "--out", "x", "--dim", "batch=9:1"],
                  ["min=9 is larger than max=1"], id="inverted-dim"),
-    pytest.param(["run", "zoo:mlp", "--latency-ms", "5", "--memory-mib", "5", "--out", "x", "--examples", "-1"],
-                 ["--examples", "received '-1'"], id="negative-examples"),
+    pytest.param(["run", "zoo:mlp", "--latency-ms", "5", "--memory-mib", "5", "--out", "x", "--set", "examples=-1"],
+                 ["`examples`", "Received: -1"], id="negative-examples"),
+    pytest.param(["run", "zoo:mlp", "--latency-ms", "5", "--memory-mib", "5", "--out", "x", "--set", "pionts=3"],
+                 ["Unknown setting: pionts (did you mean points?)"], id="unknown-setting"),
+    pytest.param(["run", "zoo:mlp", "--latency-ms", "5", "--memory-mib", "5", "--out", "x", "--settings", "absent.yaml"],
+                 ["Settings file not found: absent.yaml"], id="missing-settings-file"),
+    pytest.param(["run", "zoo:mlp", "--latency-ms", "5", "--memory-mib", "5", "--out", "x", "--set", "points"],
+                 ["expected KEY=VALUE"], id="setting-without-value"),
     pytest.param(["verify", "zoo:mlp", "absent.json"], ["Policy file not found: absent.json"], id="missing-policy"),
     pytest.param(["run", "zoo:mlp", "--budgets", "absent.yaml", "--out", "x"],
                  ["Budgets file not found: absent.yaml"], id="missing-budgets-file"),
@@ -91,11 +97,17 @@ def test_run_then_verify_a_saved_keras_file(tmp_path):
     # points. (A 24 MiB budget once read 27.4 MiB at the worst admitted input against a bound
     # of 15.6, on a host where oneDNN was off by default and the tensor peaks fell back to
     # the process high-water mark: 0 to 32 MiB at one size. costlab now turns oneDNN on.)
-    proc = costlab("run", DATA / "attention.keras", "--latency-ms", "15", "--memory-mib", "48", "--out", out,
-                   "--dim", "batch=2:16", "--dim", "seq_len=64:1024", "--points", "4", "--examples", "2",
-                   "--probe-time", "0.1", "--margin", "0.75", "--throughput-s", "0", "--no-boundary", "--settle", "0",
-                   "--drift-shapes", "24", "--drift-checks", "1")
+    (tmp_path / "budgets.yaml").write_text("latency_ms: 15\nmemory_mib: 48\nmargin: 0.75\n")
+    (tmp_path / "settings.yaml").write_text("points: 4\nexamples: 2\nprobe_time_s: 0.1\nthroughput_s: 0\n"
+                                            "boundary: false\nsettle: 0\ndrift: \"on\"\ndrift_shapes: 24\n")
+    proc = costlab("run", DATA / "attention.keras", "--budgets", tmp_path / "budgets.yaml", "--out", out,
+                   "--dim", "batch=2:16", "--dim", "seq_len=64:1024", "--settings", tmp_path / "settings.yaml",
+                   "--set", "drift_checks=1")
     assert proc.returncode == 0, proc.stderr
+    # the resolved settings are recorded: the file's, the flag's, the preset's defaults
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["preset"] == "standard" and settings["points"] == 4 and settings["drift_checks"] == 1
+    assert settings["isolation"] == "subprocess" and settings["churn"] == 16
     assert "seq_len" in proc.stdout and "limited by" in proc.stdout and "policy.json" in proc.stdout
     assert "shape churn" in proc.stdout and "per new shape" in proc.stdout  # a fresh worker's figures
     assert json.loads((out / "churn.json").read_text())["shapes"] == 16
@@ -135,8 +147,8 @@ def test_preprocess_function_is_measured_in_isolated_workers(tmp_path):
         "    scratch = np.ones((32, 2**20 // 8))  # 32 MiB\n"
         "    return {'features': (x - x.mean()) / (x.std() + scratch[0, 0])}\n")
     proc = costlab("run", "zoo:mlp", "--latency-ms", "50", "--memory-mib", "64", "--out", "run",
-                   "--preprocess", "serving:normalise", "--points", "5", "--rounds", "1", "--examples", "1",
-                   "--probe-time", "0.05", "--no-refine", "--churn", "0", cwd=tmp_path)
+                   "--preprocess", "serving:normalise", "--set", "points=5", "--set", "rounds=1", "--set", "examples=1",
+                   "--set", "probe_time_s=0.05", "--set", "refine=false", "--set", "churn=0", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = (tmp_path / "run" / "preprocess_memory.csv").read_text()
     assert "np.ones" in lines

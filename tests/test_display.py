@@ -125,7 +125,7 @@ def test_policy_html_escapes_the_model_name(sample):
 
 _CELLS = [
     "import json\nfrom pathlib import Path\nfrom costlab.curves import CostModel\nfrom costlab.policy import Policy\n"
-    "from costlab.profile import Profile\nrun = Path({run!r})",
+    "from costlab import Profile\nrun = Path({run!r})",
     'Policy.from_json(run / "policy.json")',
     'CostModel.from_dict(json.loads((run / "cost_models.json").read_text())["wall_s_median"])',
     "Profile.load(run)",

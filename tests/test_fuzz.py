@@ -63,7 +63,7 @@ def test_a_multi_input_model_with_a_tied_axis_profiles_end_to_end(zoo_models, tm
     assert [i.shape for i in space.inputs] == [("batch", "seq_len"), ("batch", "seq_len")]
     assert space.inputs[1].values.max == 1  # a mask holds 0 or 1
     run = costlab.run(model, {"latency_ms": 20, "memory_mib": 32}, tmp_path, space=space, points=5,
-                      churn=0, throughput_s=0, boundary=False, settle=0, **FAST)
+                      churn=0, throughput_s=0, boundary=False, settle=0, isolation="inprocess", **FAST)
     shapes = [json.loads(s) for s in run.profile.table["input_shapes"]]
     assert all(s["tokens"] == s["mask"] for s in shapes)
     assert (run.profile.table["status"] == "ok").all()
@@ -122,9 +122,9 @@ def test_space_files_in_yaml_and_mismatches_named(tmp_path, zoo_models):
 
 def test_cli_lists_failing_inputs(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "costlab.cli", "run", "zoo:bomb", "--latency-ms", "50",
-                           "--memory-mib", "64", "--memory-cap-mib", "300", "--points", "8", "--rounds", "1",
-                           "--examples", "2", "--probe-time", "0.05", "--churn", "0", "--throughput-s", "0",
-                           "--no-boundary", "--settle", "0", "--no-refine", "--out", str(tmp_path)],
+                           "--memory-mib", "64", "--set", "memory_cap_mib=300", "--set", "points=8", "--set", "rounds=1",
+                           "--set", "examples=2", "--set", "probe_time_s=0.05", "--set", "churn=0", "--set", "throughput_s=0",
+                           "--set", "boundary=false", "--set", "settle=0", "--set", "refine=false", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(tmp_path / "profile.csv")

@@ -131,9 +131,9 @@ def _costlab(*args, **kw):
 
 @pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_without_loss_or_duplicates(tmp_path):
-    args = ["run", "zoo:mlp", "--latency-ms", "50", "--memory-mib", "64", "--points", "4", "--rounds", "2",
-            "--examples", "3", "--probe-time", "0.05", "--no-refine", "--settle", "0", "--isolation", "subprocess",
-            "--no-boundary", "--churn", "0", "--throughput-s", "0", "--values", "random"]
+    args = ["run", "zoo:mlp", "--latency-ms", "50", "--memory-mib", "64", "--set", "points=4", "--set", "rounds=2",
+            "--set", "examples=3", "--set", "probe_time_s=0.05", "--set", "refine=false", "--set", "settle=0", "--isolation", "subprocess",
+            "--set", "boundary=false", "--set", "churn=0", "--set", "throughput_s=0", "--set", "values=random"]
     # no refine, settle, boundary or value scan: what they measure depends on noisy times
     # (fits, the scan's second looks), so the two runs' plans could differ; the plan measured
     # must be the same to compare them probe by probe (the scan resumes from its log:

@@ -10,7 +10,7 @@ import costlab
 from costlab import InputSpace, Policy
 from costlab.policy import SCHEMA_VERSION, schema
 
-QUICK = dict(points=5, examples=3, min_repeats=3, max_repeats=10, probe_time_s=0.15, progress=False)
+QUICK = dict(points=5, examples=3, min_repeats=3, max_repeats=10, probe_time_s=0.15, progress=False, isolation="inprocess")
 # Sizes above TF's allocator step: under ~1 MiB score tensors the peak is one tensor, above it
 # two to three (softmax in and out, BFC rounding), so a range straddling it looks steeper.
 

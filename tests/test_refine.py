@@ -40,7 +40,7 @@ def test_no_plan_predicted_over_the_caps_is_launched(mlp_first):
 def test_limits_stay_in_the_range_the_user_asked_for(zoo_models, tmp_path):
     model = zoo_models["mlp"]
     space = InputSpace.from_model(model).with_bounds(batch=(1, 64))
-    run = costlab.run(model, {"latency_ms": 1e4, "memory_mib": 1e4}, tmp_path, space=space, **QUICK)
+    run = costlab.run(model, {"latency_ms": 1e4, "memory_mib": 1e4}, tmp_path, space=space, isolation="inprocess", **QUICK)
     assert run.profile.table["batch"].max() > 64  # measured beyond, to fit memory
     assert run.policy.limits["batch"]["max"] == 64
     assert "peak_bytes" in run.cost_models

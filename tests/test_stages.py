@@ -73,9 +73,9 @@ def test_a_stage_failing_after_the_measurements_still_writes_the_policy_and_exit
     # long-lived clients pass 200 calls in one process
     proc = subprocess.run(
         [sys.executable, "-m", "costlab.cli", "run", "stagemodels:wearing", "--latency-ms", "20",
-         "--memory-mib", "256", "--out", str(out), "--points", "5", "--rounds", "1", "--examples", "0",
-         "--probe-time", "0.02", "--probes-per-worker", "1", "--no-refine", "--settle", "0", "--no-boundary",
-         "--churn", "0", "--pulse", "0", "--values", "random", "--throughput-s", "1"],
+         "--memory-mib", "256", "--out", str(out), "--set", "points=5", "--set", "rounds=1", "--set", "examples=0",
+         "--set", "probe_time_s=0.02", "--set", "probes_per_worker=1", "--set", "refine=false", "--set", "settle=0", "--set", "boundary=false",
+         "--set", "churn=0", "--set", "pulse=0", "--set", "values=random", "--set", "throughput_s=1"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert proc.returncode == 3, (proc.returncode, proc.stdout, proc.stderr)
     policy = json.loads((out / "policy.json").read_text())

@@ -44,7 +44,8 @@ def baseline(tmp_path_factory):
     spec.loader.exec_module(mod)
     out = tmp_path_factory.mktemp("baseline")
     costlab.run(CallableAdapter(mod.fast, SPACE), {"latency_ms": 1e4, "memory_mib": 1e4}, out, points=8,
-                examples=0, rounds=1, churn=0, boundary=False, min_repeats=5, probe_time_s=0.1, progress=False)
+                examples=0, rounds=1, churn=0, boundary=False, min_repeats=5, probe_time_s=0.1, progress=False,
+                isolation="inprocess")
     return out, d
 
 
@@ -107,7 +108,7 @@ def test_compare_flags_a_class_that_rose():
 def test_within_policy_fails_with_the_input_and_its_cost(tmp_path):
     fn = CallableAdapter(lambda inputs: __import__("time").sleep(0.004), SPACE.with_bounds(n=(20_000, 40_000)))
     run = costlab.run(fn, {"latency_ms": 1e3, "memory_mib": 1e3}, tmp_path, points=5, examples=0, rounds=1,
-                      churn=0, boundary=False, min_repeats=3, probe_time_s=0.05, progress=False)
+                      churn=0, boundary=False, min_repeats=3, probe_time_s=0.05, progress=False, isolation="inprocess")
     assert testing.assert_within_policy(fn, run.policy, examples=3)["probes"] == 4
     tight = Policy({**run.policy.data, "budgets": {**run.policy.data["budgets"], "latency_ms": 1.0}})
     with pytest.raises(AssertionError, match=r"the policy's most expensive admitted input x\[\d+\] is inside the policy but: "

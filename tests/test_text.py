@@ -67,7 +67,7 @@ def test_a_raw_string_model_is_profiled_limited_and_guarded(tmp_path):
                                                              text_bytes=(64, 1024))
     result = costlab.run(model, {"latency_ms": 200, "memory_mib": 512}, tmp_path / "run", space=space, points=4,
                          rounds=1, examples=0, probe_time_s=0.02, refine=False, settle=0, boundary=False,
-                         churn=0, throughput_s=1, pulse=0, drift_shapes=0)
+                         churn=0, throughput_s=1, pulse=0, drift_shapes=0, isolation="inprocess")
     t = result.profile.table
     assert (t["status"] == "ok").all(), t[t["status"] != "ok"][["text_words", "text_bytes", "error"]]
     assert t["text_words"].nunique() >= 3 and t["text_bytes"].nunique() >= 3

@@ -58,15 +58,15 @@ class Guard:
         self._limits = {n: (v["min"], v["max"]) for n, v in policy.limits.items()}
         self._steps = {n: int(v["multiple_of"]) for n, v in policy.limits.items() if v.get("multiple_of", 1) > 1}
         self._joint = [(j["name"], j["dims"], j["max"], {d: int((j.get("offsets") or {}).get(d, 0)) for d in j["dims"]})
-                       for j in policy.data.get("joint") or []]
-        shapes = policy.data.get("shapes") or {}
+                       for j in policy.joint]
+        shapes = policy.shapes
         self._buckets = {d: sorted(b) for d, b in (shapes.get("buckets") or {}).items() if b}
         if pad and not self._buckets:
             raise ValueError("`pad=True` needs shape buckets in the policy (`shapes.buckets`). Received: none")
         self.pad = pad
         cap = shapes.get("max_distinct") if max_distinct is None else max_distinct
         self.max_distinct = int(cap) if cap else None
-        self.max_payload_bytes = (policy.data.get("request") or {}).get("max_payload_bytes")
+        self.max_payload_bytes = policy.request.get("max_payload_bytes")
         self._seen: set = set()
         self._lock = threading.Lock()
         self._names = list(self._inputs)

@@ -60,7 +60,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from costlab._search import bisect, log_int
 from costlab.errors import CostlabError
+from costlab.measurement.costs import BUDGETED
 from costlab.policy import Policy, Region, admitted_stream, edge_points
 from costlab.profiling import speed
 
@@ -123,8 +125,7 @@ class VerifyReport:
     fresh_note: str | None = None  # why the fresh-process corners were not sent, when they were not
 
     #: Measured columns against the policy's curves (`Policy.cost`), with their units.
-    BOUND_COLUMNS = {"wall_s_median": ("latency_ms", 1e3), "wall_s_p99": ("latency_p99_ms", 1e3),
-                     "peak_bytes": ("memory_mib", 1 / 2**20)}
+    BOUND_COLUMNS = {k: (c.budget, c.scale) for k, c in BUDGETED.items()}
 
     @property
     def violations(self) -> pd.DataFrame:
@@ -300,18 +301,18 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
     space = policy.space
     region = policy.region()
     dims = space.dim_names
-    worst = (policy.data.get("worst_admitted") or {}).get("sizes") or dict(region.hi)
+    worst = (policy.worst_admitted or {}).get("sizes") or dict(region.hi)
     worst = region.onto({d: worst.get(d, region.hi[d]) for d in dims})
     edges = edge_points(region, dims)
     named = [("worst", worst), ("floor", dict(region.lo))] + [(f"edge:{d}", s) for d, s in edges.items()]
     # The values the policy's curves were measured with (`value_pattern`, the scan's worst),
     # for every input verify builds itself; Hypothesis's draws bring random and other values.
-    values = (policy.data.get("value_pattern") or {}).get("pattern", "random")
+    values = policy.value_pattern
     points = [(k, s, space.pattern_inputs(s, seed=seed + i, values=values)) for i, (k, s) in enumerate(named)]
     points += admitted_stream(policy, max(0, probes - len(points)), seed=seed)
     b = policy.budgets
     kw = dict(min_repeats=min_repeats, max_repeats=max(min_repeats, 50), time_budget_s=probe_time_s)
-    cap = (policy.data.get("shapes") or {}).get("max_distinct")
+    cap = policy.shapes.get("max_distinct")
     if isolation == "inprocess" and backend is None:
         executor = InProcess(adapter, **kw)
     else:
@@ -326,12 +327,12 @@ def verify(model, policy: Policy, *, probes: int = 200, seed: int = 0, tightness
     fresh_rows, fresh_note = (_fresh_corners(adapter, space, region, edges, values=values, seed=seed,
                                              backend=backend, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s)
                               if fresh else ([], None))
-    drift = (policy.data.get("shapes") or {}).get("drift") or {}
+    drift = policy.shapes.get("drift") or {}
     # the shapes a process holds where the policy's drift plan applies: its cap, or the
     # count the drift was read at when that is lower (a policy without a cap)
     held = min(cap or drift.get("shapes") or 0, drift.get("shapes") or 0) if drift.get("planned_ms") else 0
     filled = held - max(1, math.ceil(held * SEARCH_RESERVE)) if held > 1 and isinstance(executor, ShapeCapped) else 0
-    machine = policy.data.get("machine_speed") if pulse else None
+    machine = policy.machine_speed if pulse else None
     pulses, count = [], [0]
     bar = tqdm(total=len(points), desc=f"verify {adapter.name}", unit="probe",
                disable=None if progress is None else not progress, leave=False)
@@ -564,7 +565,7 @@ def _within(row, budgets, factor: float = 1.0) -> bool:
         row["latency_ms"], row["memory_mib"], row["latency_p99_ms"], factor / row.get("index", 1.0))
 
 
-def _bisect(at, start: int, top: int, steps: int, *, edge=None, bottom: int = 1,
+def bisect_limit(at, start: int, top: int, steps: int, *, edge=None, bottom: int = 1,
             floor: int = 1) -> tuple[int, bool, int]:
     """Largest size in [start, top] where `at(size)` is within budget, by log bisection.
     Returns (size, exact, probes).
@@ -577,14 +578,8 @@ def _bisect(at, start: int, top: int, steps: int, *, edge=None, bottom: int = 1,
     is), so a limit past its boundary reads a tightness over 1 rather than 1.00.
     """
     def narrow(within, good, bad, n, last):
-        while bad - good > 1 and n < last:
-            mid = min(max(int(round(math.sqrt(good * bad))), good + 1), bad - 1)
-            n += 1
-            if within(mid):
-                good = mid
-            else:
-                bad = mid
-        return good, bad, n
+        good, bad, k = bisect(within, good, bad, mid=log_int(), steps=max(0, last - n))
+        return good, bad, n + k
 
     n = 1
     if at(top):
@@ -614,7 +609,7 @@ RANGE_STEP = 1.25
 def _tightness(policy, region, edges, rows, measure, steps, search_factor, factor=1.0, draws=1,
                searched=None, filled=0) -> list[dict]:
     budgets = policy.budgets
-    hard = policy.data["model"].get("hard_limits") or {}
+    hard = policy.model.get("hard_limits") or {}
     out, counter, step = [], [0], [0]
     searched = [] if searched is None else searched
 
@@ -650,7 +645,7 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
         m = region.steps.get(d, 1)  # a divisor rule: bisect over its multiples, k × m
         floor = max(1, -(-int(region.lo[d]) // m))
         along = lambda k, base=base, d=d, m=m: probe(f"tight:{d}", {**base, d: k * m})  # noqa: E731
-        found, exact, _ = _bisect(along, base[d] // m, max(base[d] // m + 1, top // m), steps, edge=along,
+        found, exact, _ = bisect_limit(along, base[d] // m, max(base[d] // m + 1, top // m), steps, edge=along,
                                   bottom=max(floor, base[d] // m // 2), floor=floor)
         found *= m
         out.append({"limit": d, "limited_by": lim["limited_by"], "value": int(lim["max"]), "boundary": int(found),
@@ -658,7 +653,7 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
                     "tightness": lim["max"] / found, "probes": counter[0] - before, "draws": draws,
                     "filled": filled})
     rank = _ranker(rows, list(region.dims), budgets)
-    for j in policy.data.get("joint") or []:
+    for j in policy.joint:
         # The boundary of a joint budget: the largest product (each size plus its offset,
         # `costlab.policy.joint_value`) whose newly admitted inputs
         # all stay within margin × budget. At each step the two most expensive of them
@@ -674,7 +669,7 @@ def _tightness(policy, region, edges, rows, measure, steps, search_factor, facto
         # the smallest maximum that still admits an input: the region's smallest input's
         # measure (with offsets, well above 1: (1 + 45) × (8 + 391) for one masked policy)
         floor = int(math.ceil(region.value(pd.DataFrame([region.lo]), j["dims"])[0]))
-        found, exact, _ = _bisect(at, int(j["max"]), int(j["max"] * search_factor), steps,
+        found, exact, _ = bisect_limit(at, int(j["max"]), int(j["max"] * search_factor), steps,
                                   edge=lambda v, j=j: at(v, j, edge=True), bottom=max(floor, int(j["max"]) // 2),
                                   floor=floor)
         out.append({"limit": j["name"], "limited_by": "joint budget", "value": int(j["max"]), "boundary": int(found),

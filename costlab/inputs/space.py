@@ -368,19 +368,25 @@ class InputSpace:
 
     def random_inputs(self, sizes: dict, *, seed: int = 0) -> dict[str, np.ndarray]:
         """Inputs of the given sizes with values drawn uniformly from each domain."""
+        def uniform(inp, shape, rng):
+            v = inp.values
+            if v.kind == "int":
+                return rng.integers(int(v.min), int(v.max) + 1, size=shape)
+            return rng.uniform(v.min, v.max, size=shape)
+
+        return self._fill(sizes, seed, "random", uniform)
+
+    def _fill(self, sizes: dict, seed: int, pattern: str, numeric) -> dict[str, np.ndarray]:
+        """Each input at `sizes`: strings drawn with `pattern`, numbers from
+        `numeric(inp, shape, rng)`, one generator seeded `seed` for all, in input order."""
         rng = np.random.default_rng(seed)
         out = {}
         for inp in self.inputs:
             shape = self.shapes(sizes)[inp.name]
-            v = inp.values
             if inp.text is not None:
-                out[inp.name] = self._strings(inp, shape, sizes, "random", int(rng.integers(2**31)))
-                continue
-            if v.kind == "int":
-                arr = rng.integers(int(v.min), int(v.max) + 1, size=shape)
+                out[inp.name] = self._strings(inp, shape, sizes, pattern, int(rng.integers(2**31)))
             else:
-                arr = rng.uniform(v.min, v.max, size=shape)
-            out[inp.name] = arr.astype(inp.dtype)
+                out[inp.name] = np.asarray(numeric(inp, shape, rng)).astype(inp.dtype)
         return out
 
     def pattern_inputs(self, sizes: dict, *, seed: int = 0, values: str = "random") -> dict[str, np.ndarray]:
@@ -400,35 +406,26 @@ class InputSpace:
             return self.random_inputs(sizes, seed=seed)
         if values not in VALUE_PATTERNS and not (values in TEXT_PATTERNS and any(i.text for i in self.inputs)):
             raise InvalidSpace(f"Unknown value pattern {values!r}; expected one of {', '.join(VALUE_PATTERNS)}")
-        rng = np.random.default_rng(seed)
-        out = {}
-        for inp in self.inputs:
-            shape = self.shapes(sizes)[inp.name]
+        def patterned(inp, shape, rng):
             v = inp.values
-            if inp.text is not None:
-                out[inp.name] = self._strings(inp, shape, sizes, values, int(rng.integers(2**31)))
-                continue
             if values not in VALUE_PATTERNS:  # a text pattern: other inputs random
-                out[inp.name] = self.random_inputs(sizes, seed=seed)[inp.name]
-                continue
+                return self.random_inputs(sizes, seed=seed)[inp.name]
 
-            def draw(v=v):
+            def draw():
                 return int(rng.integers(int(v.min), int(v.max) + 1)) if v.kind == "int" else float(rng.uniform(v.min, v.max))
 
             if values == "min":
-                arr = np.full(shape, v.min)
-            elif values == "max":
-                arr = np.full(shape, v.max)
-            elif values == "repeat":
-                arr = np.full(shape, draw())
-            else:  # alternate
-                a, b = draw(), draw()
-                if a == b and v.max > v.min:
-                    b = v.max if a != v.max else v.min
-                n = int(np.prod(shape))
-                arr = np.resize(np.array([a, b]), n).reshape(shape)
-            out[inp.name] = np.asarray(arr).astype(inp.dtype)
-        return out
+                return np.full(shape, v.min)
+            if values == "max":
+                return np.full(shape, v.max)
+            if values == "repeat":
+                return np.full(shape, draw())
+            a, b = draw(), draw()  # alternate
+            if a == b and v.max > v.min:
+                b = v.max if a != v.max else v.min
+            return np.resize(np.array([a, b]), int(np.prod(shape))).reshape(shape)
+
+        return self._fill(sizes, seed, values, patterned)
 
     @staticmethod
     def _strings(inp, shape, sizes, pattern, seed) -> np.ndarray:

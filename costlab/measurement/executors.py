@@ -115,13 +115,14 @@ def model_ref(adapter, scratch: Path, *, weights_file: bool = False) -> dict:
         mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
         if not mod or mod == "__main__" or "<" in qual:
             raise CostlabError(f"isolation='subprocess' needs a `preprocess` function a worker can import "
-                               f"(defined at module level in a file). Received: {fn!r}")
+                               f"(defined at module level in a file), or isolation='inprocess'. Received: {fn!r}")
         return {**model_ref(adapter.inner, scratch, weights_file=weights_file), "preprocess": f"{mod}:{qual}"}
     if isinstance(adapter, CallableAdapter):
         if not adapter.ref:
             raise CostlabError(
                 f"isolation='subprocess' needs a callable a worker can import (a module-level function "
-                f"or `ref='module:attribute'`). Received: {adapter.fn!r}")
+                f"or `ref='module:attribute'`), or measure in this process: isolation='inprocess'. "
+                f"Received: {adapter.fn!r}")
         return {"callable": adapter.ref, "space": adapter.space.to_dict(), "name": adapter.name}
     if adapter.call_path not in CALL_PATHS and isinstance(adapter, KerasAdapter):
         raise CostlabError(f"isolation='subprocess' cannot send a custom serving function to a worker. "

@@ -22,6 +22,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from costlab._search import bisect, log_int
 from costlab.curves import fit_profile_notes
 from costlab.profiling import plan as sweep
 from costlab.profiling.session import (
@@ -325,15 +326,10 @@ def boundary(model, prof: Profile, policy, *, asked=None, steps: int = 6, starts
                         bad = hi_d
             else:
                 good, bad = lo_d, first
-            step = 2
-            while bad is not None and bad - good > m and step < steps + 2:
-                mid = int(round(math.sqrt(good * bad))) // m * m
-                mid = min(max(mid, good + m), bad - m)
-                if at(label, d, start, mid, step):
-                    good = mid
-                else:
-                    bad = mid
-                step += 1
+            if bad is not None:
+                probe_no = iter(range(2, steps + 2))
+                good, bad, _ = bisect(lambda v, lb=label, d=d, s=start, i=probe_no: at(lb, d, s, v, next(i)), good, bad,
+                                      mid=log_int(m), steps=steps)
             found[label] = {"limit": first, "boundary": good, "exact": bad is not None and bad - good <= m,
                             "dim": d, "start": {k: int(v) for k, v in start.items()}, "scale": scale}
     table = pd.concat([prof.table, prober.table()], ignore_index=True)
@@ -383,10 +379,10 @@ def joint_boundary(model, prof: Profile, policy, models: dict, *, asked=None, st
     Example: `prof, found = joint_boundary(model, prof, policy, models)`, then
     `synthesize(..., joint_max={k: v["boundary"] for k, v in found.items()})`.
     """
-    from costlab.checks.verify import _bisect, joint_picks
+    from costlab.checks.verify import bisect_limit, joint_picks
     from costlab.profiling.speed import planned_scale
 
-    joints = policy.data.get("joint") or []
+    joints = policy.joint
     if not joints:
         return prof, {}
     asked = asked or prof.space
@@ -431,7 +427,7 @@ def joint_boundary(model, prof: Profile, policy, models: dict, *, asked=None, st
             top = float(region.value(pd.DataFrame([region.hi]), j["dims"])[0])
             floor = int(math.ceil(region.value(pd.DataFrame([region.lo]), j["dims"])[0]))
             start = int(j["max"])
-            value, exact, _ = _bisect(at, start, max(start + 1, int(min(start * search_factor, top))), steps,
+            value, exact, _ = bisect_limit(at, start, max(start + 1, int(min(start * search_factor, top))), steps,
                                       edge=lambda v, j=j: at(v, j, edge=True), bottom=max(floor, start // 2),
                                       floor=floor)
             found[j["name"]] = {"curve": start, "boundary": int(value), "exact": bool(exact),

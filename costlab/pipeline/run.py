@@ -3,188 +3,36 @@
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from costlab.curves import fit_profile_notes
 from costlab.errors import CostlabError, FitError, PolicyError
 from costlab.measurement.timing import first_line
+from costlab.pipeline import settings as run_settings
 from costlab.pipeline.refine import below_floor, open_powers, to_multiples, to_validity, widening
 from costlab.pipeline.refine import boundary as _boundary
 from costlab.pipeline.refine import joint_boundary as _joint_boundary
 from costlab.pipeline.refine import refine as _refine
 from costlab.pipeline.refine import settle as _settle
-from costlab.policy import Budgets, Policy, joint_expression, synthesize
-from costlab.profiling.session import Profile, profile
+from costlab.policy import Budgets, synthesize
+from costlab.profiling.session import profile
 from costlab.profiling.speed import (
     KIND,
-    PULSE_EVERY,
     REFERENCE_SHARE,
-    Speed,
     budget_reference,
-    is_pulse,
 )
 from costlab.profiling.speed import speed as _speed
-from costlab.runtime.drift import CHECKS as DRIFT_CHECKS
-from costlab.runtime.drift import SHAPES as DRIFT_SHAPES
+from costlab.rundir import Run
 from costlab.viz import plots
 
 #: The fewest distinct shapes per process a run reads drift at when a higher count's drift
 #: cannot be carried within the budgets (it halves the count down to this).
 DRIFT_MIN_SHAPES = 16
-#: The largest share of margin × latency budget a planned drift may take before `run` reads
-#: it again at half the count (`run`'s `drift_share`).
-DRIFT_SHARE = 0.25
 
 
-@dataclass
-class Run:
-    """What `run` produced, and where."""
-
-    profile: Profile
-    cost_models: dict
-    policy: Policy
-    out_dir: Path
-    notes: dict
-    refined: dict
-    undetermined: dict  # dimension -> (consistent powers, what would decide it)
-    churn: object = None  # costlab.runtime.churn.Churn, or None when not measured
-    boundary: dict | None = None  # dimension -> {"limit", "boundary", "exact"}
-    values: object = None  # costlab.profiling.values.ValueScan, or None when the pattern was given
-    drift: object = None  # costlab.runtime.drift.Drift, or None when not measured
-    skipped: list = field(default_factory=list)  # stages that failed: {"stage", "error", "sizes", "without"}
-    validity: object = None  # costlab.profiling.validity.Validity, or None when not searched
-
-    @property
-    def exit_status(self) -> int:
-        """`costlab run`'s exit status: 0, a policy was written; 3, a policy was written with
-        stages skipped (`skipped`, `skipped.json`)."""
-        return 3 if self.skipped else 0
-
-    def summary(self) -> str:
-        b = self.policy.budgets
-        t = self.profile.table
-        pulses = int(is_pulse(t).sum())
-        lines = [f"costlab run: {self.profile.model.get('name')} "
-                 f"({len(t) - pulses} probes, {int((t['status'] != 'ok').sum())} failed"
-                 + (f", {pulses} pulses" if pulses else "") + ")",
-                 f"budgets: latency {b.latency_ms:g} ms (median), memory {b.memory_mib:g} MiB (peak), "
-                 f"margin {b.margin:g}",
-                 "complexity:"]
-        for t, m in self.cost_models.items():
-            more = f" and {len(m.ambiguous_) - 2} more" if len(m.ambiguous_) > 2 else ""
-            amb = f"  (also consistent: {', '.join(m.ambiguous_[:2])}{more})" if m.ambiguous_ else ""
-            bound = f"; bounded beyond the range as {m.bound_complexity_}" if m.bound_complexity_ != m.complexity_ else ""
-            lines.append(f"  {t:14s} {m.complexity_}{amb}{bound}")
-        for t, why in self.notes.items():
-            lines.append(f"  {t:14s} not fitted: {why}")
-        for d, what in self.refined.items():
-            lines.append(f"  {d}: {what}")
-        for d, (powers, how) in self.undetermined.items():
-            if "power undetermined" in self.refined.get(d, ""):
-                continue  # said above, with what was measured to decide it
-            lines.append(f"  {d}: power undetermined over the measured range (consistent: "
-                         f"{', '.join(f'{p:g}' for p in sorted(powers))}); limits use the steepest; {how}")
-        if self.values is not None:
-            lines.append(self.values.summary())
-        elif (self.policy.data.get("value_pattern") or {}).get("pattern", "random") != "random":
-            lines.append(f"values: measured with the {self.policy.data['value_pattern']['pattern']!r} pattern "
-                         "(given); every limit is set for it")
-        lines.append("limits:")
-        for d, lim in self.policy.limits.items():
-            lines.append(f"  {d:10s} {lim['min']}..{lim['max']}  (limited by {lim['limited_by']})")
-        if self.validity is not None:
-            lines.append(self.validity.summary())
-        data = self.policy.data
-        frac = data.get("admitted_fraction") or {}
-        for j in data.get("joint") or []:
-            expr = f" = {joint_expression(j)}" if any((j.get("offsets") or {}).values()) else ""
-            lines.append(f"  {j['name']:10s} ≤ {j['max']}  (joint budget{expr} on {j['input']}; the per-axis box alone "
-                         f"would stop at {j['box_max']}; admits {frac.get('policy', 0):.0%} of the profiled "
-                         f"space against {frac.get('box', 0):.0%})")
-        worst = data.get("worst_admitted") or {"sizes": {}, "predicted": {}, "upper": {}}
-        pred, up = worst["predicted"], worst["upper"]
-        units = {"wall_s_median": (1e3, "ms"), "wall_s_p99": (1e3, "ms p99"), "peak_bytes": (1 / 2**20, "MiB")}
-        shown = [(t, *units[t]) for t in units if t in pred]
-        lines.append(f"worst admitted input {worst['sizes']}: predicted "
-                     + ", ".join(f"{pred[t] * k:.2f} {u}" for t, k, u in shown)
-                     + "; upper bound " + ", ".join(f"{up[t] * k:.2f} {u}" for t, k, u in shown))
-        req, srv = data.get("request") or {}, data.get("serving") or {}
-        if req:
-            lines.append(f"request: max payload {req['max_payload_bytes']} bytes (raw {req['max_payload_bytes_raw']}, "
-                         f"JSON {req['max_payload_bytes_json']})"
-                         + (f", timeout {req['timeout_ms']:g} ms" if "timeout_ms" in req else ""))
-        if srv:
-            mem = (f", container memory {srv['container_memory_mib']} MiB (request {srv['container_memory_request_mib']})"
-                   if "container_memory_mib" in srv else "")
-            rate = (f", rate limit {srv['rate_limit_rps']:g} req/s burst {srv['burst']} (measured "
-                    f"{srv['throughput']['rps']:.1f} req/s with {srv['throughput']['concurrency']} concurrent clients "
-                    f"at the worst admitted input)" if "rate_limit_rps" in srv else "")
-            lines.append(f"serving: {srv['max_concurrency']} in flight ({srv['concurrency_from']}), queue "
-                         f"{srv['max_queue']}{mem}{rate}")
-        shapes = data.get("shapes")
-        if shapes and shapes.get("buckets"):
-            lines.append(f"shapes: pad to buckets {shapes['buckets']}, at most {shapes['max_distinct']} distinct "
-                         f"shapes ({shapes['reason']})")
-        if data.get("machine_speed"):
-            lines.append(Speed.from_dict(data["machine_speed"]).summary())
-        if self.profile.memory_fallback:
-            lines.append(f"WARNING memory: {self.profile.memory_fallback}")
-        cal = self.profile.calibration()
-        if cal["process_peak_mib"] is not None:
-            ratio = (f"; process growth / tensor peak: median {cal['ratio_median']:.2f}, "
-                     f"max {cal['ratio_max']:.2f} over {cal['rows']} probes" if cal["rows"] else "")
-            lines.append(f"process memory: {cal['baseline_rss_mib']:.0f} MiB before any probe, "
-                         f"{cal['process_peak_mib']:.0f} MiB at most{ratio}")
-        failed = self.profile.failures
-        if len(failed):
-            lines.append(f"failing inputs ({len(failed)}, kept in {self.out_dir}/failures/):")
-            for _, r in failed.head(10).iterrows():
-                lines.append(f"  {r['status']:8s} {r['input_shapes']} {r['kind']}: {r['error']}")
-            if len(failed) > 10:
-                lines.append(f"  … and {len(failed) - 10} more (failures/failures.jsonl)")
-        if self.boundary:
-            lines.append("budget boundary measured by bisection (largest size within margin × budget along one "
-                         "axis; from the box corner of the first limits, then from the joint region's edges):")
-            for key, b in self.boundary.items():
-                d = b.get("dim", key.split("@")[0])
-                if b.get("from") == "joint frontier":
-                    now = next((j["max"] for j in self.policy.data.get("joint") or [] if j["name"] == d), None)
-                    lines.append(f"  {d} on its whole frontier ({b['probes']} probes, latency read at "
-                                 f"{b['scale']:.2f}×): the curves gave {b['limit']}, measured boundary "
-                                 f"{'' if b['exact'] else '≥ '}{b['boundary']}; final limit "
-                                 f"{now if now is not None else 'none (it constrains nothing)'}")
-                    continue
-                start = f" at {b['start']}" if "start" in b and b.get("from") != "box corner" else ""
-                lines.append(f"  {d:10s} from the {b.get('from', 'box corner')}{start}: started at {b['limit']}, "
-                             f"measured boundary {'' if b['exact'] else '≥ '}{b['boundary']}; final limit "
-                             f"{self.policy.limits[d]['max']}")
-        if self.profile.not_launched:
-            worst = max(self.profile.not_launched, key=lambda p: math.prod(p["sizes"].values()))
-            lines.append(f"not launched: {len(self.profile.not_launched)} probes their slice predicted over the "
-                         f"hard caps (largest {worst['sizes']}, predicted over the {worst['over']} cap)")
-        if self.churn is not None:
-            lines.append(self.churn.summary())
-        if self.drift is not None:
-            lines.append(self.drift.summary())
-        if self.skipped:
-            lines.append(f"stages skipped ({len(self.skipped)}; the policy was written without them, "
-                         f"{self.out_dir}/skipped.json):")
-            for k in self.skipped:
-                at = f" at {k['sizes']}" if k.get("sizes") else ""
-                lines.append(f"  {k['stage']}{at}: {k['error']}; so {k['without']}")
-        if self.profile.resumed:
-            lines.append(f"resumed: {self.profile.resumed} probes taken from {self.out_dir}/probes.jsonl")
-        lines.append(f"files: {self.out_dir}/policy.json, profile.csv, cost_models.json, plots/, report.html")
-        return "\n".join(lines)
-
-
-def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine: bool = True,
-        resume: bool = False, settle: int = 1, churn: int = 16, boundary: bool = True, throughput_s: float = 3.0,
-        joint: bool = True, timeout_factor: float = 3.0, pulse: int = PULSE_EVERY, joint_offsets: bool = True,
-        values: str = "auto", drift_shapes: int = DRIFT_SHAPES, drift_checks: int = DRIFT_CHECKS,
-        drift_share: float = DRIFT_SHARE, validity: bool = True, hard_min: bool = False, **profile_kw) -> Run:
+def run(model, budgets, out_dir, *, space=None, preset: str | None = None, settings=None, resume: bool = False,
+        preprocess=None, progress: bool | None = None, **overrides) -> Run:
     """Profile `model`, fit its cost curves, synthesise a policy and write them to `out_dir`.
 
     Writes `profile.csv` (one row per probe), `profile.json` (space, model, machine),
@@ -198,72 +46,19 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
         budgets: `Budgets` or a dict of its fields.
         out_dir: Run directory, created if missing.
         space: The input space. Defaults to the model's own.
-        extrapolate: See `synthesize`. Defaults to `1.0`.
-        refine: Where a dimension's power is undetermined or a cost could not be fitted,
-            widen the range and measure the plan again (`costlab.pipeline.refine`). Defaults to `True`.
-        settle: While a dimension's power is undetermined, measure more (larger sizes
-            within the caps, else replicates), at most this many times per dimension
-            (`costlab.pipeline.refine.settle`); `0` only reports it. Defaults to `1`.
+        preset: `"quick"`, `"standard"` (the default) or `"thorough"`
+            (`costlab.pipeline.settings.PRESETS`).
+        settings: A `RunSettings`, a dict of its fields, or a JSON/YAML file of them;
+            the preset applies first, then the file. Defaults to the preset alone.
         resume: Continue a run into the same `out_dir` that was interrupted (even by
-            SIGKILL): probes already in its `probes.jsonl` are not measured again.
-            Without it, an existing `probes.jsonl` is replaced. Defaults to `False`.
-        churn: Distinct shapes sent to one fresh process to measure retracing and memory
-            growth per new shape (`costlab.churn`, written to `churn.json`); `0` skips
-            it. Defaults to `16`.
-        boundary: After a first synthesis, bisect each limited axis from the policy's
-            corner toward the measured budget boundary (`costlab.pipeline.refine.boundary`), then
-            fit and synthesise again with those probes; then measure each joint budget's
-            maximum on its whole frontier (`costlab.pipeline.refine.joint_boundary`) and lower it to
-            the measured boundary where that is under it. Defaults to `True`.
-        throughput_s: Seconds of a concurrent run at the worst admitted input with the
-            policy's `max_concurrency` clients (`costlab.runtime.throughput`, written to
-            `throughput.json`): the rate limit comes from it; `0` skips it (no rate
-            limit). Defaults to `3`.
-        joint: Look for joint budgets (`synthesize`). Defaults to `True`.
-        joint_offsets: Let joint budgets shift a dimension, `(batch + c) × seq_len`
-            (`synthesize`). Defaults to `True`.
-        timeout_factor: See `synthesize`. Defaults to `3`.
-        pulse: Measure a reference input (sized to half the latency budget:
-            `_reference`) before every `pulse`-th probe of every stage, in a worker of its
-            own: the machine-speed index
-            (`costlab.profiling.speed`). Times are fitted at the run's median speed and the policy
-            plans for the index's slow quantile (`machine_speed`); `costlab verify` reads
-            its own pulses against it. `0` turns it off. Defaults to `3`.
-        values: The values every size is measured with: `"auto"` runs
-            `costlab.profiling.values.scan` first (each value pattern against random values, in the
-            same workers, written to `values.json`) and measures the whole run with the
-            pattern that costs the model most when it costs at least 1.25× random values
-            (a data-dependent loop's sponge inputs), else with random values; or one of
-            `costlab.inputs.space.VALUE_PATTERNS` to measure with it. The policy records it
-            (`value_pattern`). Defaults to `"auto"`.
-        drift_shapes: With shape churn measured in isolated workers, read the policy's
-            frontier before and after this many distinct shapes in one worker, at most
-            the policy's `shapes.max_distinct` (`costlab.runtime.drift.frontier_drift`, written to
-            `drift.json`): when it drifts (median ratio ≥ `costlab.runtime.drift.THRESHOLD`) the
-            policy is synthesised again with the added time on every time curve
-            (`shapes.drift`). `0` skips it. Defaults to `300`.
-        drift_checks: Drift checks made, each in its own pair of workers; the largest
-            reading is kept (`costlab.runtime.drift.checked_drift`: one check can read far under
-            the drift). Defaults to `2`. When no input carries the drift read at a count,
-            the check is made again at half of it (the policy's `max_distinct` is then
-            held to that count), down to `DRIFT_MIN_SHAPES` (16); below it `run` stops
-            with a `PolicyError` naming each count tried.
-        drift_share: Read the drift again at half the count while the planned drift is
-            over this share of margin × latency budget: there a limit hangs on one noisy
-            reading of the drift more than on the fitted curves (fewer shapes per process
-            for larger, better-founded limits). Not below `DRIFT_MIN_SHAPES`, nor below
-            the policy's `shapes.padded_shapes` (a server padding to the buckets holds no
-            more). `drift.json`'s `higher` lists each count read first and why. `1` reads again only
-            when no input carries the drift. Defaults to `DRIFT_SHARE` (0.25).
-        validity: Search the model's own validity limits after the measurements
-            (`costlab.profiling.validity.find`: the admitted corners in a fresh process, bisection
-            where the model refuses inputs): limits never pass them. Defaults to `True`.
-        hard_min: Treat the space's minima as hard floors. Without it (and with
-            `validity`), sizes under the declared range down to the model's validity
-            minimum (1 where the model takes it) are admitted when a probe there costs no
-            more than at the declared minimum (`costlab.pipeline.refine.below_floor`): the cheapest
-            requests are never refused. Defaults to `False`.
-        **profile_kw: Passed to `profile`.
+            SIGKILL): probes already in its `probes.jsonl` are not measured again. The
+            settings must be the run's (`settings.json`). Without it, an existing
+            `probes.jsonl` is replaced. Defaults to `False`.
+        preprocess: A function applied to the inputs before the model, as a serving
+            function does; measured with it. Defaults to `None`.
+        progress: Show progress bars. Defaults to `None` (when attached to a terminal).
+        **overrides: Any setting of `RunSettings` (docs/settings.md), e.g. `churn=0`;
+            an unknown name is an error listing them.
 
     Returns:
         A `Run`.
@@ -271,14 +66,22 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     from costlab.adapters import adapt
 
     budgets = Budgets(**budgets) if isinstance(budgets, dict) else budgets
-    if isinstance(drift_share, bool) or not isinstance(drift_share, (int, float)) or not 0 < drift_share <= 1:
-        raise CostlabError(f"Expected `drift_share` in (0, 1]. Received: drift_share={drift_share!r}")
+    chosen = run_settings.resolve(preset, settings, **overrides)
     out = Path(out_dir)
+    if resume:
+        run_settings.check_resume(out, chosen)
     out.mkdir(parents=True, exist_ok=True)
+    run_settings.write(out, chosen)
+    (extrapolate, refine, settle, churn, boundary, throughput_s, joint, timeout_factor, pulse, joint_offsets, values,
+     drift_shapes, drift_checks, drift_share, validity, hard_min) = (
+        getattr(chosen, k) for k in ("extrapolate", "refine", "settle", "churn", "boundary", "throughput_s", "joint",
+                                     "timeout_factor", "pulse", "joint_offsets", "values", "drift_shapes",
+                                     "drift_checks", "drift_share", "validity", "hard_min"))
+    profile_kw = {**chosen.profile_kw(), "preprocess": preprocess, "progress": progress}
     log = out / "probes.jsonl"
     if not resume:
         log.unlink(missing_ok=True)
-    adapter = adapt(model)
+    adapter = adapt(model, call=chosen.call)
     if profile_kw.get("preprocess") is not None:  # every stage (churn, throughput, drift) runs what a server runs
         from costlab.adapters.preprocessed import Preprocessed
 
@@ -464,11 +267,11 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
     if throughput_s:
         from costlab.runtime.throughput import measure as measure_throughput
 
-        worst = pol.data["worst_admitted"]["sizes"]
+        worst = pol.worst_admitted["sizes"]
         rate = stages.attempt(
             "throughput", "the policy has no measured rate limit",
             lambda: measure_throughput(adapter, worst, space=asked,
-                                       concurrency=pol.data["serving"]["max_concurrency"], duration_s=throughput_s,
+                                       concurrency=pol.serving["max_concurrency"], duration_s=throughput_s,
                                        isolation=isolation, backend=profile_kw.get("backend"),
                                        seed=profile_kw.get("seed", 0), values=profile_kw["values"]),
             sizes=worst, inputs=lambda: asked.pattern_inputs(worst, seed=profile_kw.get("seed", 0),
@@ -481,10 +284,18 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
                          speed=_speed(prof.table), churn=shape_churn.figures if shape_churn is not None else None, throughput=rate, **synth_kw)
         pol.to_json(out / "policy.json")
     drift = None
-    if drift_shapes and shape_churn is not None and (isolation == "subprocess" or profile_kw.get("backend")):
+    fires, fired_why = run_settings.drift_fires(shape_churn.figures if shape_churn is not None else None)
+    wanted = chosen.drift == "on" or (chosen.drift == "auto" and fires)
+    if drift_shapes and shape_churn is not None and not wanted:
+        from costlab.runtime.drift import Drift
+
+        drift = Drift({}, 0, 0, {}, {}, {}, {}, notes=[
+            "settings drift='off'" if chosen.drift == "off" else
+            f"churn did not fire the drift trigger: {fired_why}; drift='on' reads it anyway"])
+    elif drift_shapes and shape_churn is not None and (isolation == "subprocess" or profile_kw.get("backend")):
         from costlab.runtime.drift import checked_drift
 
-        cap = (pol.data.get("shapes") or {}).get("max_distinct")
+        cap = pol.shapes.get("max_distinct")
         n, higher = min(cap or drift_shapes, drift_shapes), []
         allowed_s = drift_share * budgets.margin * budgets.latency_ms / 1e3
 
@@ -514,7 +325,7 @@ def run(model, budgets, out_dir, *, space=None, extrapolate: float = 1.0, refine
             except PolicyError as exc:
                 planned, failed = None, exc
             over = planned is not None and drift.planned_s > allowed_s
-            padded = ((planned.data.get("shapes") or {}).get("padded_shapes") or 0) if planned is not None else 0
+            padded = (planned.shapes.get("padded_shapes") or 0) if planned is not None else 0
             lower = _next_drift_count(n, carried=planned is not None, over_share=over, padded=padded)
             why = (f"over {drift_share:g} of margin × latency budget, {allowed_s * 1e3:.2f} ms" if over
                    else "no input meets the budgets with it")

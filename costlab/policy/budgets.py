@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from costlab.errors import PolicyError
+from costlab.measurement.costs import BUDGETED
 
 
 @dataclass(frozen=True)
@@ -72,20 +73,31 @@ class Budgets:
 
     def targets(self) -> dict:
         """`{cost target: (budget field, unit conversion from the cost)}` for the budgets set."""
-        out = {"wall_s_median": ("latency_ms", 1e3), "peak_bytes": ("memory_mib", 1 / 2**20)}
-        if self.latency_p99_ms is not None:
-            out["wall_s_p99"] = ("latency_p99_ms", 1e3)
+        return {k: (c.budget, c.scale) for k, c in BUDGETED.items() if getattr(self, c.budget) is not None}
+
+    def ratios(self, costs: dict, *, margin: bool = True) -> dict:
+        """`{target: cost / (margin × budget)}` for each budgeted target in `costs` (costs in
+        their columns' units, `costlab.measurement.costs.COSTS`: seconds, bytes; scalars or
+        arrays). `margin=False` divides by the budget alone. The one cost-over-budget ratio."""
+        out = {}
+        for t, (key, scale) in self.targets().items():
+            if t in costs and costs[t] is not None:
+                out[t] = np.asarray(costs[t], dtype=float) * scale / (getattr(self, key) * (self.margin if margin else 1.0))
         return out
+
+    def ratio(self, costs: dict, *, margin: bool = True):
+        """The largest of `ratios` (elementwise for arrays): 1.0 is at margin × budget."""
+        r = [np.asarray(v) for v in self.ratios(costs, margin=margin).values()]
+        return np.maximum.reduce(r) if r else np.float64(0.0)
 
     def within_margin(self, latency_ms: float, memory_mib: float, latency_p99_ms: float | None = None,
                       scale: float = 1.0) -> bool:
         """Whether one measurement is within margin × budget: latencies read at `scale` ×
         the measured ones (the speed a policy plans for, `costlab.profiling.speed.planned_scale`);
-        the tail latency only when it is budgeted and measured."""
-        m = self.margin
-        return bool(latency_ms * scale <= self.latency_ms * m and memory_mib <= self.memory_mib * m
-                    and (not self.latency_p99_ms or latency_p99_ms is None
-                         or latency_p99_ms * scale <= self.latency_p99_ms * m))
+        the tail latency only when it is budgeted and measured. The one budget check."""
+        p99 = None if latency_p99_ms is None else latency_p99_ms * scale / 1e3
+        return bool(self.ratio({"wall_s_median": latency_ms * scale / 1e3, "peak_bytes": memory_mib * 2**20,
+                                "wall_s_p99": p99}) <= 1 + 1e-12)
 
     def to_dict(self) -> dict:
         out = {"latency_ms": float(self.latency_ms), "memory_mib": float(self.memory_mib),

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TypedDict
 
 import jsonschema
 import numpy as np
@@ -30,6 +31,26 @@ def schema() -> dict:
     return json.loads(resources.files("costlab").joinpath("schemas/policy.schema.json").read_text())
 
 
+class Limit(TypedDict, total=False):
+    """One dimension's limit in a policy (`limits.<dim>` in the schema)."""
+
+    min: int
+    max: int
+    limited_by: str
+    multiple_of: int
+
+
+class JointBudget(TypedDict, total=False):
+    """A joint budget: `prod(size + offset) over dims <= max` (`joint[]` in the schema)."""
+
+    name: str
+    input: str
+    dims: list[str]
+    offsets: dict[str, int]
+    max: int
+    limited_by: str
+
+
 @dataclass(frozen=True)
 class Policy:
     """A validated policy document; `data` is exactly what `to_json` writes."""
@@ -39,10 +60,49 @@ class Policy:
     def __post_init__(self):
         validate(self.data)
 
-    # --- views ----------------------------------------------------------------------------
+    # --- views: the document's sections, typed (the schema guarantees their fields) --------
     @property
-    def limits(self) -> dict[str, dict]:
+    def limits(self) -> dict[str, Limit]:
+        """`{dimension: {"min", "max", "limited_by", "multiple_of"?, ...}}`."""
         return self.data["limits"]
+
+    @property
+    def joint(self) -> list[JointBudget]:
+        """The joint budgets (`[]` when there are none)."""
+        return self.data.get("joint") or []
+
+    @property
+    def request(self) -> dict:
+        """Request limits: `max_payload_bytes` (and per encoding), `timeout_ms` (`{}` before 1.0's sections)."""
+        return self.data.get("request") or {}
+
+    @property
+    def serving(self) -> dict:
+        """Serving figures: `max_concurrency`, `max_queue`, container memory, the rate limit."""
+        return self.data.get("serving") or {}
+
+    @property
+    def shapes(self) -> dict:
+        """Shape buckets and `max_distinct` (`{}` when churn was not measured)."""
+        return self.data.get("shapes") or {}
+
+    @property
+    def worst_admitted(self) -> dict | None:
+        """The most expensive admitted input: `sizes`, `predicted`, `upper`, `budget_fraction`."""
+        return self.data.get("worst_admitted")
+
+    @property
+    def value_pattern(self) -> str:
+        """The values the curves were measured with (`random` unless the value scan chose one)."""
+        return (self.data.get("value_pattern") or {}).get("pattern", "random")
+
+    @property
+    def machine_speed(self) -> dict | None:
+        return self.data.get("machine_speed")
+
+    @property
+    def model(self) -> dict:
+        return self.data["model"]
 
     @property
     def budgets(self) -> Budgets:

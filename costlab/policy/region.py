@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from costlab._search import bisect, linear
 from costlab.policy.budgets import Budgets
 from costlab.profiling import strategies
 
@@ -215,10 +216,7 @@ def _worst(cost_models, bounded, budgets, region: Region) -> tuple[float, dict, 
     """(largest ratio of upper bound to margin × budget over the region, the input where
     it is reached, predicted and upper costs there per target)."""
     def largest(X):
-        ratio = np.zeros(len(X))
-        for t, m in bounded.items():
-            key, scale = budgets.targets()[t]
-            ratio = np.maximum(ratio, m.upper(X) * scale / (getattr(budgets, key) * budgets.margin))
+        ratio = np.broadcast_to(budgets.ratio({t: m.upper(X) for t, m in bounded.items()}), (len(X),))
         i = int(np.argmax(ratio))
         return float(ratio[i]), {d: int(X.iloc[i][d]) for d in region.dims}
 
@@ -260,10 +258,7 @@ def worst_on_joint(cost_models, budgets, region: Region, dims, jmax) -> dict:
 
 def _binding(bounded, budgets, at: dict, dims) -> str:
     _, up = _costs_at(bounded, _frame(dims, at))
-    ratios = {}
-    for t, u in up.items():
-        key, scale = budgets.targets()[t]
-        ratios[key] = float(u[0]) * scale / getattr(budgets, key)
+    ratios = {budgets.targets()[t][0]: float(r[0]) for t, r in budgets.ratios(up, margin=False).items()}
     key = max(ratios, key=ratios.get)
     return {"latency_ms": "latency", "latency_p99_ms": "latency p99", "memory_mib": "memory"}[key]
 
@@ -272,7 +267,4 @@ def _largest(feasible, a: float, b: float, steps: int = 40) -> float:
     """Largest t in [a, b] with `feasible(t)`, given `feasible(a)`; bisection."""
     if feasible(b):
         return b
-    for _ in range(steps):
-        mid = (a + b) / 2
-        a, b = (mid, b) if feasible(mid) else (a, mid)
-    return a
+    return bisect(feasible, a, b, mid=linear, steps=steps)[0]

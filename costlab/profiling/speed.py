@@ -46,6 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from costlab._search import bisect, linear
+
 #: A pulse is measured before every `PULSE_EVERY`-th probe.
 PULSE_EVERY = 3
 #: Seed of the reference input's values: the same input every time, in every process.
@@ -103,18 +105,21 @@ def budget_reference(measure, space, target_s: float, *, steps: int = REFERENCE_
     much as inputs of the boundary's cost, more under one load and less under another,
     while a reference of their cost missed by less (module docstring).
     """
-    lo, hi, within, over = 0.0, 1.0, None, None
-    for _ in range(steps):
-        t = (lo + hi) / 2
+    within, over = None, None
+
+    def under(t: float) -> bool:
+        nonlocal within, over
         sizes = diagonal(space, t)
         r = measure(space.random_inputs(sizes, seed=PULSE_SEED))
         s = float(r.get("wall_s_median") or 0.0) if r.get("status") == "ok" else math.inf
         if s <= target_s and s > 0:
-            within, lo = (sizes, s), t  # t only grows: the last within is the largest
-        else:
-            if math.isfinite(s) and s > 0:
-                over = (sizes, s)  # t only shrinks: the last over is the smallest
-            hi = t
+            within = (sizes, s)  # t only grows: the last within is the largest
+            return True
+        if math.isfinite(s) and s > 0:
+            over = (sizes, s)  # t only shrinks: the last over is the smallest
+        return False
+
+    bisect(under, 0.0, 1.0, mid=linear, steps=steps)
     if within is not None:
         return within
     return over if over is not None else (reference_sizes(space), math.nan)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 from dataclasses import dataclass, field
 
+from costlab._search import bisect, int_step
 from costlab.errors import CostlabError
 from costlab.measurement.executors import Subprocess
 
@@ -205,16 +206,17 @@ def _bisect(judge, base: dict, d: str, good: int, bad: int, checked: list, step:
     """The valid size nearest `bad` along `d` (others as in `base`), from a `good` and a
     `bad` size, both multiples of `step`: adjacent multiples at the end (adjacent integers
     for `step` 1). Returns it and the last error seen past it."""
-    error = ""
-    while abs(bad - good) > step:
-        mid = (good + bad) // 2 // step * step
-        ok, err = judge({**base, d: mid})
-        checked.append([mid, "ok" if ok else "error"])
-        if ok:
-            good = mid
-        else:
-            bad, error = mid, err
-    return good, error
+    errors = [""]
+
+    def works(size):
+        ok, err = judge({**base, d: size})
+        checked.append([size, "ok" if ok else "error"])
+        if not ok:
+            errors.append(err)
+        return ok
+
+    good, _, _ = bisect(works, good, bad, mid=int_step(step))
+    return good, errors[-1]
 
 
 #: Sizes past the smallest valid one scanned for the next valid size (a divisor rule).

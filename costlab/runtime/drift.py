@@ -203,7 +203,7 @@ def frontier_inputs(policy) -> dict:
     point, labelled (`"worst admitted"`, `"<dim> at max"`), duplicates dropped."""
     from costlab.policy import edge_points
 
-    out = {"worst admitted": {d: int(v) for d, v in policy.data["worst_admitted"]["sizes"].items()}}
+    out = {"worst admitted": {d: int(v) for d, v in policy.worst_admitted["sizes"].items()}}
     for d, s in edge_points(policy.region()).items():
         if s not in out.values():
             out[f"{d} at max"] = s
@@ -272,9 +272,9 @@ def frontier_drift(model, policy, *, shapes: int | None = None, readings: int = 
     adapter = adapt(model)
     space = policy.space
     if values is None:
-        values = (policy.data.get("value_pattern") or {}).get("pattern", "random")
+        values = policy.value_pattern
     inputs = frontier_inputs(policy)
-    cap = (policy.data.get("shapes") or {}).get("max_distinct")
+    cap = policy.shapes.get("max_distinct")
     n = int(shapes) if shapes is not None else min(cap or SHAPES, SHAPES)
     if n < 1:
         raise CostlabError(f"Expected a positive `shapes`. Received: shapes={shapes!r}")
@@ -288,7 +288,7 @@ def frontier_drift(model, policy, *, shapes: int | None = None, readings: int = 
     # The run's machine-speed reference, read in the control worker alongside every reading:
     # the index the check's times were taken at (`Drift.index`: `planned_s` is at the run's
     # median speed, as the curves the speed factor multiplies are).
-    machine = policy.data.get("machine_speed") or {}
+    machine = policy.machine_speed or {}
     ref = (space.random_inputs({d: int(v) for d, v in machine["reference"].items()}, seed=PULSE_SEED)
            if machine.get("reference") and machine.get("reference_s") else None)
     pulses = []

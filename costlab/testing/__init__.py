@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from costlab.errors import CostlabError, InputRejected
+from costlab.measurement.costs import COSTS
 from costlab.measurement.timing import measure
 from costlab.policy import Policy, joint_value
 
@@ -113,9 +113,9 @@ def assert_within_policy(model, policy, *, examples: int = 20, seed: int = 0, re
         return ms, mib
 
     region = pol.region()
-    worst = (pol.data.get("worst_admitted") or {}).get("sizes") or {d.name: d.max for d in space.dims}
+    worst = (pol.worst_admitted or {}).get("sizes") or {d.name: d.max for d in space.dims}
     worst = region.onto({d.name: worst.get(d.name, d.max) for d in space.dims})
-    values = (pol.data.get("value_pattern") or {}).get("pattern", "random")  # what its curves were measured with
+    values = pol.value_pattern  # what its curves were measured with
     check(space.pattern_inputs(worst, seed=seed, values=values), "the policy's most expensive admitted")
 
     @hseed(seed)
@@ -164,7 +164,7 @@ def assert_rejected_outside(policy, *, guard=None) -> int:
         else:
             raise AssertionError(f"the guard admitted {d.name}={d.max + 1}, one past its limit {d.max}")
         checked += 2
-    for j in pol.data.get("joint") or []:
+    for j in pol.joint:
         # Each joint budget: its dimensions as even as their limits allow, measure one past it.
         off = {d: int((j.get("offsets") or {}).get(d, 0)) for d in j["dims"]}
         sizes = dict(lo)
@@ -228,7 +228,7 @@ def compare(baseline: dict, current: dict, *, tolerance: float = 0.25,
                 mark = "  <- class rose"
             lines.append(f"{t:14s} {d:22s} {_cls(d, e):>16s} {_cls(d, n):>16s}{mark}")
         o, c = old["at_limits"], new["at_limits"]
-        unit, k = ("ms", 1e3) if t.startswith("wall") else ("MiB", 1 / 2**20)
+        unit, k = COSTS[t].unit, COSTS[t].scale
         mark = ""
         tol = time_tolerance if t.startswith("wall") and time_tolerance is not None else tolerance
         if c > o * (1 + tol):
@@ -252,7 +252,7 @@ REGRESSION_TARGETS = ("wall_s_median", "peak_bytes")
 def _limits_point(policy: Policy) -> pd.DataFrame:
     """Where "the cost at the limits" is read: the policy's most expensive admitted input
     (its corner for a 1.0 policy, which has no `worst_admitted`)."""
-    sizes = (policy.data.get("worst_admitted") or {}).get("sizes")
+    sizes = (policy.worst_admitted or {}).get("sizes")
     return pd.DataFrame([sizes or {d: lim["max"] for d, lim in policy.limits.items()}])
 
 
@@ -311,24 +311,24 @@ def assert_no_regression(model, baseline_dir, *, tolerance: float = 0.25, time_t
     Returns:
         `{"baseline", "current", "diff"}`.
     """
-    from costlab.curves import CostModel
-    from costlab.profiling.session import Profile, profile
+    from costlab.profiling.session import profile
+    from costlab.rundir import Run
 
     base = Path(baseline_dir)
     for name in ("profile.json", "cost_models.json", "policy.json"):
         if not (base / name).is_file():
             raise CostlabError(f"{base} is not a costlab run directory: {name} is missing")
-    pol = Policy.from_json(base / "policy.json")
-    old_models = {t: CostModel.from_dict(d) for t, d in json.loads((base / "cost_models.json").read_text()).items()}
+    stored = Run.load(base)
+    pol, old_models = stored.policy, stored.cost_models
     corner = _limits_point(pol)
     baseline = {t: {"exponents": m.exponents_, "at_limits": float(m.predict(corner[m.dims_])[0]),
                     "consistent": _unruled(m)}
                 for t, m in old_models.items() if t in targets}
-    space = Profile.load(base).space
+    space = stored.profile.space
     profile_kw.setdefault("examples", 0)
     profile_kw.setdefault("progress", False)
     # the values the baseline was measured with (its value scan's pattern), so costs compare
-    profile_kw.setdefault("values", (pol.data.get("value_pattern") or {}).get("pattern", "random"))
+    profile_kw.setdefault("values", pol.value_pattern)
     current = summarise(profile(model, space, points=points, rounds=rounds, **profile_kw), pol, targets)
     problems, diff = compare(baseline, current, tolerance=tolerance, time_tolerance=time_tolerance)
     if problems and all(p.startswith("wall_s_") for p in problems):

@@ -121,6 +121,15 @@ def _heading(text: str, sub: str = "") -> str:
     return f'<div style="font-weight:bold;font-size:13px;margin:6px 0 2px 0">{esc(text)}{more}</div>'
 
 
+def _per_dim(draw, dims, alt: str) -> str:
+    """One figure, a panel per dimension (the first three): `draw(dim, ax)` on each."""
+    dims = list(dims)[:3]
+    fig, axes = plots.figure(len(dims), width=4.6, height=4.4)
+    for ax, d in zip(np.atleast_1d(axes), dims, strict=True):
+        draw(d, ax)
+    return png_img(fig, alt=alt)
+
+
 def _wrap(*parts) -> str:
     return ('<div class="costlab" style="font-family:system-ui,-apple-system,\'Segoe UI\',sans-serif;'
             'font-size:12px">' + "".join(parts) + "</div>")
@@ -191,11 +200,8 @@ def profile_html(profile, *, head: int = 8) -> str:
              html_table(profile_dims_rows(profile), ("dimension", "space", "measured (ok)", "distinct sizes")),
              _heading(f"First {min(head, len(t))} of {len(t)} rows"), profile_head(t, profile.dims, head)]
     if "cold_s" in t.columns and len(profile.ok):
-        dims = profile.dims[:3]
-        fig, axes = plots.figure(len(dims), width=4.6, height=4.4)
-        for ax, d in zip(np.atleast_1d(axes), dims, strict=True):
-            plots.cold_warm(profile, d, ax=ax)
-        parts.append(png_img(fig, alt=f"first call against warm median of {name}"))
+        parts.append(_per_dim(lambda d, ax: plots.cold_warm(profile, d, ax=ax), profile.dims,
+                              f"first call against warm median of {name}"))
     return _wrap(*parts)
 
 
@@ -242,11 +248,7 @@ def cost_model_html(model) -> str:
         return _wrap(_heading(f"CostModel(target={model.target!r})", "not fitted: call fit(X, y)"))
     parts = [_heading(f"CostModel of {model.target}", model.complexity_),
              html_table(cost_model_rows(model), ("field", "value")), cost_model_terms(model)]
-    dims = model.dims_[:3]
-    fig, axes = plots.figure(len(dims), width=4.6, height=4.4)
-    for ax, d in zip(np.atleast_1d(axes), dims, strict=True):
-        plots.curve(model, d, ax=ax)
-    parts.append(png_img(fig, alt=f"fitted {model.target} curve"))
+    parts.append(_per_dim(lambda d, ax: plots.curve(model, d, ax=ax), model.dims_, f"fitted {model.target} curve"))
     return _wrap(*parts)
 
 
@@ -276,7 +278,7 @@ def policy_joint_rows(policy) -> list[tuple]:
     from costlab.policy import joint_expression
 
     return [(j["name"], j["input"], j["max"], j.get("box_max"), j["limited_by"], joint_expression(j))
-            for j in policy.data.get("joint") or []]
+            for j in policy.joint]
 
 
 def scalars(section: dict) -> dict:

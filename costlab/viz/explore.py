@@ -30,11 +30,11 @@ import pandas as pd
 from costlab.curves import CostModel
 from costlab.errors import PolicyError
 from costlab.inputs.space import InputSpace
+from costlab.measurement.costs import BUDGETED
 from costlab.policy import Budgets, Policy, joint_value, synthesize
 
 #: Budget fields and how a cost target converts to them (as `Budgets.targets()`).
-_UNITS = {"wall_s_median": ("latency_ms", 1e3, "ms median"), "wall_s_p99": ("latency_p99_ms", 1e3, "ms p99"),
-          "peak_bytes": ("memory_mib", 1 / 2**20, "MiB peak")}
+_UNITS = {k: (c.budget, c.scale, c.short) for k, c in BUDGETED.items()}
 
 
 def _models(cost_models) -> dict:
@@ -111,7 +111,7 @@ def limits_table(policy: Policy) -> pd.DataFrame:
     rows += [{"limit": j["name"], "min": int(joint_value({d: policy.limits[d]["min"] for d in j["dims"]},
                                                          j["dims"], j.get("offsets"))),
               "max": int(j["max"]), "limited by": f"joint budget ({j['limited_by']})"}
-             for j in policy.data.get("joint") or []]
+             for j in policy.joint]
     return pd.DataFrame(rows, columns=["limit", "min", "max", "limited by"]).set_index("limit")
 
 
@@ -119,12 +119,8 @@ def budget_fraction(cost_models: dict, budgets, X: pd.DataFrame) -> np.ndarray:
     """Per row of sizes `X`: the largest upper-bound cost over its budget, across the
     budgeted costs (1.0 = at the budget itself; the policy keeps it under the margin)."""
     budgets = Budgets(**budgets) if isinstance(budgets, dict) else budgets
-    out = np.zeros(len(X))
-    for t, (key, scale) in budgets.targets().items():
-        if t in cost_models:
-            m = cost_models[t]
-            out = np.maximum(out, m.upper(X[m.dims_]) * scale / getattr(budgets, key))
-    return out
+    upper = {t: m.upper(X[m.dims_]) for t, m in cost_models.items()}
+    return np.broadcast_to(budgets.ratio(upper, margin=False), (len(X),)).astype(float)
 
 
 def draw_region(policy: Policy, cost_models: dict, *, dims=None, space: InputSpace | None = None,
@@ -174,7 +170,7 @@ def draw_region(policy: Policy, cost_models: dict, *, dims=None, space: InputSpa
 
     at = {d: v["max"] for d, v in policy.limits.items()}
     region = policy.region()
-    worst = (policy.data.get("worst_admitted") or {}).get("sizes") or {}
+    worst = (policy.worst_admitted or {}).get("sizes") or {}
     if len(dims) == 1:
         d = dims[0]
         lo, hi = extent(d)
@@ -304,7 +300,7 @@ def budget_explorer(cost_models: dict, space_or_profile, *, latency_ms: float | 
 
     if joint_offsets is None:
         joint_offsets = policy is None or any(any((j.get("offsets") or {}).values())
-                                              for j in policy.data.get("joint") or [])
+                                              for j in policy.joint)
 
     models = _models(cost_models)
     context = _context(space_or_profile)
@@ -357,7 +353,7 @@ def budget_explorer(cost_models: dict, space_or_profile, *, latency_ms: float | 
             message.value = f"<b>No policy:</b> {_escape(str(exc))}"
             return
         box.policy = pol
-        worst = pol.data["worst_admitted"]
+        worst = pol.worst_admitted
         costs = ", ".join(f"{worst['upper'][t] * k:.3g} {u}" for t, (_, k, u) in _UNITS.items() if t in worst["upper"])
         message.value = (f"Most expensive admitted input {worst['sizes']}: upper bound {costs} "
                          f"({worst['budget_fraction']:.0%} of its budget); admits "

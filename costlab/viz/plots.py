@@ -17,13 +17,10 @@ import numpy as np
 import pandas as pd
 
 from costlab.errors import CostlabError
+from costlab.measurement.costs import COSTS
 
 #: `{cost column: (label, unit, scale from the column's unit to the displayed one)}`.
-UNITS = {"wall_s_median": ("median wall time", "ms", 1e3), "wall_s_p95": ("p95 wall time", "ms", 1e3),
-         "wall_s_p99": ("p99 wall time", "ms", 1e3), "wall_s_min": ("fastest wall time", "ms", 1e3),
-         "cold_s": ("first-call wall time", "ms", 1e3),
-         "peak_bytes": ("peak memory", "MiB", 1 / 2**20),
-         "process_peak_bytes": ("process peak memory", "MiB", 1 / 2**20)}
+UNITS = {k: (c.label, c.unit, c.scale) for k, c in COSTS.items()}
 
 #: Marker and colour of each failure status, drawn at the bottom of the axes.
 STATUS_STYLE = {"oom": ("v", "tab:red"), "timeout": ("s", "tab:orange"), "crashed": ("X", "black"),
@@ -51,6 +48,27 @@ def _axes(ax, figsize=(6.4, 5.0)):
 
     _, ax = plt.subplots(figsize=figsize, layout="constrained")
     return ax
+
+
+def _finish(ax):
+    """Legend, grid and plain log ticks on both axes; the axes."""
+    _legend(ax)
+    ax.grid(True, which="both", alpha=0.3)
+    _plain_log_ticks(ax.xaxis)
+    _plain_log_ticks(ax.yaxis)
+    return ax
+
+
+def _dress(ax, dim: str, label: str, unit: str, title: str, legend: str, loglog: bool) -> None:
+    """A cost-against-size plot's scales, labels, title, legend and grid."""
+    if loglog:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel(f"{dim} (size)")
+    ax.set_ylabel(f"{label} [{unit}]" if unit else label)
+    ax.set_title(title, fontsize=10)
+    _legend(ax, title=legend)
+    ax.grid(True, which="both", alpha=0.3)
 
 
 def _legend(ax, **kw):
@@ -191,14 +209,8 @@ def cost_vs_dim(profile, model, dim: str, *, ax=None, loglog: bool = True):
     if len(rest):
         ax.plot(rest[dim], rest[model.target] * scale, ".", color="grey", alpha=0.5, label="other probes")
     mark_failures(ax, table, dim)
-    if loglog:
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-    ax.set_xlabel(f"{dim} (size)")
-    ax.set_ylabel(f"{label} [{unit}]" if unit else label)
-    ax.set_title(f"{name}: {label} vs {dim}\nfit {model.complexity_}", fontsize=10)
-    _legend(ax, title="solid: fit, dotted: upper bound, band between them")
-    ax.grid(True, which="both", alpha=0.3)
+    _dress(ax, dim, label, unit, f"{name}: {label} vs {dim}\nfit {model.complexity_}",
+           "solid: fit, dotted: upper bound, band between them", loglog)
     if loglog:
         _plain_log_ticks(ax.xaxis)
         _plain_log_ticks(ax.yaxis)
@@ -274,7 +286,7 @@ def _fixed_values(table, dims, others, fixed, policy) -> dict:
     """Values of the dimensions a 2-D picture holds fixed: given, else the policy's worst
     admitted input, else the size most measured."""
     out = {}
-    worst = ((policy.data.get("worst_admitted") or {}).get("sizes") or {}) if policy is not None else {}
+    worst = ((policy.worst_admitted or {}).get("sizes") or {}) if policy is not None else {}
     for o in others:
         if fixed and o in fixed:
             out[o] = float(fixed[o])
@@ -335,7 +347,7 @@ def draw_policy(ax, policy, dims, *, fixed=None, xlim=None, ylim=None, shade: fl
 
     d1, d2 = dims
     lims = policy.limits
-    worst = (policy.data.get("worst_admitted") or {}).get("sizes") or {}
+    worst = (policy.worst_admitted or {}).get("sizes") or {}
     at = {d: float((fixed or {}).get(d, worst.get(d, lims[d]["max"]))) for d in lims if d not in dims}
     xlo, xhi = xlim or ax.get_xlim()
     ylo, yhi = ylim or ax.get_ylim()
@@ -347,7 +359,7 @@ def draw_policy(ax, policy, dims, *, fixed=None, xlim=None, ylim=None, shade: fl
         drawn[lab] = axline(lims[d]["max"], color="tab:red", linestyle="--", linewidth=1.5, label=lab)
         if lims[d]["min"] > lo * 1.001:
             axline(lims[d]["min"], color="tab:red", linestyle="--", linewidth=1)
-    for j in policy.data.get("joint") or []:
+    for j in policy.joint:
         drawn_dims = [d for d in j["dims"] if d in (d1, d2)]
         held = [d for d in j["dims"] if d not in (d1, d2)]
         off = {d: float((j.get("offsets") or {}).get(d, 0)) for d in j["dims"]}
@@ -536,11 +548,7 @@ def cold_warm(profile_or_table, dim: str | None = None, *, ax=None, cold: str = 
     figures = (f"cold / warm: median ×{np.median(ratio):.1f}, max ×{np.max(ratio):.1f}" if len(ok)
                else "no successful probe")
     ax.set_title(f"{name}: first call (cold) vs warm median vs {dim}\n{figures}", fontsize=10)
-    _legend(ax)
-    ax.grid(True, which="both", alpha=0.3)
-    _plain_log_ticks(ax.xaxis)
-    _plain_log_ticks(ax.yaxis)
-    return ax
+    return _finish(ax)
 
 
 def curve(model, dim: str | None = None, *, ax=None, beyond: float = 2.0):
@@ -579,13 +587,7 @@ def curve(model, dim: str | None = None, *, ax=None, beyond: float = 2.0):
         ax.plot(xs, model.predict(X[model.dims_]) * scale, "-", color=color, label=f"{desc} ({which})" if which else desc)
         ax.plot(xs, model.upper(X[model.dims_]) * scale, ":", color=color)
     ax.axvspan(lo, hi, color="grey", alpha=0.12, label=f"measured {dim} {lo:g}–{hi:g}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"{dim} (size)")
-    ax.set_ylabel(f"{label} [{unit}]" if unit else label)
-    ax.set_title(f"{label} vs {dim}: {model.complexity_}", fontsize=10)
-    _legend(ax, title="solid: fit, dotted: upper bound")
-    ax.grid(True, which="both", alpha=0.3)
+    _dress(ax, dim, label, unit, f"{label} vs {dim}: {model.complexity_}", "solid: fit, dotted: upper bound", True)
     _plain_log_ticks(ax.xaxis)
     _plain_log_ticks(ax.yaxis)
     return ax
@@ -640,11 +642,7 @@ def region(policy, dims=None, *, ax=None, fixed=None):
     ax.set_xlabel(f"{dims[0]} (size)")
     ax.set_ylabel(f"{dims[1]} (size)")
     ax.set_title(f"{name}: admitted sizes (green)", fontsize=10)
-    _legend(ax)
-    ax.grid(True, which="both", alpha=0.3)
-    _plain_log_ticks(ax.xaxis)
-    _plain_log_ticks(ax.yaxis)
-    return ax
+    return _finish(ax)
 
 
 def churn(data, *, ax=None):

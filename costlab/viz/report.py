@@ -16,6 +16,7 @@ from pathlib import Path
 
 from costlab.errors import CostlabError
 from costlab.profiling.speed import is_pulse, speed
+from costlab.rundir import Run
 from costlab.runtime.drift import check_medians
 from costlab.viz import display, plots
 from costlab.viz.display import esc, fmt, html_table, kv_table, png_img
@@ -42,62 +43,21 @@ def _read_json(path: Path, what: str):
 
 
 def load_run(run_dir) -> dict:
-    """Everything a run directory holds, loaded with costlab's own loaders.
-
-    Args:
-        run_dir: A directory written by `costlab run`.
+    """Everything a run directory holds, read by `costlab.rundir.Run.load`, as a dict.
 
     Returns:
         `{"dir", "profile", "cost_models", "policy", "boundary", "churn", "throughput",
-        "skipped", "validity", "failures"}`; absent optional files give `None` (`{}` for `cost_models`, `[]`
-        for `failures`).
+        "skipped", "validity", "failures"}`; absent optional files give `None` (`{}` for
+        `cost_models`, `[]` for `failures`).
 
     Raises:
-        CostlabError: The directory does not exist, is not a run directory (no
-            `profile.csv` and `profile.json`), or a file in it cannot be read.
+        CostlabError: As `Run.load`.
     """
-    from costlab.curves import CostModel
-    from costlab.errors import FitError, PolicyError
-    from costlab.policy import Policy
-    from costlab.profiling.session import Profile
-
-    run = Path(run_dir)
-    if not run.exists():
-        raise CostlabError(f"Run directory not found: {run_dir}")
-    if not run.is_dir():
-        raise CostlabError(f"Expected a run directory (written by `costlab run`). Received a file: {run_dir}")
-    missing = [f for f in ("profile.csv", "profile.json") if not (run / f).is_file()]
-    if missing:
-        found = sorted(p.name for p in run.iterdir())[:8]
-        raise CostlabError(f"Not a costlab run directory: {run_dir} (no {' or '.join(missing)}; "
-                           f"it holds {found if found else 'nothing'})")
-    try:
-        profile = Profile.load(run)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CostlabError(f"Cannot read the profile in {run_dir}: {type(exc).__name__}: {exc}") from None
-    out = {"dir": run, "profile": profile, "cost_models": {}, "policy": None, "boundary": None, "churn": None,
-           "throughput": None, "skipped": None, "validity": None, "failures": []}
-    if (run / "cost_models.json").is_file():
-        data = _read_json(run / "cost_models.json", "cost models")
-        try:
-            out["cost_models"] = {t: CostModel.from_dict(m) for t, m in data.items()}
-        except (FitError, AttributeError) as exc:
-            raise CostlabError(f"Cannot read the cost models {run / 'cost_models.json'}: {exc}") from None
-    if (run / "policy.json").is_file():
-        try:
-            out["policy"] = Policy.from_json(run / "policy.json")
-        except PolicyError as exc:
-            raise CostlabError(str(exc)) from None
+    run = Run.load(run_dir)
+    out = {"dir": run.out_dir, "profile": run.profile, "cost_models": run.cost_models, "policy": run.policy}
     for key in ("boundary", "churn", "throughput", "skipped", "validity"):
-        if (run / f"{key}.json").is_file():
-            out[key] = _read_json(run / f"{key}.json", key)
-    log = run / "failures" / "failures.jsonl"
-    if log.is_file():
-        for line in log.read_text().splitlines():
-            try:
-                out["failures"].append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill
+        out[key] = run.files.get(key)
+    out["failures"] = run.files["failures"]
     return out
 
 
@@ -152,7 +112,7 @@ def _summary(run: dict) -> list[str]:
     joint = display.policy_joint_rows(pol)
     if joint:
         parts += ["<h3>Joint budgets</h3>", html_table(joint, ("joint", "input", "max", "box alone", "limited by", "computed as"))]
-    worst = pol.data.get("worst_admitted")
+    worst = pol.worst_admitted
     if worst:
         parts += [f"<h3>Worst admitted input: {esc(fmt(worst['sizes']))}</h3>",
                   html_table([(tg, display.with_units(tg, worst["predicted"].get(tg)),

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from costlab import Budgets, CostModel, InputSpace, synthesize
-from costlab.checks.verify import _bisect, _spread, _tightness
+from costlab.checks.verify import _spread, _tightness, bisect_limit
 from costlab.inputs.space import Dimension, InputSpec, ValueDomain
 from costlab.policy import Region, edge_points
 
@@ -106,18 +106,18 @@ def test_a_limit_past_its_boundary_reads_a_tightness_over_one():
 
 
 def test_bisect_finds_a_boundary_under_its_start_even_past_half_of_it():
-    """`_bisect` with `edge`: nothing past the start is within, nor the start's own edge, so
+    """`bisect_limit` with `edge`: nothing past the start is within, nor the start's own edge, so
     the boundary is bisected under it; below half the start, the bracket's bottom halves
     until within, never under the smallest size. Without `edge` the start is taken as within (the outward search alone)."""
     for true in (700, 300, 90):
         within = lambda v, true=true: v <= true  # noqa: E731
-        found, exact, _ = _bisect(within, 1000, 4000, 8, edge=within, bottom=500)
+        found, exact, _ = bisect_limit(within, 1000, 4000, 8, edge=within, bottom=500)
         assert exact and abs(found - true) <= max(1, 0.01 * true), (true, found)
-    found, exact, _ = _bisect(lambda v: v <= 700, 1000, 4000, 8)
+    found, exact, _ = bisect_limit(lambda v: v <= 700, 1000, 4000, 8)
     assert found == 1000
     # nothing within down to the smallest size there is: it stops there, never under it
     asked = []
-    found, exact, _ = _bisect(lambda v: asked.append(v) or v <= 3, 1000, 4000, 8,
+    found, exact, _ = bisect_limit(lambda v: asked.append(v) or v <= 3, 1000, 4000, 8,
                               edge=lambda v: asked.append(v) or v <= 3, bottom=500, floor=8)
     assert (found, exact) == (8, False) and min(asked) == 8, asked
 

@@ -121,7 +121,7 @@ def test_a_p99_budget_needs_a_p99_curve(models):
 def test_version_1_0_policies_are_still_read():
     from pathlib import Path
 
-    old = json.loads((Path(__file__).parents[1] / "data" / "policy_v1.0.json").read_text())
+    old = json.loads((Path(__file__).parents[2] / "data" / "policy_v1.0.json").read_text())
     assert old["schema_version"] == "1.0"
     assert Policy.from_dict(old).limits
 

@@ -6,7 +6,7 @@ import pytest
 
 from costlab import CostModel, FitError, NotFittedError, fit
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 N = np.array([8, 16, 32, 64, 128, 256, 512, 1024], float)
 
 

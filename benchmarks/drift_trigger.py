@@ -1,0 +1,71 @@
+"""Which zoo models fire the drift trigger, against which slow down as shapes accumulate?
+
+The drift check (`costlab.runtime.drift`) reads the policy's frontier after a few hundred
+distinct shapes in one worker; with `drift: auto` (the default), `costlab run` makes it only
+when the run's shape churn (16 new shapes in one fresh worker, `costlab.runtime.churn`)
+fires `costlab.pipeline.settings.DRIFT_TRIGGER`. This runs that churn for each model, as
+`costlab run` does, and puts its trigger figures beside the slowdown the reference input
+showed after 240 shapes (`benchmarks/results/shape_drift.md`, measured directly).
+
+Run: .venv/bin/python benchmarks/drift_trigger.py [--models attention,masked,recurrent,conv,mlp,sponge]
+     [--repeats 2] [--out benchmarks/results/drift_trigger.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+from _output import finish  # benchmarks/_output.py: run as a script, its folder is on the path
+
+
+def figures(name: str, seed: int) -> dict:
+    from costlab import InputSpace, loading
+    from costlab.runtime.churn import churn
+
+    adapter = loading.load(f"zoo:{name}")
+    return churn(adapter, InputSpace.from_model(adapter), shapes=16, seed=seed).figures
+
+
+def main(argv=None) -> int:
+    from costlab import _env
+    from costlab.pipeline.settings import DRIFT_TRIGGER, drift_fires
+
+    _env.set_tf_defaults()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="attention,masked,recurrent,conv,mlp,sponge")
+    ap.add_argument("--repeats", type=int, default=2, help="churn runs per model, each with its own seed")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    slow = {}
+    known = Path(__file__).parent / "results" / "shape_drift.json"
+    if known.is_file():
+        for name, rows in json.loads(known.read_text()).items():
+            ref = [r["ref_ms"] for r in rows]
+            slow[name] = (sum(ref[-3:]) / 3) / (sum(ref[:3]) / 3) if len(ref) >= 6 else None
+    rows = []
+    for name in args.models.split(","):
+        for seed in range(args.repeats):
+            f = figures(name, seed)
+            fires, why = drift_fires(f)
+            rows.append({"model": name, "seed": seed, "growth_mib_per_100": 100 * f["rss_growth_mib_per_new_shape"],
+                         "retraced": f"{f['retraced']}/{f['shapes']}", "fires": fires,
+                         "slowdown_after_240": slow.get(name)})
+            print(rows[-1], file=sys.stderr)
+    lines = [f"## The drift trigger on the zoo ({datetime.date.today()}, {args.repeats} churn runs per model)", "",
+             f"Trigger (`DRIFT_TRIGGER`): resident growth ≥ {DRIFT_TRIGGER['rss_growth_mib_per_100_shapes']:g} MiB "
+             f"per 100 new shapes, or ≥ {DRIFT_TRIGGER['retraced_share']:.0%} of new shapes retraced.", "",
+             "| model | seed | resident growth (MiB per 100 new shapes) | retraced | fires | reference's slowdown after 240 shapes (shape_drift.md) |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        s = "—" if r["slowdown_after_240"] is None else f"{r['slowdown_after_240']:.2f}×"
+        lines.append(f"| {r['model']} | {r['seed']} | {r['growth_mib_per_100']:.1f} | {r['retraced']} | "
+                     f"{'yes' if r['fires'] else 'no'} | {s} |")
+    return finish(lines, rows, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
