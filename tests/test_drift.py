@@ -117,7 +117,7 @@ def test_a_run_plans_for_the_drift_it_measures_in_a_real_worker(tmp_path, monkey
     drifty = _adapter(tmp_path, monkeypatch, "drifty_model", 20e-6)
     fast = dict(points=4, rounds=1, examples=0, min_repeats=3, probe_time_s=0.05, progress=False, settle=0,
                 refine=False, boundary=False, throughput_s=0, values="random", pulse=0, isolation="subprocess",
-                churn=8, drift="on")
+                churn=8)
     budgets = {"latency_ms": 3.0, "memory_mib": 512}
     # drift_share 1: read again only if no input carried it (the share is tested below)
     run = costlab.run(drifty, budgets, tmp_path / "run", drift_shapes=60, drift_share=1, **fast)

@@ -88,7 +88,6 @@ class Guard:
         # Same-size unsigned dtypes: ids in [0, max] checked in one reduction (a negative
         # id viewed as unsigned is huge).
         self._unsigned = {np.dtype(f"i{k}"): np.dtype(f"u{k}") for k in (1, 2, 4, 8)}
-        self._fast = None if pad else _compile_fast(self)
 
     @property
     def distinct_shapes(self) -> int:
@@ -175,14 +174,6 @@ class Guard:
                                 received=_short(inputs)) from None
 
     def _check(self, inputs) -> dict:
-        fast = self._fast
-        if fast is not None:
-            try:
-                admitted = fast(inputs)
-            except Exception:  # anything odd is the general path's to judge and word
-                admitted = None
-            if admitted is not None:
-                return admitted
         named = self._normalise(inputs)
         seen, out = {}, {}
         limits = self._limits
@@ -311,79 +302,6 @@ class Guard:
 
     def __call__(self, inputs):
         return self.check(inputs)
-
-
-def _compile_fast(guard: Guard):
-    """Generate the guard's fast path for this policy: a straight-line function of the
-    policy's constants that admits the common request — numpy arrays of the policy's
-    dtypes, every check passing — in a few hundred nanoseconds of Python plus one numpy
-    reduction per input, and returns `None` for anything else, which then goes through the
-    general path (that one decides, and words the rejection). The fast path can only say
-    yes where the general path says yes: it checks the same things, each no more loosely
-    (`tests/test_guard.py` holds the two to the same answers on arbitrary input).
-
-    Returns `None` (no fast path) for policies it does not cover: non-numeric dtypes, or
-    integer ids declared on a float input.
-    """
-    consts = {"ndarray": np.ndarray, "maxr": np.maximum.reduce, "minr": np.minimum.reduce,
-              "addr": np.add.reduce, "isfinite": np.isfinite, "errstate": np.errstate, "seen": guard._seen}
-    var: dict[str, str] = {}  # dimension name -> local variable
-    lines = []
-    names = guard._names
-    if len(names) == 1:
-        lines += ["if inputs.__class__ is ndarray:", "    a0 = inputs",
-                  "elif inputs.__class__ is dict and len(inputs) == 1:",
-                  f"    a0 = inputs.get({names[0]!r})", "else:", "    return None"]
-    else:
-        lines += [f"if inputs.__class__ is not dict or len(inputs) != {len(names)}:", "    return None"]
-        lines += [f"a{i} = inputs.get({n!r})" for i, n in enumerate(names)]
-    for i, name in enumerate(names):
-        shape, dtype, ints, bounds = guard._spec[name]
-        if dtype.kind not in "iuf" or (ints and dtype.kind == "f"):
-            return None
-        consts[f"dt{i}"] = dtype
-        lines += [f"if a{i}.__class__ is not ndarray or a{i}.dtype != dt{i}:", "    return None",
-                  f"s = a{i}.shape", f"if len(s) != {len(shape)}:", "    return None"]
-        for axis, want in enumerate(shape):
-            if isinstance(want, int):
-                lines += [f"if s[{axis}] != {want}:", "    return None"]
-            elif want in var:
-                lines += [f"if s[{axis}] != {var[want]}:", "    return None"]
-            else:
-                var[want] = f"d{len(var)}"
-                lo, hi = guard._limits[want]
-                lines += [f"{var[want]} = s[{axis}]", f"if not {lo!r} <= {var[want]} <= {hi!r}:", "    return None"]
-                if want in guard._steps:
-                    lines += [f"if {var[want]} % {guard._steps[want]!r}:", "    return None"]
-    for _, dims, jmax, off in guard._joint:
-        # as the general path: an absent dimension counts 1 (plus its offset)
-        used = " * ".join((f"({var[d]} + {off[d]})" if off[d] else var[d]) if d in var else f"{1 + off[d]}"
-                          for d in dims)
-        lines += [f"if {used} > {jmax!r}:", "    return None"]
-    for i, name in enumerate(names):
-        _, dtype, ints, bounds = guard._spec[name]
-        if ints and bounds is not None:
-            lo, hi = int(bounds[0]), int(bounds[1])
-            lines.append(f"if a{i}.size:")
-            if dtype.kind == "i" and lo == 0:
-                consts[f"u{i}"] = guard._unsigned[dtype]
-                lines += [f"    if maxr(a{i}.view(u{i}), None) > {hi}:", "        return None"]
-            else:
-                lines += [f"    if minr(a{i}, None) < {lo} or maxr(a{i}, None) > {hi}:", "        return None"]
-        elif not ints and dtype.kind == "f":  # a sum is finite only if every element is
-            # (inf - inf and overflow would warn; the general path then decides, silently)
-            lines += [f"if a{i}.size:", "    with errstate(invalid='ignore', over='ignore'):",
-                      f"        total = addr(a{i}, None)", "    if not isfinite(total):", "        return None"]
-    if guard.max_distinct is not None:
-        key = ", ".join(f"({d!r}, {var[d]})" for d in sorted(var))
-        lines += [f"if ({key},) not in seen:", "    return None"]
-    lines.append("return {" + ", ".join(f"{n!r}: a{i}" for i, n in enumerate(names)) + "}")
-    source = "def fast(inputs):\n" + "".join(f"    {line}\n" for line in lines)
-    exec(compile(source, f"<costlab guard fast path for {guard.policy.data.get('model', {}).get('name', '?')}>",
-                 "exec"), consts)
-    fast = consts["fast"]
-    fast.source = source
-    return fast
 
 
 def guarded(model, policy: Policy, *, pad: bool = False):

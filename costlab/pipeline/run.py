@@ -284,14 +284,10 @@ def run(model, budgets, out_dir, *, space=None, preset: str | None = None, setti
                          speed=_speed(prof.table), churn=shape_churn.figures if shape_churn is not None else None, throughput=rate, **synth_kw)
         pol.to_json(out / "policy.json")
     drift = None
-    fires, fired_why = run_settings.drift_fires(shape_churn.figures if shape_churn is not None else None)
-    wanted = chosen.drift == "on" or (chosen.drift == "auto" and fires)
-    if drift_shapes and shape_churn is not None and not wanted:
+    if drift_shapes and shape_churn is not None and chosen.drift == "off":
         from costlab.runtime.drift import Drift
 
-        drift = Drift({}, 0, 0, {}, {}, {}, {}, notes=[
-            "settings drift='off'" if chosen.drift == "off" else
-            f"churn did not fire the drift trigger: {fired_why}; drift='on' reads it anyway"])
+        drift = Drift({}, 0, 0, {}, {}, {}, {}, notes=["settings drift: off"])
     elif drift_shapes and shape_churn is not None and (isolation == "subprocess" or profile_kw.get("backend")):
         from costlab.runtime.drift import checked_drift
 

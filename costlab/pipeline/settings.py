@@ -59,9 +59,8 @@ FIELDS = {
     "churn": (16, (_NONNEG_INT,), "distinct shapes sent to one fresh process (retracing, memory per shape); 0 skips"),
     "throughput_s": (3.0, (_NONNEG,), "seconds of the concurrent run the rate limit comes from; 0 skips"),
     "pulse": (PULSE_EVERY, (_NONNEG_INT,), "a reference input before every N-th probe: the machine-speed index; 0 off"),
-    "drift": ("auto", (Options("auto", "on", "off"),),
-              "read the frontier after many distinct shapes in one process: auto runs it when churn "
-              "fires the trigger (DRIFT_TRIGGER)"),
+    "drift": ("on", (Options("on", "off"),),
+              "read the frontier after many distinct shapes in one process, and plan for the time they add"),
     "drift_shapes": (_drift.SHAPES, (_NONNEG_INT,), "distinct shapes the drift check sends (at most shapes.max_distinct)"),
     "drift_checks": (_drift.CHECKS, (_POS_INT,), "drift checks, each in its own pair of workers; the largest is kept"),
     "drift_share": (0.25, (Interval(float, 0, 1, "right"),),
@@ -81,27 +80,9 @@ PRESETS = {
     "quick": {"points": 5, "examples": 3, "rounds": 1, "probe_time_s": 0.15, "min_repeats": 3, "max_repeats": 10,
               "settle": 0, "churn": 8, "throughput_s": 1.0, "pulse": 0, "drift": "off"},
     "standard": {},
-    # pulses, the drift check whatever churn reads, more rounds and draws
-    "thorough": {"points": 9, "examples": 16, "rounds": 3, "settle": 2, "drift": "on", "drift_checks": 3},
+    # more sizes, rounds and draws, a third drift check
+    "thorough": {"points": 9, "examples": 16, "rounds": 3, "settle": 2, "drift_checks": 3},
 }
-
-#: When `drift="auto"` runs the drift check: churn's readings of new shapes in one process.
-#: A process that keeps what each shape built, or retraces on most of them, is the kind
-#: that slows down as shapes accumulate (docs/settings.md has the measurements).
-DRIFT_TRIGGER = {"rss_growth_mib_per_100_shapes": 50.0, "retraced_share": 0.5}
-
-
-def drift_fires(churn_figures: dict | None) -> tuple[bool, str]:
-    """Whether churn's figures call for the drift check, and why (`DRIFT_TRIGGER`)."""
-    if not churn_figures:
-        return False, "no churn figures"
-    growth = 100 * float(churn_figures.get("rss_growth_mib_per_new_shape") or 0.0)
-    share = churn_figures.get("retraced", 0) / max(1, churn_figures.get("shapes", 1))
-    why = (f"resident growth {growth:.1f} MiB per 100 new shapes (trigger "
-           f"{DRIFT_TRIGGER['rss_growth_mib_per_100_shapes']:g}), {share:.0%} of new shapes retraced "
-           f"(trigger {DRIFT_TRIGGER['retraced_share']:.0%})")
-    return growth >= DRIFT_TRIGGER["rss_growth_mib_per_100_shapes"] or share >= DRIFT_TRIGGER["retraced_share"], why
-
 
 class _Settings:
     """The resolved settings of one run, one attribute per `FIELDS` entry. Build it with

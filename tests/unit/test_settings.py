@@ -24,9 +24,10 @@ def test_each_preset_changes_only_what_it_says(name):
     assert s.to_dict()["preset"] == name
 
 
-def test_quick_leaves_out_pulses_and_drift_and_thorough_always_reads_drift():
+def test_quick_leaves_out_pulses_and_drift_and_the_others_keep_them():
     assert RunSettings.preset("quick").pulse == 0 and RunSettings.preset("quick").drift == "off"
-    assert RunSettings.preset("thorough").drift == "on"
+    for name in ("standard", "thorough"):
+        assert RunSettings.preset(name).drift == "on" and RunSettings.preset(name).pulse > 0
 
 
 def test_precedence_preset_then_file_then_single_settings(tmp_path):
@@ -75,17 +76,6 @@ def test_resume_refuses_changed_settings(tmp_path):
     S.check_resume(tmp_path, RunSettings.preset("quick"))  # the same: fine
     with pytest.raises(CostlabError, match=r"points 5 -> 7"):
         S.check_resume(tmp_path, RunSettings.preset("standard"))
-
-
-def test_the_drift_trigger_fires_on_growth_or_retracing():
-    t = S.DRIFT_TRIGGER
-    quiet = {"shapes": 16, "retraced": 1, "rss_growth_mib_per_new_shape": 0.1}
-    assert not S.drift_fires(quiet)[0] and "per 100 new shapes" in S.drift_fires(quiet)[1]
-    grows = {**quiet, "rss_growth_mib_per_new_shape": t["rss_growth_mib_per_100_shapes"] / 100}
-    assert S.drift_fires(grows)[0]
-    retraces = {**quiet, "retraced": 8}
-    assert S.drift_fires(retraces)[0]
-    assert not S.drift_fires(None)[0]
 
 
 def test_the_validation_helper():
