@@ -190,7 +190,7 @@ def test_a_run_plans_for_the_drift_it_measures_in_a_real_worker(tmp_path, monkey
     assert "read first at 64 shapes" in share.summary()
     assert json.loads((tmp_path / "share" / "drift.json").read_text())["higher"] == s.higher
     Policy.from_json(tmp_path / "share" / "policy.json")  # valid against the schema
-    with pytest.raises(costlab.CostlabError, match=r"drift_share.*Received: drift_share=0"):
+    with pytest.raises(costlab.CostlabError, match=r"`drift_share` to be a number in \(0, 1\]. Received: 0"):
         costlab.run(drifty, budgets, tmp_path / "x", drift_share=0, **fast)
 
     # a drift no input can carry within the budget: a clear error, the measurements kept
