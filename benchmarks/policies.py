@@ -168,7 +168,9 @@ def main(argv=None) -> int:
                      "probes": len(table),
                      "admitted": f"{frac.get('box', 0):.0%} / {_plain_share(name, out):.0%} / {frac.get('policy', 0):.0%}",
                      "violations": violations, "exit": v.returncode, "worst_latency": worst_lat,
-                     "worst_memory": worst_mem, "run_s": run_s, "verify_s": verify_s})
+                     "worst_memory": worst_mem, "run_s": run_s, "verify_s": verify_s,
+                     "classes": {t: m["complexity"] for t, m in json.loads((out / "cost_models.json").read_text()).items()
+                                 if t in ("wall_s_median", "peak_bytes")}})
         ms = policy.get("machine_speed") or {}
         idx = [float(t["index"]) for t in table if t.get("index")]
         rows[-1]["speed"] = (f"{ms['quantiles']['p5']:.2f}–{ms['quantiles']['p95']:.2f} (max "
@@ -230,6 +232,10 @@ def main(argv=None) -> int:
             rge = "" if not w or w["exact"] == "True" else "≥ "
             line += (f" {rge}{w['boundary']} | {'≤ ' if rge else ''}{float(w['tightness']):.2f} |" if w else " – | – |")
         lines.append(line)
+    lines += ["", "### Growth classes (the run's cost_models.json)", "", "| model | wall_s_median | peak_bytes |",
+              "|---|---|---|"]
+    lines += [f"| {r['model']} | {r['classes'].get('wall_s_median', '–')} | {r['classes'].get('peak_bytes', '–')} |"
+              for r in rows if "classes" in r]
     if args.raw:
         lines += ["", "Violations with raw latencies (`verify --pulse 0`): " + ", ".join(
             f"{r['model']} {r.get('raw_violations', '–')}" for r in rows if "error" not in r) + "."]

@@ -74,7 +74,7 @@ class Run:
         models = {}
         if (run / "cost_models.json").is_file():
             try:
-                models = {t: CostModel.from_dict(m) for t, m in _read_json(run / "cost_models.json").items()}
+                models = {t: CostModel.from_dict(m) for t, m in _read_json(run / "cost_models.json", "cost models").items()}
             except (FitError, AttributeError) as exc:
                 raise CostlabError(f"Cannot read the cost models {run / 'cost_models.json'}: {exc}") from None
         policy = None
@@ -83,7 +83,7 @@ class Run:
                 policy = Policy.from_json(run / "policy.json")
             except PolicyError as exc:
                 raise CostlabError(str(exc)) from None
-        files = {k: _read_json(run / f"{k}.json") for k in cls.STAGE_FILES if (run / f"{k}.json").is_file()}
+        files = {k: _read_json(run / f"{k}.json", k) for k in cls.STAGE_FILES if (run / f"{k}.json").is_file()}
         files["failures"] = []
         log = run / "failures" / "failures.jsonl"
         if log.is_file():
@@ -230,8 +230,8 @@ class Run:
         return "\n".join(lines)
 
 
-def _read_json(path: Path):
+def _read_json(path: Path, what: str):
     try:
         return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CostlabError(f"Cannot read {path}: {exc}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CostlabError(f"Cannot read the {what} {path}: {exc}") from None

@@ -35,13 +35,6 @@ h3{font-size:15px;margin:16px 0 4px 0}nav a{margin-right:12px}
 """
 
 
-def _read_json(path: Path, what: str):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CostlabError(f"Cannot read the {what} {path}: {exc}") from None
-
-
 def load_run(run_dir) -> dict:
     """Everything a run directory holds, read by `costlab.rundir.Run.load`, as a dict.
 
