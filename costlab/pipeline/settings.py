@@ -124,9 +124,7 @@ class _Settings:
         data = dict(data)
         name = preset or data.pop("preset", None) or "standard"
         data.pop("preset", None)
-        data.pop("preset_name", None)
-        check_all(data, {k: c for k, (_, c, _) in FIELDS.items()}, where="")
-        return cls.preset(name, **{**data, **overrides})
+        return cls.preset(name, **{**data, **overrides})  # checks every name and value
 
     def replace(self, **changes):
         check_all(changes, {k: c for k, (_, c, _) in FIELDS.items()})

@@ -95,9 +95,10 @@ class Budgets:
         """Whether one measurement is within margin × budget: latencies read at `scale` ×
         the measured ones (the speed a policy plans for, `costlab.profiling.speed.planned_scale`);
         the tail latency only when it is budgeted and measured. The one budget check."""
-        p99 = None if latency_p99_ms is None else latency_p99_ms * scale / 1e3
-        return bool(self.ratio({"wall_s_median": latency_ms * scale / 1e3, "peak_bytes": memory_mib * 2**20,
-                                "wall_s_p99": p99}) <= 1 + 1e-12)
+        m = self.margin
+        return bool(latency_ms * scale <= self.latency_ms * m and memory_mib <= self.memory_mib * m
+                    and (not self.latency_p99_ms or latency_p99_ms is None
+                         or latency_p99_ms * scale <= self.latency_p99_ms * m))
 
     def to_dict(self) -> dict:
         out = {"latency_ms": float(self.latency_ms), "memory_mib": float(self.memory_mib),
