@@ -57,6 +57,38 @@ def test_a_hanging_probe_times_out_and_a_new_worker_takes_over():
     assert (later["worker_probe"].iloc[0] == 0)  # a fresh worker
 
 
+@pytest.mark.slow
+def test_a_run_never_sends_an_input_as_large_as_one_that_timed_out(tmp_path):
+    """`costlab.measurement.hazards`: the timeout follows from the latency budget (13.3 s
+    at 20 ms and these repeats after the first probe, not a fixed minute), and after a
+    probe times out no stage of the run (value scan, plan rounds, validity, refinement,
+    churn) sends anything as large with the same values again."""
+    import costlab
+
+    adapter = load("zoo:hang")
+    space = adapter.space.with_bounds(mib=(1, 256))  # 5 sizes of 7 under the hang: a curve to fit
+    run = costlab.run(adapter, {"latency_ms": 20, "memory_mib": 64}, tmp_path / "run", space=space, preset="quick",
+                      points=7, rounds=2, examples=2, probe_time_s=0.05, throughput_s=0)
+    rows = read_log(tmp_path / "run" / "probes.jsonl")
+    sent = [r for r in rows if r["status"] == "timeout" and not r["error"].startswith("not sent")]
+    assert sent, "the hang was reached"
+    for r in sent:  # each from the rule: 10 s allowance + 0.05 s + 5 calls × 20 × 20 ms
+        assert "no result within 12.05 s" in r["error"], r["error"]
+    first = min(r["mib"] for r in sent)
+    assert first >= zoo.HOSTILE_FROM_MIB
+    # every later row as large as a sent timeout was not sent
+    for r in rows:
+        earlier = [t for t in sent if t["finished_at"] < r["finished_at"] and t["values"] == r["values"]]
+        if any(r["mib"] >= t["mib"] for t in earlier):
+            assert r["error"].startswith("not sent"), r
+    hazards = json.loads((tmp_path / "run" / "hazards.json").read_text())
+    assert hazards["rule"] == "budgets" and hazards["timeout_s"] == pytest.approx(12.05)
+    assert len(hazards["failed"]) == len(sent) and hazards["not_sent"] >= 1
+    churned = json.loads((tmp_path / "run" / "churn.json").read_text())["rows"]
+    assert all(c["mib"] < first or c["error"].startswith("not sent") for c in churned)
+    assert run.policy.limits["mib"]["max"] < first
+
+
 def test_a_probe_that_kills_its_process_is_recorded_as_crashed():
     prof = _hostile("abort")
     t = prof.table

@@ -256,6 +256,8 @@ class Subprocess:
         memory_cap_mib: Most memory a probe may add to its worker, in MiB (the worker's
             address-space limit is set to its size before the probe plus this).
         timeout_s: Longest wait for one probe's result (cold call, warm-up and repeats).
+        hazards: A run's `costlab.measurement.hazards.Hazards`: when given, each probe's
+            timeout is its `timeout_s()` and each result is `observe`d. Defaults to `None`.
         probes_per_worker: Replace the worker after this many probes; `1` gives every
             probe a fresh process, where the process peak is exact. Defaults to `None`
             (a worker lives until it fails).
@@ -269,7 +271,7 @@ class Subprocess:
 
     def __init__(self, adapter, *, memory_cap_mib: float, timeout_s: float,
                  probes_per_worker: int | None = None, start_timeout_s: float = 300.0, env=None,
-                 **measure_kw):
+                 hazards=None, **measure_kw):
         if memory_cap_mib is not None and not memory_cap_mib > 0:
             raise CostlabError(f"Expected a positive `memory_cap_mib`. Received: {memory_cap_mib!r}")
         if not timeout_s > 0:
@@ -277,7 +279,7 @@ class Subprocess:
         self._scratch = tempfile.TemporaryDirectory(prefix="costlab-worker-")
         self.ref = model_ref(adapter, Path(self._scratch.name), weights_file=bool((env or {}).get("KERAS_BACKEND")))
         self.cap = None if memory_cap_mib is None else int(memory_cap_mib * 2**20)
-        self.timeout_s, self.per_worker = timeout_s, probes_per_worker
+        self.timeout_s, self.per_worker, self.hazards = timeout_s, probes_per_worker, hazards
         self.start_timeout_s, self.measure_kw, self.worker_env = start_timeout_s, measure_kw, env
         self.worker: _Worker | None = None
         self.pulse_worker: _Worker | None = None
@@ -307,8 +309,11 @@ class Subprocess:
 
     def _on(self, w: _Worker, inputs) -> dict:
         index = w.probes
-        row = w.probe(inputs, self.measure_kw, self.timeout_s)
+        timeout = self.hazards.timeout_s() if self.hazards is not None else self.timeout_s
+        row = w.probe(inputs, self.measure_kw, timeout)
         row.update(isolation=self.isolation, worker_pid=w.pid, worker_probe=index)
+        if self.hazards is not None:
+            self.hazards.observe(row)
         return row
 
     def probe(self, inputs) -> dict:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from costlab.curves import fit_profile_notes
 from costlab.errors import CostlabError, FitError, PolicyError
+from costlab.measurement.hazards import Hazards
 from costlab.measurement.timing import first_line
 from costlab.pipeline import settings as run_settings
 from costlab.pipeline.refine import below_floor, open_powers, to_multiples, to_validity, widening
@@ -37,7 +38,8 @@ def run(model, budgets, out_dir, *, space=None, preset: str | None = None, setti
 
     Writes `profile.csv` (one row per probe), `profile.json` (space, model, machine),
     `probes.jsonl` (each probe as it finished), `failures/` (the inputs of every failing
-    probe, `failures.jsonl` listing them), `churn.json`, `throughput.json`, `drift.json`, `cost_models.json`
+    probe, `failures.jsonl` listing them), `hazards.json` (the inputs not sent again, the
+    timeout rule), `churn.json`, `throughput.json`, `drift.json`, `cost_models.json`
     (`{target: CostModel.to_dict()}`), `policy.json`, `plots/*.png` and `report.html`
     (`costlab.viz.report.write_report`).
 
@@ -78,6 +80,11 @@ def run(model, budgets, out_dir, *, space=None, preset: str | None = None, setti
                                      "timeout_factor", "pulse", "joint_offsets", "values", "drift_shapes",
                                      "drift_checks", "drift_share", "validity", "hard_min"))
     profile_kw = {**chosen.profile_kw(), "preprocess": preprocess, "progress": progress}
+    # every stage's isolated probes take the timeout from the budgets, and nothing as large
+    # as an input that timed out, ran out of memory or crashed is sent again (docs/measurement.md)
+    hazards = Hazards(budgets.latency_ms, min_repeats=chosen.min_repeats, probe_time_s=chosen.probe_time_s,
+                      timeout_s=chosen.timeout_s)
+    profile_kw["hazards"] = hazards
     log = out / "probes.jsonl"
     if not resume:
         log.unlink(missing_ok=True)
@@ -140,7 +147,7 @@ def run(model, budgets, out_dir, *, space=None, preset: str | None = None, setti
             lambda: find_validity(adapter, prof, space=asked, values=profile_kw["values"],
                                   seed=profile_kw.get("seed", 0), floor=None if hard_min else dict.fromkeys(asked.dim_names, 1),
                                   memory_cap_mib=profile_kw.get("memory_cap_mib") or 4096,
-                                  timeout_s=profile_kw.get("timeout_s") or 120.0, backend=profile_kw.get("backend")))
+                                  timeout_s=hazards.timeout_s(), backend=profile_kw.get("backend"), hazards=hazards))
         if valid is not None:
             (out / "validity.json").write_text(json.dumps({**valid.to_dict(), "verdicts": valid.verdicts},
                                                           indent=2) + "\n")
@@ -260,7 +267,8 @@ def run(model, budgets, out_dir, *, space=None, preset: str | None = None, setti
         shape_churn = stages.attempt(
             "shape churn", "the policy has no shape buckets and no cap on distinct shapes",
             lambda: measure_churn(adapter, asked, shapes=churn, seed=profile_kw.get("seed", 0),
-                                  isolation=isolation, avoid=seen, backend=profile_kw.get("backend")))
+                                  isolation=isolation, avoid=seen, backend=profile_kw.get("backend"),
+                                  hazards=hazards))
         if shape_churn is not None:
             shape_churn.save(out)
     rate = None
@@ -310,7 +318,7 @@ def run(model, budgets, out_dir, *, space=None, preset: str | None = None, setti
                 "shape drift", "nothing is planned for drift", lambda n=n: checked_drift(
                     adapter, pol, checks=drift_checks, shapes=n, seed=profile_kw.get("seed", 0),
                     values=profile_kw["values"], memory_cap_mib=profile_kw.get("memory_cap_mib") or 4096,
-                    timeout_s=profile_kw.get("timeout_s") or 120.0, backend=profile_kw.get("backend")))
+                    timeout_s=hazards.timeout_s(), backend=profile_kw.get("backend")))
             if drift is None:
                 planned = pol
                 break
@@ -351,6 +359,7 @@ def run(model, budgets, out_dir, *, space=None, preset: str | None = None, setti
         drift = Drift({}, 0, 0, {}, {}, {}, {}, notes=[
             "this run's probes ran in one process (isolation='inprocess'), and the check needs a fresh isolated "
             "worker and a control: --isolation subprocess"])
+    (out / "hazards.json").write_text(json.dumps(hazards.to_dict(), indent=2) + "\n")
     stages.attempt("plots", "plots/ is incomplete",
                    lambda: plots.save_all(prof, {t: m for t, m in models.items() if t not in ("wall_s_p95", "wall_s_p99")},
                                           out / "plots", policy=pol))

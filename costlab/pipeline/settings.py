@@ -47,7 +47,7 @@ FIELDS = {
     "isolation": ("subprocess", (Options("subprocess", "inprocess"),),
                   "probes in worker processes under a memory cap and a timeout, or in this process"),
     "memory_cap_mib": (None, (None, _POS), "memory one isolated probe may add (default 8192)"),
-    "timeout_s": (None, (None, _POS), "seconds one isolated probe may take (default 60)"),
+    "timeout_s": (None, (None, _POS), "seconds one isolated probe may take (default: from the latency budget, docs/cli.md)"),
     "probes_per_worker": (None, (None, _POS_INT), "a fresh worker after this many probes (1: one per probe)"),
     "backend": (None, (None, Options("tensorflow", "jax", "torch")), "Keras backend of the workers"),
     "call": ("predict_on_batch", (Options("predict_on_batch", "call", "predict"),), "how a Keras model is called"),

@@ -9,6 +9,7 @@ import math
 import os
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 
@@ -46,12 +47,18 @@ class _Prober:
     dimension is skipped, since cost only grows with size. An input the model refuses
     (status `error`) does not: validity is not monotone in size (`costlab.profiling.validity`). With `done` (rows of an earlier, interrupted run of the same
     plan), a probe already logged is taken from it instead of measured again.
+
+    With `hazards` (the run's `costlab.measurement.hazards.Hazards`), the same holds across
+    the run's stages: an input at least as large as one that timed out, ran out of memory or
+    crashed in any stage, with the same value pattern, is not sent; its row carries that
+    status and an error beginning "not sent".
     """
 
     def __init__(self, adapter, space, *, total, plan, executor, max_probe_s=MAX_PROBE_S,
                  max_probe_mib=MAX_PROBE_MIB, log_path=None, progress=None, done=None, failures_dir=None,
-                 pulse=None, values="random"):
+                 pulse=None, values="random", hazards=None):
         self.adapter, self.space, self.plan, self.executor = adapter, space, plan, executor
+        self.hazards = hazards
         self.values = values  # the value pattern of plan probes (`InputSpace.pattern_inputs`)
         # (reference sizes, every): a pulse before every `every`-th probe (costlab.profiling.speed)
         self.pulse = (dict(pulse["sizes"]), int(pulse["every"])) if pulse else None
@@ -139,16 +146,32 @@ class _Prober:
 
     def _measure(self, sizes, make_inputs, kind, round_, seed, probe_id, keep=True, values=None,
                  pulse=False) -> dict:
+        values = values or self.values
+        blocked = self.hazards.blocking(sizes, values) if self.hazards is not None and not pulse else None
         if probe_id in self.done:
             row = self.done[probe_id]
             self.resumed += keep
+            if self.hazards is not None and not pulse:  # a resumed run knows what failed before
+                self.hazards.record(sizes, values, row, kind)
+        elif blocked is not None:  # never sent: as large as an input that failed (`Hazards`)
+            shapes = {i.name: SimpleNamespace(shape=s, dtype=i.dtype) for i, s in
+                      zip(self.space.inputs, self.space.shapes(sizes).values(), strict=True)}
+            row = _row(self.space, sizes, shapes, kind, round_, seed, probe_id, self.plan, self.adapter.call_path,
+                       self.hazards.not_sent_row(blocked), self.executor.env, self.executor.memory_source,
+                       values=values)
+            if self.log:
+                self.log.write(json.dumps(row) + "\n")
+                self.log.flush()
+                os.fsync(self.log.fileno())
         else:
             inputs = make_inputs()
             # a pulse goes to the executor's reference worker (`Subprocess.pulse`)
             result = (self.executor.pulse if pulse else self.executor.probe)(inputs)
             row = _row(self.space, sizes, inputs, kind, round_, seed, probe_id, self.plan,
                        self.adapter.call_path, result, self.executor.env, self.executor.memory_source,
-                       values=values or self.values)
+                       values=values)
+            if self.hazards is not None and not pulse:
+                self.hazards.record(sizes, values, row, kind)
             if row["status"] != "ok" and self.failures_dir is not None and keep:
                 row["repro"] = save_failure(self.failures_dir, row, inputs, self.space.dim_names)
             if self.log:  # on disk before the next probe starts
@@ -253,7 +276,7 @@ def session(adapter, space: InputSpace, *, plan: str, total: int, isolation: str
             memory_cap_mib=None, timeout_s=None, probes_per_worker=None, log_path=None, resume=False,
             failures_dir=None, progress=None, max_probe_s=MAX_PROBE_S, max_probe_mib=MAX_PROBE_MIB,
             min_repeats=5, max_repeats=30, probe_time_s=0.5, backend=None, pulse=None, values="random",
-            **_ignored) -> _Prober:
+            hazards=None, **_ignored) -> _Prober:
     """A context measuring probes one at a time as `profile` does (same isolation, caps,
     log, resume and failure keeping): for adaptive plans such as `costlab.pipeline.refine.boundary`.
     `plan` names the probes for `resume`; `values` is the value pattern of the plan's
@@ -268,7 +291,7 @@ def session(adapter, space: InputSpace, *, plan: str, total: int, isolation: str
     if isolation == "subprocess" or backend is not None:  # a backend is fixed per process
         executor = Subprocess(adapter, memory_cap_mib=memory_cap_mib or 2 * max_probe_mib,
                               timeout_s=timeout_s or max(60.0, 12 * max_probe_s),
-                              probes_per_worker=probes_per_worker,
+                              probes_per_worker=probes_per_worker, hazards=hazards,
                               env={"KERAS_BACKEND": backend} if backend else None, **measure_kw)
     else:
         executor = InProcess(adapter, **measure_kw)
@@ -277,7 +300,7 @@ def session(adapter, space: InputSpace, *, plan: str, total: int, isolation: str
     _check_values(values)
     return _Prober(adapter, space, total=total, plan=plan, executor=executor, max_probe_s=max_probe_s,
                    max_probe_mib=max_probe_mib, log_path=log_path, progress=progress, done=done,
-                   failures_dir=failures_dir, pulse=pulse, values=values)
+                   failures_dir=failures_dir, pulse=pulse, values=values, hazards=hazards)
 
 
 def profile(model, space: InputSpace | None = None, *, points: int = 7, examples: int = 8,
@@ -287,7 +310,7 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
             preprocess=None, failures_dir=None, progress: bool | None = None, max_probe_s: float = MAX_PROBE_S,
             max_probe_mib: float = MAX_PROBE_MIB, min_repeats: int = 5, max_repeats: int = 30,
             probe_time_s: float = 0.5, backend: str | None = None, pulse: dict | None = None,
-            values: str = "random") -> Profile:
+            values: str = "random", hazards=None) -> Profile:
     """Measure wall time and peak memory of `model` over its input space.
 
     Runs the explicit log-spaced size plan (`costlab.profiling.plan.plan`) with random values (or
@@ -347,6 +370,10 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
             (`InputSpace.pattern_inputs`): `"random"`, or the pattern that costs the model most
             (`costlab.profiling.values.scan`, which `costlab.run` runs first). Pulses keep their own
             random reference input. Defaults to `"random"`.
+        hazards: A `costlab.measurement.hazards.Hazards` shared with the run's other
+            stages: isolated probes take its timeout (the rule from the budgets), and an
+            input as large as one that timed out, ran out of memory or crashed there is not
+            sent. Defaults to `None` (`timeout_s`, and only this profile's failures).
 
     Returns:
         A `Profile`.
@@ -371,7 +398,8 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
                  timeout_s=timeout_s, probes_per_worker=probes_per_worker, log_path=log_path, resume=resume,
                  failures_dir=failures_dir, progress=progress, max_probe_s=max_probe_s,
                  max_probe_mib=max_probe_mib, min_repeats=min_repeats, max_repeats=max_repeats,
-                 probe_time_s=probe_time_s, backend=backend, pulse=pulse, values=values) as prober:
+                 probe_time_s=probe_time_s, backend=backend, pulse=pulse, values=values,
+                 hazards=hazards) as prober:
         prober.run_groups(groups, rounds=rounds, seed=seed)
         for i, inputs in enumerate(fuzz):
             sizes = space.sizes_of(inputs)

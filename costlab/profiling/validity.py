@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from costlab._search import bisect, int_step
 from costlab.errors import CostlabError
 from costlab.measurement.executors import Subprocess
+from costlab.measurement.hazards import FAILED
 
 #: Measure settings of a verdict: whether the call works, not how long it takes.
 VERDICT = {"min_repeats": 1, "max_repeats": 1, "time_budget_s": 0.0}
@@ -129,7 +130,10 @@ class Judge:
     """Whether inputs work: `judge(sizes)` runs them in a fresh worker (the next one started
     ahead while it runs), then in one warm worker that keeps every shape judged; `corners`
     runs several in one fresh worker, in order. `verdicts` lists each. Only `error` is a
-    refusal: `oom`, `timeout` and `crashed` are costs. Close it (`close`) when done.
+    refusal: `oom`, `timeout` and `crashed` are costs. With `hazards` (the run's
+    `costlab.measurement.hazards.Hazards`), an input as large as one that failed so is not
+    sent (its verdict is that failure) and the workers take its timeout. Close it (`close`)
+    when done.
 
     Example:
         >>> judge = Judge(adapter, space, values="random", seed=0, memory_cap_mib=4096, timeout_s=60,
@@ -138,9 +142,9 @@ class Judge:
         (False, 'ValueError: ... Negative dimension size caused by subtracting 5 from 4 ...')
     """
 
-    def __init__(self, adapter, space, *, values, seed, memory_cap_mib, timeout_s, env):
-        self.space, self.values, self.seed = space, values, seed
-        kw = dict(memory_cap_mib=memory_cap_mib, timeout_s=timeout_s, env=env, **VERDICT)
+    def __init__(self, adapter, space, *, values, seed, memory_cap_mib, timeout_s, env, hazards=None):
+        self.space, self.values, self.seed, self.hazards = space, values, seed, hazards
+        kw = dict(memory_cap_mib=memory_cap_mib, timeout_s=timeout_s, env=env, hazards=hazards, **VERDICT)
         self._new = lambda per: Subprocess(adapter, probes_per_worker=per, **kw)
         self._pool = cf.ThreadPoolExecutor(1)
         self._next = None  # a fresh worker starting while the current one judges
@@ -157,7 +161,20 @@ class Judge:
         self._next = self._pool.submit(self._started, 1) if ahead else None
         return ex
 
+    def _blocked(self, sizes) -> dict | None:
+        blocked = self.hazards.blocking(sizes, self.values) if self.hazards is not None else None
+        return None if blocked is None else self.hazards.not_sent_row(blocked)
+
+    def _record(self, sizes, row):
+        if self.hazards is not None:
+            self.hazards.record(sizes, self.values, row, "validity")
+
     def __call__(self, sizes: dict, *, where=("fresh", "warm")) -> tuple[bool, str]:
+        row = self._blocked(sizes)
+        if row is not None:
+            self.verdicts.append({"sizes": dict(sizes), "where": "not sent", "status": row["status"],
+                                  "error": row["error"]})
+            return True, ""  # a cost, not a refusal (as the failure it is as large as)
         inputs = self.space.pattern_inputs(sizes, seed=self.seed, values=self.values)
         for w in where:
             if w == "fresh":
@@ -170,10 +187,13 @@ class Judge:
                 if self.warm is None:
                     self.warm = self._started(None)
                 row = self.warm.probe(inputs)
+            self._record(sizes, row)
             self.verdicts.append({"sizes": dict(sizes), "where": w, "status": row["status"],
                                   "error": row.get("error") or ""})
             if row["status"] == "error":  # oom, timeout, crashed: costs, not validity
                 return False, row.get("error") or ""
+            if self.hazards is not None and row["status"] in FAILED:
+                break  # not sent again, to the warm worker either
         return True, ""
 
     def corners(self, inputs_in_order: list[dict]) -> list[tuple[bool, str]]:
@@ -182,7 +202,10 @@ class Judge:
         out = []
         try:
             for sizes in inputs_in_order:
-                row = ex.probe(self.space.pattern_inputs(sizes, seed=self.seed, values=self.values))
+                row = self._blocked(sizes)
+                if row is None:
+                    row = ex.probe(self.space.pattern_inputs(sizes, seed=self.seed, values=self.values))
+                    self._record(sizes, row)
                 self.verdicts.append({"sizes": dict(sizes), "where": "fresh", "status": row["status"],
                                       "error": row.get("error") or ""})
                 out.append((row["status"] != "error", row.get("error") or ""))
@@ -260,13 +283,16 @@ def _divisor(judge, base: dict, d: str, sizes_ok: list, checked: list, notes: li
 
 
 def find(adapter, prof, *, space=None, values: str = "random", seed: int = 0, memory_cap_mib: float = 4096,
-         timeout_s: float = 120.0, backend: str | None = None, floor: dict | None = None) -> Validity:
+         timeout_s: float = 120.0, backend: str | None = None, floor: dict | None = None,
+         hazards=None) -> Validity:
     """The model's validity limits over `space` (defaults to the profile's), from the
     profile's rows and fresh-process verdicts (module docstring).
 
     With `floor` (`{dim: size}`, e.g. 1 for every dimension), the search for each smallest
     size starts there rather than at the smallest size measured: sizes under a declared
     range that the model takes (`Validity.floor`, the smallest corner found valid).
+    With `hazards` (the run's `costlab.measurement.hazards.Hazards`), inputs as large as one
+    that timed out, ran out of memory or crashed are not sent (`Judge`).
 
     Raises:
         CostlabError: The model cannot be sent to a worker process (`costlab.measurement.executors.model_ref`).
@@ -286,7 +312,7 @@ def find(adapter, prof, *, space=None, values: str = "random", seed: int = 0, me
     hi = {d: int(ok[d].max()) for d in dims}
     hint = {d: int(v) for d, v in hints(adapter, space).items() if d in dims}
     judge = Judge(adapter, space, values=values, seed=seed, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,
-                   env={"KERAS_BACKEND": backend} if backend else None)
+                   env={"KERAS_BACKEND": backend} if backend else None, hazards=hazards)
     found = {d: {"min": None, "max": None, "error": "", "checked": []} for d in dims}  # + "below", "above", "off"
     steps = {}
     try:

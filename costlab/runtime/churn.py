@@ -103,7 +103,7 @@ def distinct_sizes(space: InputSpace, n: int, *, seed: int = 0, avoid=()) -> lis
 
 def churn(model, space: InputSpace | None = None, *, shapes: int = 16, seed: int = 0,
           isolation: str = "subprocess", avoid=(), timeout_s: float = 60.0,
-          memory_cap_mib: float = 4096, backend: str | None = None) -> Churn:
+          memory_cap_mib: float = 4096, backend: str | None = None, hazards=None) -> Churn:
     """Send `shapes` distinct input shapes to one fresh process, then the same again.
 
     Args:
@@ -117,6 +117,10 @@ def churn(model, space: InputSpace | None = None, *, shapes: int = 16, seed: int
         timeout_s: Per-probe timeout of the worker. Defaults to `60`.
         memory_cap_mib: Per-probe memory cap of the worker. Defaults to `4096`.
         backend: Keras backend of the worker (see `costlab.profile`). Defaults to `None`.
+        hazards: The run's `costlab.measurement.hazards.Hazards`: shapes as large as an input
+            that timed out, ran out of memory or crashed (random values) are not drawn, one
+            that fails in the first pass is not sent in the second, and the worker takes its
+            timeout. Defaults to `None`.
 
     Returns:
         A `Churn`.
@@ -129,19 +133,27 @@ def churn(model, space: InputSpace | None = None, *, shapes: int = 16, seed: int
     adapter = adapt(model)
     space = space or InputSpace.from_model(adapter)
     sizes = distinct_sizes(space, shapes, seed=seed, avoid=avoid if isolation == "inprocess" else ())
+    if hazards is not None:
+        sizes = [s for s in sizes if hazards.blocking(s, "random") is None]
     if len(sizes) < 2:
         raise CostlabError(f"The space has fewer than 2 distinct shapes to churn through. Received: {space.dims}")
     kw = dict(min_repeats=3, max_repeats=3, time_budget_s=1.0)
     if backend is not None:
         isolation = "subprocess"  # a backend is fixed per process
-    executor = (Subprocess(adapter, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s,
+    executor = (Subprocess(adapter, memory_cap_mib=memory_cap_mib, timeout_s=timeout_s, hazards=hazards,
                            env={"KERAS_BACKEND": backend} if backend else None, **kw)
                 if isolation == "subprocess" else InProcess(adapter, **kw))
     rows = []
     with executor:
         for p in (1, 2):
             for i, s in enumerate(sizes):
-                r = executor.probe(space.random_inputs(s, seed=seed + i))
+                blocked = hazards.blocking(s, "random") if hazards is not None else None
+                if blocked is not None:
+                    r = hazards.not_sent_row(blocked)
+                else:
+                    r = executor.probe(space.random_inputs(s, seed=seed + i))
+                    if hazards is not None:
+                        hazards.record(s, "random", r, "shape churn")
                 rows.append({**s, "pass": p, "status": r["status"], "error": r.get("error") or "",
                              "cold_s": r.get("cold_s"), "wall_s_median": r.get("wall_s_median"),
                              "rss_before_bytes": r.get("rss_before_bytes"),
