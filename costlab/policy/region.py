@@ -194,7 +194,7 @@ def _costs_at(cost_models, X: pd.DataFrame) -> tuple[dict, dict]:
     return pred, upper
 
 
-#: Regions with at most this many integer inputs are searched input by input (`_worst`).
+#: Regions with at most this many integer inputs are searched input by input (`worst_input`).
 EXHAUSTIVE = 4096
 
 
@@ -212,7 +212,7 @@ def _every_input(region: Region) -> pd.DataFrame:
     return X[region.contains(X)].reset_index(drop=True)
 
 
-def _worst(cost_models, bounded, budgets, region: Region) -> tuple[float, dict, dict, dict]:
+def worst_input(cost_models, bounded, budgets, region: Region) -> tuple[float, dict, dict, dict]:
     """(largest ratio of upper bound to margin × budget over the region, the input where
     it is reached, predicted and upper costs there per target)."""
     def largest(X):

@@ -12,7 +12,7 @@ from costlab.errors import PolicyError
 from costlab.inputs.space import InputSpace
 from costlab.policy.budgets import Budgets
 from costlab.policy.document import SCHEMA_VERSION, Policy
-from costlab.policy.region import Region, _binding, _largest, _worst, joint_value
+from costlab.policy.region import Region, _binding, _largest, joint_value, worst_input
 from costlab.policy.sizing import _default_machine, _request, _serving, _shapes
 
 #: What the memory budget bounds, by memory source (`Policy.data["memory_figure"]`).
@@ -166,7 +166,7 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
                 max(base[d], int(np.floor(base[d] * (top[d] / base[d]) ** t + 1e-9))) for d in dims}
 
     def ratio(region) -> float:
-        return _worst(cost_models, bounded, budgets, region)[0]
+        return worst_input(cost_models, bounded, budgets, region)[0]
 
     box0 = Region(dims, lo, grown(lo, cap, 0.0))
     start = ratio(box0)
@@ -194,7 +194,7 @@ def synthesize(cost_models: dict, budgets, *, space: InputSpace, model: dict | N
         region = Region(dims, snap_lo, {d: (region.hi[d] // steps[d] * steps[d] if d in steps else region.hi[d])
                                          for d in dims}, region.joint, region.offsets, steps)
         lo = snap_lo
-    worst_ratio, worst_at, pred, upper = _worst(cost_models, bounded, budgets, region)
+    worst_ratio, worst_at, pred, upper = worst_input(cost_models, bounded, budgets, region)
     binding = "measured range" if t_box >= 1.0 else _binding(bounded, budgets, worst_at, dims)
     limits = {}
     for d in dims:

@@ -227,11 +227,11 @@ def test_each_axis_maximum_reaches_where_its_own_cost_binds():
     for d, lim in pol.limits.items():
         if lim["limited_by"] == "latency":
             # one step further along d, with the joint maximum kept, breaks the budget
-            from costlab.policy.region import Region, _worst
+            from costlab.policy.region import Region, worst_input
 
             wider = Region(region.dims, region.lo, {**region.hi, d: int(lim["max"] * 1.05) + 1}, region.joint,
                             region.offsets)
-            assert _worst({"wall_s_median": model}, {"wall_s_median": model}, budgets, wider)[0] > 1, d
+            assert worst_input({"wall_s_median": model}, {"wall_s_median": model}, budgets, wider)[0] > 1, d
     # batch reaches the joint budget over the shortest sequence (or the range), not less
     batch = pol.limits["batch"]
     assert batch["max"] in (512, j["max"] // 8), batch
@@ -365,7 +365,7 @@ def test_a_small_region_is_searched_input_by_input_where_the_bound_peaks_off_the
     finds a bump between the grid's points, and every input the policy admits stays within
     margin × budget. The frontier search alone reads that region within budget."""
     from costlab.policy import region as R
-    from costlab.policy.region import _worst
+    from costlab.policy.region import worst_input
 
     space = InputSpace(SPACE.inputs, (Dimension("batch", 1, 8), Dimension("seq_len", 8, 64)))
     bump = {"batch": 3, "seq_len": 42}  # between the grid's seq_len 40 and 44
@@ -386,7 +386,7 @@ def test_a_small_region_is_searched_input_by_input_where_the_bound_peaks_off_the
         X = every[pol.region().contains(every)]
         return X[bumped["wall_s_median"].upper(X) * 1e3 > budgets.latency_ms * 0.9 + 1e-9]
 
-    ratio, at, _, up = _worst(bumped, bumped, budgets, region)
+    ratio, at, _, up = worst_input(bumped, bumped, budgets, region)
     assert at == bump, at
     assert up["wall_s_median"] > models["wall_s_median"].upper(pd.DataFrame([at]))[0] * 1.5
     pol = synthesize(bumped, budgets, space=space)
@@ -395,5 +395,5 @@ def test_a_small_region_is_searched_input_by_input_where_the_bound_peaks_off_the
     # the frontier search alone (its sub-box refinement goes round the grid's worst, far
     # from the bump) reads the region within budget
     monkeypatch.setattr(R, "EXHAUSTIVE", 0)
-    missed, at, _, _ = _worst(bumped, bumped, budgets, region)
+    missed, at, _, _ = worst_input(bumped, bumped, budgets, region)
     assert missed <= 1 < ratio and at != bump, (missed, ratio, at)
