@@ -165,11 +165,13 @@ def _costlab(*args, **kw):
 def test_a_run_killed_with_sigkill_resumes_without_loss_or_duplicates(tmp_path):
     args = ["run", "zoo:mlp", "--latency-ms", "50", "--memory-mib", "64", "--set", "points=4", "--set", "rounds=2",
             "--set", "examples=3", "--set", "probe_time_s=0.05", "--set", "refine=false", "--set", "settle=0", "--isolation", "subprocess",
-            "--set", "boundary=false", "--set", "churn=0", "--set", "throughput_s=0", "--set", "values=random"]
+            "--set", "boundary=false", "--set", "churn=0", "--set", "throughput_s=0", "--set", "values=random",
+            "--set", "validity=false"]
     # no refine, settle, boundary or value scan: what they measure depends on noisy times
     # (fits, the scan's second looks), so the two runs' plans could differ; the plan measured
     # must be the same to compare them probe by probe (the scan resumes from its log:
-    # tests/test_fuzz.py). No churn or concurrent run either: they are not in the probe log.
+    # tests/test_fuzz.py). No churn, concurrent run or validity search either: they are not in
+    # the probe log.
     whole = _costlab(*args, "--out", str(tmp_path / "whole"))
     assert whole.wait(timeout=600) == 0, whole.stderr.read()
     expected = [(r["plan"], r["probe"]) for r in read_log(tmp_path / "whole" / "probes.jsonl")]
