@@ -42,7 +42,7 @@ lines += ["", "## When the drift check and the pulses run", "",
           "## Policy fields a preset leaves out", "",
           "| field | left out when |", "|---|---|",
           "| `machine_speed` | `pulse: 0` (the `quick` preset): no speed index, verify reads raw latencies |",
-          "| `shapes.drift` | the drift check did not run (`drift: off`, or `auto` and the trigger did not fire) |",
+          "| `shapes.drift` | the drift check did not run (`drift: off`, the `quick` preset; `churn: 0`; or probes run in this process, `isolation: inprocess`) |",
           "| `serving.throughput`, `serving.rate_limit_rps`, `serving.burst` | `throughput_s: 0` |",
           "| `shapes` (buckets, `max_distinct`) | `churn: 0` |", ""]
 (docs / "settings.md").write_text("\n".join(lines))
