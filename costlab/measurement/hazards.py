@@ -97,11 +97,11 @@ class Hazards:
             self.tracing_s = over if self.tracing_s is None else max(self.tracing_s, over)
 
     def record(self, sizes: dict, values: str, row: dict, stage: str) -> None:
-        """Keep `sizes` (with value pattern `values`) when `row` timed out, ran out of
-        memory or crashed; anything else is ignored."""
+        """Keep `sizes` (with value pattern `values`, and the row's `repro` file) when `row`
+        timed out, ran out of memory or crashed; anything else is ignored."""
         if row.get("status") in FAILED:
             self.failed.append({"sizes": {d: int(v) for d, v in sizes.items()}, "values": values,
-                                "status": row["status"], "stage": stage})
+                                "status": row["status"], "stage": stage, "repro": row.get("repro") or ""})
 
     def blocking(self, sizes: dict, values: str) -> dict | None:
         """The recorded failure that `sizes` is at least as large as in every dimension,

@@ -159,6 +159,7 @@ class _Prober:
             row = _row(self.space, sizes, shapes, kind, round_, seed, probe_id, self.plan, self.adapter.call_path,
                        self.hazards.not_sent_row(blocked), self.executor.env, self.executor.memory_source,
                        values=values)
+            row["repro"] = blocked.get("repro") or ""  # the input that failed: this one was never made
             if self.log:
                 self.log.write(json.dumps(row) + "\n")
                 self.log.flush()
@@ -170,10 +171,10 @@ class _Prober:
             row = _row(self.space, sizes, inputs, kind, round_, seed, probe_id, self.plan,
                        self.adapter.call_path, result, self.executor.env, self.executor.memory_source,
                        values=values)
-            if self.hazards is not None and not pulse:
-                self.hazards.record(sizes, values, row, kind)
             if row["status"] != "ok" and self.failures_dir is not None and keep:
                 row["repro"] = save_failure(self.failures_dir, row, inputs, self.space.dim_names)
+            if self.hazards is not None and not pulse:
+                self.hazards.record(sizes, values, row, kind)
             if self.log:  # on disk before the next probe starts
                 self.log.write(json.dumps(row) + "\n")
                 self.log.flush()
@@ -272,15 +273,24 @@ def _prepare(model, space, preprocess):
     return adapter, space, adapter.describe()
 
 
+#: `profile`'s settings of the size plan, which `session` takes and does not use.
+_PLAN_SETTINGS = frozenset({"points", "examples", "rounds", "seed", "preprocess"})
+
+
 def session(adapter, space: InputSpace, *, plan: str, total: int, isolation: str = "inprocess",
             memory_cap_mib=None, timeout_s=None, probes_per_worker=None, log_path=None, resume=False,
             failures_dir=None, progress=None, max_probe_s=MAX_PROBE_S, max_probe_mib=MAX_PROBE_MIB,
             min_repeats=5, max_repeats=30, probe_time_s=0.5, backend=None, pulse=None, values="random",
-            hazards=None, **_ignored) -> _Prober:
+            hazards=None, **plan_settings) -> _Prober:
     """A context measuring probes one at a time as `profile` does (same isolation, caps,
     log, resume and failure keeping): for adaptive plans such as `costlab.pipeline.refine.boundary`.
     `plan` names the probes for `resume`; `values` is the value pattern of the plan's
-    probes (`InputSpace.pattern_inputs`); `**_ignored` takes `profile`'s other settings."""
+    probes (`InputSpace.pattern_inputs`); `**plan_settings` takes `profile`'s settings of
+    the size plan (`points`, `examples`, `rounds`, `seed`, `preprocess`), which do not
+    apply here, and refuses any other name."""
+    unknown = sorted(set(plan_settings) - _PLAN_SETTINGS)
+    if unknown:
+        raise CostlabError(f"Unknown setting(s) for a probe session: {', '.join(unknown)}. Received: {unknown}")
     if isolation not in ISOLATIONS:
         raise CostlabError(f"Expected `isolation` to be one of {', '.join(ISOLATIONS)}. Received: {isolation!r}")
     if resume and log_path is None:
