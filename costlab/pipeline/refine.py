@@ -200,7 +200,7 @@ def below_floor(model, prof: Profile, floor: dict, asked, **profile_kw):
 
     Returns:
         `(profile, accepted, note)`: the profile with the four rows added (`kind`
-        `floor` and `floor:declared`), whether the floor's time (the faster reading) and peak are within
+        `floor` and `floor:declared`), whether the floor's time (its fastest call) and peak are within
         `FLOOR_TOLERANCE` of the declared corner's (or 1 MiB / 0.2 ms above it), and what
         was measured.
     """
@@ -225,12 +225,15 @@ def below_floor(model, prof: Profile, floor: dict, asked, **profile_kw):
     at = {k: ok[ok["kind"] == k] for k in ("floor", "floor:declared")}
     if any(len(v) < 2 for v in at.values()):
         return prof, False, f"the floor {floor} or the declared minimum {declared} failed to measure"
-    # the faster of the two readings each: noise (a first call's tracing, a busy core) only adds time
-    t = {k: float(v["wall_s_median"].min()) for k, v in at.items()}
+    # the fastest call of the two readings each: noise (a first call's tracing, a busy core)
+    # only adds time, and sub-millisecond medians on a loaded host spread by 20% (one CI run:
+    # medians 1.20 ms at the floor against 0.99 ms, fastest calls 0.94 against 0.83 ms)
+    col = "wall_s_min" if "wall_s_min" in rows.columns and ok["wall_s_min"].notna().all() else "wall_s_median"
+    t = {k: float(v[col].min()) for k, v in at.items()}
     m = {k: float(v["peak_bytes"].median()) if v["peak_bytes"].notna().all() else 0.0 for k, v in at.items()}
     accepted = (t["floor"] <= max(t["floor:declared"] * FLOOR_TOLERANCE, t["floor:declared"] + 2e-4)
                 and m["floor"] <= max(m["floor:declared"] * FLOOR_TOLERANCE, m["floor:declared"] + 2**20))
-    note = (f"{floor} measured {t['floor'] * 1e3:.2f} ms, {m['floor'] / 2**20:.2f} MiB against "
+    note = (f"{floor} measured {t['floor'] * 1e3:.2f} ms (fastest call), {m['floor'] / 2**20:.2f} MiB against "
             f"{t['floor:declared'] * 1e3:.2f} ms, {m['floor:declared'] / 2**20:.2f} MiB at the declared minimum "
             f"{declared}")
     return prof, accepted, note
