@@ -42,11 +42,11 @@ class Run:
     skipped: list = field(default_factory=list)  # stages that failed: {"stage", "error", "sizes", "without"}
     validity: object = None  # costlab.profiling.validity.Validity, or None when not searched
     #: The stage files as JSON (`churn`, `throughput`, `values`, `drift`, `validity`,
-    #: `skipped`, `settings`; `failures` a list), for a run read back by `load`.
+    #: `skipped`, `settings`, `timings`; `failures` a list), for a run read back by `load`.
     files: dict = field(default_factory=dict)
 
     #: The stage files `load` reads, each `<name>.json` in the run directory.
-    STAGE_FILES = ("boundary", "churn", "throughput", "values", "drift", "validity", "skipped", "settings")
+    STAGE_FILES = ("boundary", "churn", "throughput", "values", "drift", "validity", "skipped", "settings", "timings")
 
     @classmethod
     def load(cls, run_dir) -> Run:
@@ -226,6 +226,11 @@ class Run:
                 lines.append(f"  {k['stage']}{at}: {k['error']}; so {k['without']}")
         if self.profile.resumed:
             lines.append(f"resumed: {self.profile.resumed} probes taken from {self.out_dir}/probes.jsonl")
+        timings = self.files.get("timings")
+        if timings:
+            spent = sorted(timings["stages"].items(), key=lambda kv: -kv[1])
+            lines.append(f"time: {timings['total_s']:.0f} s in the run ("
+                         + ", ".join(f"{k} {v:.0f} s" for k, v in spent if v >= 0.5) + ")")
         lines.append(f"files: {self.out_dir}/policy.json, profile.csv, cost_models.json, plots/, report.html")
         return "\n".join(lines)
 

@@ -31,6 +31,12 @@ def test_run_writes_every_file(attention_run):
     # measured in this process: no drift check, and the summary says why
     assert "shape drift: not measured (this run's probes ran in one process" in attention_run.summary()
     assert not (out / "drift.json").exists()
+    # where the time went: each stage that ran, within the run's total
+    timings = json.loads((out / "timings.json").read_text())
+    stages = timings["stages"]
+    assert {"size plan", "boundary search", "shape churn", "plots"} <= set(stages) and "shape drift" not in stages
+    assert 0 < sum(stages.values()) <= timings["total_s"], timings
+    assert costlab.Run.load(out).files["timings"] == timings and f"time: {timings['total_s']:.0f} s in the run" in attention_run.summary()
     plots = sorted(p.name for p in (out / "plots").glob("*.png"))
     assert "cost_peak_bytes_vs_seq_len.png" in plots and "cost_wall_s_median_vs_batch.png" in plots
     jsonschema.validate(json.loads((out / "policy.json").read_text()), schema())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def run(model, budgets, out_dir, *, space=None, preset: str | None = None, setti
     """
     from costlab.adapters import adapt
 
+    started = time.perf_counter()
     budgets = Budgets(**budgets) if isinstance(budgets, dict) else budgets
     chosen = run_settings.resolve(preset, settings, **overrides)
     out = Path(out_dir)
@@ -74,6 +76,7 @@ def run(model, budgets, out_dir, *, space=None, preset: str | None = None, setti
         run_settings.check_resume(out, chosen)
     out.mkdir(parents=True, exist_ok=True)
     run_settings.write(out, chosen)
+    stages = _Stages(out, seed=chosen.seed, started=started)
     (extrapolate, refine, settle, churn, boundary, throughput_s, joint, timeout_factor, pulse, joint_offsets, values,
      drift_shapes, drift_checks, drift_share, validity, hard_min) = (
         getattr(chosen, k) for k in ("extrapolate", "refine", "settle", "churn", "boundary", "throughput_s", "joint",
@@ -105,10 +108,9 @@ def run(model, budgets, out_dir, *, space=None, preset: str | None = None, setti
         from costlab.inputs.space import InputSpace
 
         ref_space = space or InputSpace.from_model(adapter)
-        profile_kw["pulse"] = {"sizes": _reference(adapter, ref_space, budgets, log, resume, profile_kw),
-                               "every": pulse}
+        profile_kw["pulse"] = {"sizes": stages.timed("speed reference", lambda: _reference(
+            adapter, ref_space, budgets, log, resume, profile_kw)), "every": pulse}
     profile_kw = {**profile_kw, "resume": resume, "failures_dir": out / "failures"}
-    stages = _Stages(out, seed=profile_kw.get("seed", 0))
     found_values, value_pattern = None, None
     if values == "auto":
         from costlab.profiling.values import scan
@@ -129,7 +131,7 @@ def run(model, budgets, out_dir, *, space=None, preset: str | None = None, setti
                                f"Received: values={values!r}")
         value_pattern = {"pattern": values, "chosen_by": "given"}
         profile_kw["values"] = values
-    prof = profile(adapter, space, log_path=log, **profile_kw)
+    prof = stages.timed("size plan", lambda: profile(adapter, space, log_path=log, **profile_kw))
     if found_values is not None and found_values.probes is not None and len(found_values.probes):
         import pandas as pd  # the scan's rows first, as measured; `fit` leaves them out
 
@@ -156,9 +158,11 @@ def run(model, budgets, out_dir, *, space=None, preset: str | None = None, setti
                 asked = asked.with_bounds(**valid.bounds(asked)).with_multiples(**valid.multiples())
                 if valid.multiples():  # later plans (refinement, settling) step through the multiples
                     prof = replace(prof, space=prof.space.with_multiples(**valid.multiples()))
-                    prof, models, skipped, again = to_multiples(adapter, prof, asked, log_path=log, **profile_kw)
+                    prof, models, skipped, again = stages.timed("validity search", lambda prof=prof: to_multiples(
+                        adapter, prof, asked, log_path=log, **profile_kw))
                     refined = {**refined, **again}
-                prof, models, skipped, reached = to_validity(adapter, prof, valid, asked, log_path=log, **profile_kw)
+                prof, models, skipped, reached = stages.timed("validity search", lambda prof=prof: to_validity(
+                    adapter, prof, valid, asked, log_path=log, **profile_kw))
                 refined = {**refined, **{d: f"{refined[d]}; {n}" if d in refined else n for d, n in reached.items()}}
                 prof.save(out)
             below = {d: valid.floor[d] for d in asked.dim_names
@@ -179,12 +183,12 @@ def run(model, budgets, out_dir, *, space=None, preset: str | None = None, setti
     ceiling = {d: lim["max"] for d, lim in (valid.limits if valid is not None else {}).items()
                if lim.get("max") is not None}
     if refine:
-        prof, models, skipped, widened = _refine(adapter, prof, models, skipped, log_path=log, ceiling=ceiling,
-                                                 **profile_kw)
+        prof, models, skipped, widened = stages.timed("refine", lambda: _refine(
+            adapter, prof, models, skipped, log_path=log, ceiling=ceiling, **profile_kw))
         refined = {**refined, **{d: f"{refined[d]}; {n}" if d in refined else n for d, n in widened.items()}}
     if settle:
-        prof, models, skipped, settled = _settle(adapter, prof, models, skipped, passes=settle, log_path=log,
-                                                 ceiling=ceiling, **profile_kw)
+        prof, models, skipped, settled = stages.timed("settle", lambda: _settle(
+            adapter, prof, models, skipped, passes=settle, log_path=log, ceiling=ceiling, **profile_kw))
         refined = {**refined, **{d: f"{refined[d]}; {n}" if d in refined else n for d, n in settled.items()}}
     prof.save(out)  # before anything can fail: nothing measured is lost
     if not any(t in models for t in ("wall_s_median", "peak_bytes")):
@@ -367,8 +371,10 @@ def run(model, budgets, out_dir, *, space=None, preset: str | None = None, setti
 
     # report.html: everything above in one self-contained file (it lists the stages skipped)
     stages.attempt("report", "there is no report.html", lambda: write_report(out))
+    timings = stages.timings()
+    (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     return Run(prof, models, pol, out, skipped, refined, _undetermined(prof, models, profile_kw, ceiling), shape_churn,
-               found, found_values, drift, skipped=stages.skipped, validity=valid)
+               found, found_values, drift, skipped=stages.skipped, validity=valid, files={"timings": timings})
 
 
 class _Stages:
@@ -377,13 +383,28 @@ class _Stages:
     to its policy: `skipped` (in `skipped.json`) lists each with its error and what the
     policy lacks for it; the input it failed on, when known, is kept under `failures/`."""
 
-    def __init__(self, out: Path, *, seed: int):
+    def __init__(self, out: Path, *, seed: int, started: float | None = None):
         self.out, self.seed, self.skipped = out, seed, []
+        self.started, self.seconds = started or time.perf_counter(), {}  # wall seconds per stage (`timings.json`)
 
-    def attempt(self, stage: str, without: str, fn, *, sizes=None, inputs=None, values="random"):
-        """`fn()`, or `None` when it raised (recorded)."""
+    def timed(self, stage: str, fn):
+        """`fn()`, its wall time added to `stage`'s; an exception propagates."""
+        t0 = time.perf_counter()
         try:
             return fn()
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
+
+    def timings(self) -> dict:
+        """`{"total_s", "stages": {stage: s}}`: the run so far; the rest (loading the model,
+        fitting, synthesis) is `total_s` less the stages."""
+        return {"total_s": round(time.perf_counter() - self.started, 3),
+                "stages": {k: round(v, 3) for k, v in self.seconds.items()}}
+
+    def attempt(self, stage: str, without: str, fn, *, sizes=None, inputs=None, values="random"):
+        """`fn()`, or `None` when it raised (recorded); its wall time is `stage`'s."""
+        try:
+            return self.timed(stage, fn)
         except PolicyError:
             raise  # budgets no input meets: a verdict on the budgets, not a stage failing
         except Exception as exc:  # noqa: BLE001 - a stage's failure is data: the run goes on to its policy
