@@ -10,6 +10,7 @@ way, which makes them the reference cases for every stage of costlab:
 | `recurrent` | int32 token ids (batch, seq_len) < 1000 | batch · seq_len |
 | `conv` | float32 images (batch, height, width, 3) | batch · height · width |
 | `masked` | int32 token ids and their 0/1 mask, both (batch, seq_len): two inputs, one tied axis | batch · seq_len² |
+| `multimodal` | int32 token ids (batch, seq_len) and float32 images (batch, height, width, 3): two inputs, batch tied, the rest their own | batch · seq_len + batch · height · width: four free dimensions |
 | `sponge` | int32 token ids (batch, seq_len) < 1000 | batch · seq_len × (how often the first token repeats): a value-dependent worst case |
 
 Measurement probes, for checking the profiler itself (`probe_names()`):
@@ -166,6 +167,21 @@ def _masked():
     a = layers.MultiHeadAttention(num_heads=2, key_dim=16, name="attention")(h, h)
     y = layers.Dense(2, name="logits")(layers.GlobalAveragePooling1D(name="pool")(a))
     return keras.Model([t, m], y, name="masked")
+
+
+@_register
+def _multimodal():
+    import keras
+    from keras import layers
+
+    t = keras.Input(shape=(None,), name="tokens", dtype="int32")
+    x = keras.Input(shape=(None, None, 3), name="image", dtype="float32")
+    h = layers.Embedding(VOCAB, 32, name="embedding")(t)
+    h = layers.GlobalAveragePooling1D(name="text_pool")(layers.Dense(32, activation="relu", name="text_dense")(h))
+    g = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(x)
+    g = layers.GlobalAveragePooling2D(name="image_pool")(g)
+    y = layers.Dense(2, name="logits")(layers.Concatenate(name="fuse")([h, g]))
+    return keras.Model([t, x], y, name="multimodal")
 
 
 def _repeat_loop_layer():
