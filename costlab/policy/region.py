@@ -160,9 +160,10 @@ def edge_points(region, dims=None) -> dict:
         if at.empty:
             continue
         others = [o for o in dims if o != d]
-        score = sum(np.log(at[o] / region.lo[o]) / max(np.log(region.hi[o] / region.lo[o]), 1e-9)
-                    for o in others if region.hi[o] > region.lo[o]) if others else pd.Series(0, index=at.index)
-        best = at.loc[score.idxmax()] if others else at.iloc[0]
+        # (a Series even when every other dimension is pinned, lo == hi: a region of batch 1..1)
+        score = sum((np.log(at[o] / region.lo[o]) / max(np.log(region.hi[o] / region.lo[o]), 1e-9)
+                     for o in others if region.hi[o] > region.lo[o]), pd.Series(0.0, index=at.index))
+        best = at.loc[score.idxmax()]
         out[d] = {k: int(best[k]) for k in dims}
     return out
 

@@ -397,3 +397,12 @@ def test_a_small_region_is_searched_input_by_input_where_the_bound_peaks_off_the
     monkeypatch.setattr(R, "EXHAUSTIVE", 0)
     missed, at, _, _ = worst_input(bumped, bumped, budgets, region)
     assert missed <= 1 < ratio and at != bump, (missed, ratio, at)
+
+
+def test_edge_points_of_a_region_with_every_other_dimension_pinned():
+    """batch 1..1: seq_len's edge point is (1, its maximum), not an error (a drift check on
+    such a policy once failed with `'int' object has no attribute 'idxmax'`)."""
+    from costlab.policy import Region, edge_points
+
+    region = Region(("batch", "seq_len"), {"batch": 1, "seq_len": 1}, {"batch": 1, "seq_len": 3})
+    assert edge_points(region) == {"batch": {"batch": 1, "seq_len": 3}, "seq_len": {"batch": 1, "seq_len": 3}}
