@@ -285,6 +285,7 @@ class Subprocess:
         self.pulse_worker: _Worker | None = None
         self.started = 0
         self.memory_source = self.env = self.describe = None
+        self.shared = False  # held by a run's `Workers`: `close` leaves it running
 
     def _start(self) -> _Worker:
         w = _Worker(self.ref, memory_cap_bytes=self.cap, start_timeout_s=self.start_timeout_s, env=self.worker_env)
@@ -345,11 +346,64 @@ class Subprocess:
         return row
 
     def close(self) -> None:
+        """Stop the workers; an executor `Workers` shares stays up until `Workers.close`."""
+        if self.shared:
+            return
         for w in (self.worker, self.pulse_worker):
             if w is not None:
                 w.close()
         self.worker = self.pulse_worker = None
         self._scratch.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Workers:
+    """The isolated workers of one run, shared by its stages.
+
+    Each probe session (the value scan, the size plan, the boundary searches, ...) asks
+    for its executor here: sessions with the same model and settings get the same
+    `Subprocess`, so its probe worker and its pulse worker start once and stay warm
+    through the run (TensorFlow is imported once per worker, not once per stage), and
+    the pulses of every stage read the same reference worker. A session's `close` leaves
+    a shared executor running; `Workers.close` stops them all. Stages that need a process
+    of their own (validity verdicts, churn, drift, throughput) do not come here.
+
+    Example:
+        >>> with Workers() as workers:  # doctest: +SKIP
+        ...     ex = workers.executor(adapter, memory_cap_mib=8192, timeout_s=60, min_repeats=5)
+        ...     ex is workers.executor(adapter, memory_cap_mib=8192, timeout_s=60, min_repeats=5)
+        True
+    """
+
+    def __init__(self):
+        self._executors: dict = {}
+
+    def executor(self, adapter, *, hazards=None, **config) -> Subprocess:
+        """The shared `Subprocess` for `adapter` with `config` (`Subprocess`'s keywords),
+        made on first use."""
+        key = (id(adapter), id(hazards), repr(sorted(config.items())))
+        ex = self._executors.get(key)
+        if ex is None:
+            ex = Subprocess(adapter, hazards=hazards, **config)
+            ex.shared = True
+            self._executors[key] = ex
+        return ex
+
+    @property
+    def started(self) -> int:
+        """Worker processes started so far, over every shared executor."""
+        return sum(ex.started for ex in self._executors.values())
+
+    def close(self) -> None:
+        for ex in self._executors.values():
+            ex.shared = False
+            ex.close()
+        self._executors.clear()
 
     def __enter__(self):
         return self

@@ -281,11 +281,13 @@ def session(adapter, space: InputSpace, *, plan: str, total: int, isolation: str
             memory_cap_mib=None, timeout_s=None, probes_per_worker=None, log_path=None, resume=False,
             failures_dir=None, progress=None, max_probe_s=MAX_PROBE_S, max_probe_mib=MAX_PROBE_MIB,
             min_repeats=5, max_repeats=30, probe_time_s=0.5, backend=None, pulse=None, values="random",
-            hazards=None, **plan_settings) -> _Prober:
+            hazards=None, workers=None, **plan_settings) -> _Prober:
     """A context measuring probes one at a time as `profile` does (same isolation, caps,
     log, resume and failure keeping): for adaptive plans such as `costlab.pipeline.refine.boundary`.
     `plan` names the probes for `resume`; `values` is the value pattern of the plan's
-    probes (`InputSpace.pattern_inputs`); `**plan_settings` takes `profile`'s settings of
+    probes (`InputSpace.pattern_inputs`); with `workers` (a run's
+    `costlab.measurement.executors.Workers`), isolated probes go to the run's shared
+    workers; `**plan_settings` takes `profile`'s settings of
     the size plan (`points`, `examples`, `rounds`, `seed`, `preprocess`), which do not
     apply here, and refuses any other name."""
     unknown = sorted(set(plan_settings) - _PLAN_SETTINGS)
@@ -299,10 +301,10 @@ def session(adapter, space: InputSpace, *, plan: str, total: int, isolation: str
     if backend is not None and backend not in BACKENDS:
         raise CostlabError(f"Expected `backend` to be one of {', '.join(BACKENDS)}. Received: {backend!r}")
     if isolation == "subprocess" or backend is not None:  # a backend is fixed per process
-        executor = Subprocess(adapter, memory_cap_mib=memory_cap_mib or 2 * max_probe_mib,
-                              timeout_s=timeout_s or max(60.0, 12 * max_probe_s),
-                              probes_per_worker=probes_per_worker, hazards=hazards,
-                              env={"KERAS_BACKEND": backend} if backend else None, **measure_kw)
+        executor = (Subprocess if workers is None else workers.executor)(
+            adapter, memory_cap_mib=memory_cap_mib or 2 * max_probe_mib,
+            timeout_s=timeout_s or max(60.0, 12 * max_probe_s), probes_per_worker=probes_per_worker,
+            hazards=hazards, env={"KERAS_BACKEND": backend} if backend else None, **measure_kw)
     else:
         executor = InProcess(adapter, **measure_kw)
     done = read_log(log_path) if resume else None
@@ -320,7 +322,7 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
             preprocess=None, failures_dir=None, progress: bool | None = None, max_probe_s: float = MAX_PROBE_S,
             max_probe_mib: float = MAX_PROBE_MIB, min_repeats: int = 5, max_repeats: int = 30,
             probe_time_s: float = 0.5, backend: str | None = None, pulse: dict | None = None,
-            values: str = "random", hazards=None) -> Profile:
+            values: str = "random", hazards=None, workers=None) -> Profile:
     """Measure wall time and peak memory of `model` over its input space.
 
     Runs the explicit log-spaced size plan (`costlab.profiling.plan.plan`) with random values (or
@@ -384,6 +386,9 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
             stages: isolated probes take its timeout (the rule from the budgets), and an
             input as large as one that timed out, ran out of memory or crashed there is not
             sent. Defaults to `None` (`timeout_s`, and only this profile's failures).
+        workers: A `costlab.measurement.executors.Workers` shared with the run's other
+            stages: isolated probes go to its warm workers, which outlive this profile.
+            Defaults to `None` (workers of this profile's own, stopped at its end).
 
     Returns:
         A `Profile`.
@@ -409,7 +414,7 @@ def profile(model, space: InputSpace | None = None, *, points: int = 7, examples
                  failures_dir=failures_dir, progress=progress, max_probe_s=max_probe_s,
                  max_probe_mib=max_probe_mib, min_repeats=min_repeats, max_repeats=max_repeats,
                  probe_time_s=probe_time_s, backend=backend, pulse=pulse, values=values,
-                 hazards=hazards) as prober:
+                 hazards=hazards, workers=workers) as prober:
         prober.run_groups(groups, rounds=rounds, seed=seed)
         for i, inputs in enumerate(fuzz):
             sizes = space.sizes_of(inputs)
