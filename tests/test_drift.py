@@ -106,10 +106,10 @@ def _adapter(tmp_path, monkeypatch, name, per_shape):
     pytest.param(32, False, False, 0, 16, id="down-to-the-floor"),
 ])
 def test_the_next_count_the_drift_is_read_at(n, carried, over_share, padded, expected):
-    from costlab.pipeline.run import DRIFT_MIN_SHAPES, _next_drift_count
+    from costlab.pipeline.run import DRIFT_MIN_SHAPES, next_drift_count
 
     assert DRIFT_MIN_SHAPES == 16
-    assert _next_drift_count(n, carried=carried, over_share=over_share, padded=padded) == expected
+    assert next_drift_count(n, carried=carried, over_share=over_share, padded=padded) == expected
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux rlimits and /proc")

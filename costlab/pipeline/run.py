@@ -324,7 +324,7 @@ def run(model, budgets, out_dir, *, space=None, preset: str | None = None, setti
         while True:
             # Read the drift at `n` shapes per process, and again at a lower count (the
             # policy then holds a process to it) while no input can carry it, or while it
-            # takes more than `drift_share` of margin × latency budget (`_next_drift_count`).
+            # takes more than `drift_share` of margin × latency budget (`next_drift_count`).
             drift = stages.attempt(
                 "shape drift", "nothing is planned for drift", lambda n=n: checked_drift(
                     adapter, pol, checks=drift_checks, shapes=n, seed=profile_kw.get("seed", 0),
@@ -341,7 +341,7 @@ def run(model, budgets, out_dir, *, space=None, preset: str | None = None, setti
                 planned, failed = None, exc
             over = planned is not None and drift.planned_s > allowed_s
             padded = (planned.shapes.get("padded_shapes") or 0) if planned is not None else 0
-            lower = _next_drift_count(n, carried=planned is not None, over_share=over, padded=padded)
+            lower = next_drift_count(n, carried=planned is not None, over_share=over, padded=padded)
             why = (f"over {drift_share:g} of margin × latency budget, {allowed_s * 1e3:.2f} ms" if over
                    else "no input meets the budgets with it")
             if lower == n and planned is None:
@@ -442,7 +442,7 @@ def _memory_source(prof) -> str | None:
     return str(ok["memory_source"].dropna().mode().iloc[0])
 
 
-def _next_drift_count(n: int, *, carried: bool, over_share: bool, padded: int) -> int:
+def next_drift_count(n: int, *, carried: bool, over_share: bool, padded: int) -> int:
     """The count of shapes per process to read the drift at after reading it at `n`; `n`
     itself to keep the reading (or, when not `carried`, to give up).
 
@@ -451,6 +451,10 @@ def _next_drift_count(n: int, *, carried: bool, over_share: bool, padded: int) -
     latency budget): half of `n`, but not below the policy's `padded` shapes, as a server
     padding to the buckets holds no more. Never below `DRIFT_MIN_SHAPES`: where the half is
     under it, `n` is returned.
+
+    Example:
+        >>> next_drift_count(300, carried=True, over_share=True, padded=56)
+        150
     """
     half = n // 2 if n // 2 >= DRIFT_MIN_SHAPES else n
     if not carried:
