@@ -215,7 +215,7 @@ def main(argv=None) -> int:
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         v = r.get("verify") or {}
-        tight = ", ".join(f"{k} {t}" for k, t in (v.get("tightness") or {}).items()) or "–"
+        tight = ", ".join(f"{k} {float(t):.2f}" for k, t in (v.get("tightness") or {}).items() if t) or "–"
         lines.append(f"| {r['model']} | {r['dims']} | {r['mode']} | {r['wall_s']:.0f} | {r['calls']:.0f} | "
                      f"{v.get('violations', '–')} / {v.get('probes', '–')} | {tight} | {r.get('policy', 'failed')} |")
     lines += ["", "Where the time went (the first run's `timings.json`, seconds per stage):", ""]
