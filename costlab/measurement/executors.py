@@ -394,11 +394,6 @@ class Workers:
             self._executors[key] = ex
         return ex
 
-    @property
-    def started(self) -> int:
-        """Worker processes started so far, over every shared executor."""
-        return sum(ex.started for ex in self._executors.values())
-
     def close(self) -> None:
         for ex in self._executors.values():
             ex.shared = False

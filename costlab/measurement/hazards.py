@@ -2,7 +2,7 @@
 inputs that timed out, ran out of memory or crashed their worker, so that neither they nor
 anything at least as large is sent again.
 
-The timeout rule (docs/measurement.md, "Timeouts"):
+The timeout rule (docs/cli.md):
 
     timeout = tracing allowance + probe_time_s + (min_repeats + 2) × 20 × latency budget
 

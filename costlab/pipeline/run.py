@@ -390,9 +390,9 @@ class _Stages:
     to its policy: `skipped` (in `skipped.json`) lists each with its error and what the
     policy lacks for it; the input it failed on, when known, is kept under `failures/`."""
 
-    def __init__(self, out: Path, *, seed: int, started: float | None = None):
+    def __init__(self, out: Path, *, seed: int, started: float):
         self.out, self.seed, self.skipped = out, seed, []
-        self.started, self.seconds = started or time.perf_counter(), {}  # wall seconds per stage (`timings.json`)
+        self.started, self.seconds = started, {}  # `time.perf_counter()` at the start; wall seconds per stage
 
     def timed(self, stage: str, fn):
         """`fn()`, its wall time added to `stage`'s; an exception propagates."""

@@ -144,6 +144,13 @@ class _Prober:
         self.bar.update(1)
         return row
 
+    def _write(self, row: dict) -> None:
+        """Append `row` to the probe log, on disk before the next probe starts."""
+        if self.log:
+            self.log.write(json.dumps(row) + "\n")
+            self.log.flush()
+            os.fsync(self.log.fileno())
+
     def _measure(self, sizes, make_inputs, kind, round_, seed, probe_id, keep=True, values=None,
                  pulse=False) -> dict:
         values = values or self.values
@@ -160,10 +167,7 @@ class _Prober:
                        self.hazards.not_sent_row(blocked), self.executor.env, self.executor.memory_source,
                        values=values)
             row["repro"] = blocked.get("repro") or ""  # the input that failed: this one was never made
-            if self.log:
-                self.log.write(json.dumps(row) + "\n")
-                self.log.flush()
-                os.fsync(self.log.fileno())
+            self._write(row)
         else:
             inputs = make_inputs()
             # a pulse goes to the executor's reference worker (`Subprocess.pulse`)
@@ -175,10 +179,7 @@ class _Prober:
                 row["repro"] = save_failure(self.failures_dir, row, inputs, self.space.dim_names)
             if self.hazards is not None and not pulse:
                 self.hazards.record(sizes, values, row, kind)
-            if self.log:  # on disk before the next probe starts
-                self.log.write(json.dumps(row) + "\n")
-                self.log.flush()
-                os.fsync(self.log.fileno())
+            self._write(row)
         if not keep and row["status"] != "ok":
             self.pulse = None  # the reference itself fails here: no index from this session
         self.rows.append(row)
